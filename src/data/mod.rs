@@ -1,0 +1,5 @@
+//! Market data: the on-disk panel, the synthetic market, and samples drawn from a panel.
+
+pub mod npy;
+pub mod panel;
+pub mod synth;
