@@ -1,9 +1,13 @@
 //! alphanet: training and evaluation engine for AlphaNet (Huatai 2021), CPU reference + CUDA.
 
+pub mod app;
 pub mod autograd;
+pub mod coverage;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod float;
+pub mod fsutil;
 pub mod gradcheck;
 pub mod model;
 pub mod ops;

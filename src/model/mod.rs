@@ -1,1 +1,212 @@
-//! Models v1, v2, v3 built on the tape.
+//! AlphaNet models v1, v2, v3 on the tape, with Keras initialisation.
+
+pub mod checks;
+pub mod config;
+pub mod init;
+
+use crate::autograd::params::{ParamId, ParamStore};
+use crate::autograd::tape::{BnState, Recurrent, Tape, Var};
+use crate::float::Float;
+use crate::ops::ts_features::{all_pairs, pairs_among, FeatureSpec};
+use crate::rng::{stream, Rng};
+use crate::Result;
+pub use config::{apply_variant, Arch, LossConfig, ModelConfig};
+use rand::Rng as _;
+
+/// v2.1's feature draw: `n` of `n_features` without replacement (partial Fisher–Yates on the
+/// model's own stream), returned sorted. Stored in the checkpoint and reused at prediction.
+pub fn draw_features(n_features: usize, n: usize, seed: u64) -> Vec<u16> {
+    let mut rng = stream(seed, "pair-sample");
+    let mut all: Vec<u16> = (0..n_features as u16).collect();
+    for i in 0..n {
+        let j = rng.gen_range(i..n_features);
+        all.swap(i, j);
+    }
+    let mut drawn = all[..n].to_vec();
+    drawn.sort_unstable();
+    drawn
+}
+
+/// gamma, beta and moving statistics of one BatchNorm layer.
+#[derive(Debug, Clone, Copy)]
+struct Bn {
+    gamma: ParamId,
+    beta: ParamId,
+    state: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Layers {
+    V1 { bn_feat: Bn, bn_pool: Bn, hidden: [ParamId; 2], out: [ParamId; 2] },
+    V2 { bn_feat: Bn, rnn: [ParamId; 3], bn_rnn: Bn, out: [ParamId; 2] },
+    V3 { branches: [(Bn, [ParamId; 3], Bn); 2], out: [ParamId; 2] },
+}
+
+/// A model: its configuration, parameters, BN moving statistics and feature specs.
+#[derive(Debug, Clone)]
+pub struct Model<T> {
+    pub cfg: ModelConfig,
+    pub store: ParamStore<T>,
+    pub bn: Vec<BnState<T>>,
+    /// v2.1's drawn features (None: pairs over all features).
+    pub drawn: Option<Vec<u16>>,
+    pub specs: Vec<FeatureSpec>,
+    layers: Layers,
+}
+
+struct Builder<'a, T> {
+    store: ParamStore<T>,
+    bn: Vec<BnState<T>>,
+    rng: Rng,
+    cfg: &'a ModelConfig,
+}
+
+impl<T: Float> Builder<'_, T> {
+    fn bn(&mut self, name: &str, c: usize) -> Bn {
+        let gamma = self.store.add(&format!("{name}.gamma"), &[c], vec![T::one(); c], 0.0);
+        let beta = self.store.add(&format!("{name}.beta"), &[c], vec![T::zero(); c], 0.0);
+        self.bn.push(BnState::new(c, self.cfg.bn_eps, self.cfg.bn_momentum));
+        Bn { gamma, beta, state: self.bn.len() - 1 }
+    }
+
+    fn dense(&mut self, name: &str, i: usize, o: usize, l2: f64) -> [ParamId; 2] {
+        let w = init::glorot_uniform(&mut self.rng, i, o);
+        [
+            self.store.add(&format!("{name}.kernel"), &[i, o], w, l2),
+            self.store.add(&format!("{name}.bias"), &[o], vec![T::zero(); o], 0.0),
+        ]
+    }
+
+    /// Keras LSTM (gates i,f,c,o; forget bias 1) or GRU (gates z,r,h; bias `[2, 3H]`).
+    fn recurrent(&mut self, name: &str, kind: Recurrent, i: usize, h: usize) -> [ParamId; 3] {
+        let gates = match kind {
+            Recurrent::Lstm => 4,
+            Recurrent::Gru => 3,
+        };
+        let wi = init::glorot_uniform(&mut self.rng, i, gates * h);
+        let wh = init::orthogonal(&mut self.rng, h, gates * h);
+        let (bias, bshape) = match kind {
+            Recurrent::Lstm => {
+                let mut b = vec![T::zero(); 4 * h];
+                b[h..2 * h].iter_mut().for_each(|v| *v = T::one());
+                (b, vec![4 * h])
+            }
+            Recurrent::Gru => (vec![T::zero(); 6 * h], vec![2, 3 * h]),
+        };
+        [
+            self.store.add(&format!("{name}.kernel"), &[i, gates * h], wi, 0.0),
+            self.store.add(&format!("{name}.recurrent_kernel"), &[h, gates * h], wh, 0.0),
+            self.store.add(&format!("{name}.bias"), &bshape, bias, 0.0),
+        ]
+    }
+}
+
+impl<T: Float> Model<T> {
+    pub fn new(cfg: &ModelConfig) -> Result<Self> {
+        cfg.validate()?;
+        let drawn = cfg.pair_sample.map(|n| draw_features(cfg.n_features, n, cfg.seed));
+        let pairs = match &drawn {
+            Some(d) => pairs_among(d),
+            None => all_pairs(cfg.n_features),
+        };
+        let spec = |stride| FeatureSpec {
+            n_features: cfg.n_features,
+            days: cfg.days,
+            window: cfg.window,
+            stride,
+            ops: cfg.ops,
+            pairs: pairs.clone(),
+        };
+        let specs = match cfg.arch {
+            Arch::V3 => vec![spec(cfg.stride), spec(cfg.stride2)],
+            _ => vec![spec(cfg.stride)],
+        };
+        for s in &specs {
+            s.validate()?;
+        }
+        let mut b = Builder { store: ParamStore::new(), bn: vec![], rng: stream(cfg.seed, "init"), cfg };
+        let (c, h) = (specs[0].channels(), cfg.hidden);
+        let layers = match cfg.arch {
+            Arch::V1 => {
+                let steps = specs[0].steps();
+                let pooled = (steps - steps.min(3)) / 3 + 1;
+                let bn_feat = b.bn("bn_features", c);
+                let bn_pool = b.bn("bn_pool", 3 * c);
+                let width = steps * c + pooled * 3 * c;
+                let hidden = b.dense("hidden", width, cfg.dense_hidden, 0.0);
+                let out = b.dense("output", cfg.dense_hidden, 1, cfg.l2);
+                Layers::V1 { bn_feat, bn_pool, hidden, out }
+            }
+            Arch::V2 => {
+                let bn_feat = b.bn("bn_features", c);
+                let rnn = b.recurrent("lstm", Recurrent::Lstm, c, h);
+                let bn_rnn = b.bn("bn_lstm", h);
+                let out = b.dense("output", h, 1, cfg.l2);
+                Layers::V2 { bn_feat, rnn, bn_rnn, out }
+            }
+            Arch::V3 => {
+                let mut branch = |k: usize| {
+                    let bn_feat = b.bn(&format!("branch{k}.bn_features"), c);
+                    let rnn = b.recurrent(&format!("branch{k}.gru"), Recurrent::Gru, c, h);
+                    let bn_rnn = b.bn(&format!("branch{k}.bn_gru"), h);
+                    (bn_feat, rnn, bn_rnn)
+                };
+                let branches = [branch(0), branch(1)];
+                let out = b.dense("output", 2 * h, 1, cfg.l2);
+                Layers::V3 { branches, out }
+            }
+        };
+        Ok(Model { cfg: cfg.clone(), store: b.store, bn: b.bn, drawn, specs, layers })
+    }
+
+    fn bn(&mut self, tape: &mut Tape<T>, x: Var, bn: Bn) -> Var {
+        tape.batchnorm(x, &self.store, bn.gamma, bn.beta, &mut self.bn[bn.state])
+    }
+
+    /// Records the forward pass of a `[B, F, D]` batch on `tape`; returns the predictions `[B, 1]`.
+    /// `dropout_seed` fixes the dropout masks of this step (ignored when not training).
+    pub fn forward(&mut self, tape: &mut Tape<T>, x: Var, dropout_seed: u64) -> Var {
+        match self.layers.clone() {
+            Layers::V1 { bn_feat, bn_pool, hidden, out } => {
+                let f = tape.features(x, &self.specs[0]);
+                let a = self.bn(tape, f, bn_feat);
+                let steps = tape.shape(a)[1];
+                let p = tape.pool(a, steps.min(3), 3);
+                let pb = self.bn(tape, p, bn_pool);
+                let cat = tape.concat(&[a, pb]);
+                let z = tape.dense(cat, &self.store, hidden[0], hidden[1]);
+                let z = tape.relu(z);
+                let z = tape.dropout(z, self.cfg.v1_dropout, dropout_seed);
+                tape.dense(z, &self.store, out[0], out[1])
+            }
+            Layers::V2 { bn_feat, rnn, bn_rnn, out } => {
+                let f = tape.features(x, &self.specs[0]);
+                let a = self.bn(tape, f, bn_feat);
+                let hs = tape.recurrent(Recurrent::Lstm, a, &self.store, rnn);
+                let hb = self.bn(tape, hs, bn_rnn);
+                let d = tape.dropout(hb, self.cfg.dropout, dropout_seed);
+                tape.dense(d, &self.store, out[0], out[1])
+            }
+            Layers::V3 { branches, out } => {
+                let mut heads = Vec::with_capacity(2);
+                for (k, (bn_feat, rnn, bn_rnn)) in branches.into_iter().enumerate() {
+                    let f = tape.features(x, &self.specs[k]);
+                    let a = self.bn(tape, f, bn_feat);
+                    let hs = tape.recurrent(Recurrent::Gru, a, &self.store, rnn);
+                    heads.push(self.bn(tape, hs, bn_rnn));
+                }
+                let cat = tape.concat(&heads);
+                let d = tape.dropout(cat, self.cfg.dropout, dropout_seed);
+                tape.dense(d, &self.store, out[0], out[1])
+            }
+        }
+    }
+
+    /// Predictions for a `[B, F, D]` batch in inference mode (moving BN statistics, no dropout).
+    pub fn predict(&mut self, pictures: Vec<T>, b: usize) -> Vec<T> {
+        let mut tape = Tape::new(false);
+        let x = tape.input(pictures, &[b, self.cfg.n_features, self.cfg.days]);
+        let y = self.forward(&mut tape, x, 0);
+        tape.value(y).to_vec()
+    }
+}

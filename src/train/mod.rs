@@ -1,1 +1,9 @@
-//! Training loop, batching, checkpoints.
+//! Training: batches of whole dates, the purged split, the optimisation step, the loop,
+//! checkpoints and prediction.
+
+pub mod batches;
+pub mod checkpoint;
+pub mod predict;
+pub mod split;
+pub mod step;
+pub mod trainer;

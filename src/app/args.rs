@@ -1,0 +1,127 @@
+//! Command-line arguments shared by several commands (clap derive).
+
+use crate::autograd::adam::AdamConfig;
+use crate::model::{apply_variant, Arch, LossConfig, ModelConfig};
+use crate::ops::ts_features::OpSet;
+use crate::train::trainer::TrainConfig;
+use crate::{Error, Result};
+use clap::Args;
+
+/// Which model to build and which loss to train it with.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Report variants, comma separated, combined (e.g. `v2`, `v2.1`, `v2.1,v2.3`, `v3`).
+    #[arg(long, default_value = "v2")]
+    pub variant: String,
+    /// Architecture (overrides the one implied by --variant).
+    #[arg(long, value_enum)]
+    pub model: Option<Arch>,
+    /// v2.1: each model draws N of the 15 features and builds pairs only among them.
+    #[arg(long, value_name = "N")]
+    pub pair_sample: Option<usize>,
+    /// v2.2: neutralize predictions against the style exposures inside the loss.
+    #[arg(long)]
+    pub neutralize_loss: bool,
+    /// v2.3: weight W for samples whose label is in the top half of their date.
+    #[arg(long, value_name = "W")]
+    pub long_weight: Option<f64>,
+    /// Feature-layer ops, comma separated (corr,cov,stddev,zscore,return,decaylinear,mean).
+    #[arg(long, default_value = "corr,cov,stddev,zscore,return,decaylinear,mean")]
+    pub ops: String,
+    /// Dropout before the output layer (v2, v3).
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f64,
+    /// Recurrent units.
+    #[arg(long, default_value_t = 30)]
+    pub hidden: usize,
+}
+
+impl ModelArgs {
+    pub fn configs(&self, seed: u64) -> Result<(ModelConfig, LossConfig)> {
+        let mut m = ModelConfig { seed, dropout: self.dropout, hidden: self.hidden, ops: OpSet::parse(&self.ops)?, ..ModelConfig::default() };
+        let mut l = LossConfig::default();
+        for v in self.variant.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            apply_variant(v, &mut m, &mut l)?;
+        }
+        if let Some(a) = self.model {
+            m.arch = a;
+        }
+        if self.pair_sample.is_some() {
+            m.pair_sample = self.pair_sample;
+        }
+        if self.neutralize_loss {
+            l.neutralize = true;
+        }
+        if let Some(w) = self.long_weight {
+            if !(w.is_finite() && w > 0.0) {
+                return Err(Error::Config(format!("--long-weight {w}: must be a positive number")));
+            }
+            l.long_weight = Some(w);
+        }
+        m.validate()?;
+        Ok((m, l))
+    }
+}
+
+/// Optimiser and loop settings.
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    #[arg(long, default_value_t = 100)]
+    pub epochs: usize,
+    /// Early-stopping patience in epochs (validation loss).
+    #[arg(long, default_value_t = 10)]
+    pub patience: usize,
+    /// Samples per batch (whole dates, filled to about this size).
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl TrainArgs {
+    pub fn config(&self) -> Result<TrainConfig> {
+        if self.batch == 0 || self.epochs == 0 {
+            return Err(Error::Config("--batch and --epochs must be at least 1".into()));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::Config(format!("--lr {}: must be a positive number", self.lr)));
+        }
+        Ok(TrainConfig {
+            epochs: self.epochs,
+            patience: self.patience.max(1),
+            batch_size: self.batch,
+            adam: AdamConfig { lr: self.lr, ..AdamConfig::default() },
+            seed: self.seed,
+        })
+    }
+}
+
+/// Sets the size of rayon's global pool once per process.
+pub fn init_threads(threads: Option<usize>) -> Result<()> {
+    if let Some(n) = threads {
+        if n == 0 {
+            return Err(Error::Config("--threads must be at least 1".into()));
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| Error::Config(format!("--threads {n}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Parses `A:B` (e.g. `--split 4:1`).
+pub fn parse_ratio(s: &str) -> Result<(usize, usize)> {
+    let bad = || Error::Config(format!("--split {s}: expected two positive integers like 4:1"));
+    let (a, b) = s.split_once(':').ok_or_else(bad)?;
+    let (a, b) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+    if a == 0 || b == 0 {
+        return Err(bad());
+    }
+    Ok((a, b))
+}

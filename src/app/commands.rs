@@ -1,0 +1,95 @@
+//! `synth`, `train`, `predict` and `coverage`.
+
+use super::fit::fit;
+use crate::coverage;
+use crate::data::panel::Panel;
+use crate::data::samples::{HORIZON, PICTURE_DAYS};
+use crate::data::synth::{write_synth, SynthConfig};
+use crate::model::{LossConfig, ModelConfig};
+use crate::train::checkpoint;
+use crate::train::predict::{predict_factor, write_factor};
+use crate::train::trainer::TrainConfig;
+use crate::{Error, Result};
+use std::path::Path;
+
+pub fn synth(cfg: &SynthConfig, out: &Path) -> Result<()> {
+    write_synth(cfg, out)?;
+    let panel = Panel::open(out)?;
+    let oracle = panel.meta().oracle.as_ref().map(|o| o.rank_ic_mean).unwrap_or(f64::NAN);
+    println!(
+        "wrote {}: {} dates × {} stocks, oracle RankIC mean {oracle:.4}",
+        out.display(),
+        panel.n_dates(),
+        panel.n_stocks()
+    );
+    Ok(())
+}
+
+/// Resolves an optional `--from`/`--to` pair of dates into an index range (inclusive `to`).
+pub fn date_range(panel: &Panel, from: Option<&str>, to: Option<&str>, default: std::ops::Range<usize>) -> Result<std::ops::Range<usize>> {
+    let start = from.map(|d| panel.date_index(d)).transpose()?.unwrap_or(default.start);
+    let end = to.map(|d| panel.date_index(d).map(|i| i + 1)).transpose()?.unwrap_or(default.end);
+    if start >= end {
+        return Err(Error::Config(format!("--from {from:?} is not before --to {to:?}")));
+    }
+    Ok(start..end)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    panel_dir: &Path,
+    out: &Path,
+    model: &ModelConfig,
+    loss: &LossConfig,
+    cfg: &TrainConfig,
+    range: (Option<&str>, Option<&str>),
+    every: usize,
+    ratio: (usize, usize),
+) -> Result<()> {
+    if out.exists() {
+        return Err(Error::Exists { path: out.to_path_buf() });
+    }
+    let panel = Panel::open(panel_dir)?;
+    let default = PICTURE_DAYS - 1..panel.n_dates().saturating_sub(HORIZON);
+    let insample = date_range(&panel, range.0, range.1, default)?;
+    let fitted = fit(&panel, model, loss, cfg, insample, every.max(1), ratio, true)?;
+    checkpoint::save(out, &fitted.model, loss, &panel.meta().feature_names, Some(&fitted.report))?;
+    println!(
+        "saved {} (best epoch {}, validation loss {:.4})",
+        out.display(),
+        fitted.report.best_epoch,
+        fitted.report.best_val_loss
+    );
+    Ok(())
+}
+
+pub fn predict(checkpoint_dir: &Path, panel_dir: &Path, from: &str, to: &str, out: &Path) -> Result<()> {
+    if out.exists() {
+        return Err(Error::Exists { path: out.to_path_buf() });
+    }
+    let (mut model, cfg) = checkpoint::load(checkpoint_dir)?;
+    let panel = Panel::open(panel_dir)?;
+    if panel.meta().feature_names != cfg.feature_names {
+        return Err(Error::Checkpoint {
+            path: checkpoint_dir.into(),
+            msg: format!(
+                "trained on features {:?} but the panel has {:?}: use a panel with the same feature set",
+                cfg.feature_names,
+                panel.meta().feature_names
+            ),
+        });
+    }
+    let dates = date_range(&panel, Some(from), Some(to), 0..0)?;
+    let factor = predict_factor(&panel, &mut model, dates.clone(), 4096)?;
+    crate::fsutil::write_dir_atomically(out, |tmp| write_factor(tmp, &panel, &factor, dates.clone()))?;
+    let n = factor.iter().filter(|v| v.is_finite()).count();
+    println!("wrote {} ({n} factor values over {} dates)", out.display(), dates.len());
+    Ok(())
+}
+
+pub fn coverage_table(features: usize, models: usize, ns: std::ops::RangeInclusive<usize>, trials: usize, seed: u64) -> Result<Vec<coverage::Coverage>> {
+    if *ns.start() < 2 || *ns.end() > features {
+        return Err(Error::Config(format!("--n {}..{}: n must be within 2..={features}", ns.start(), ns.end())));
+    }
+    Ok(ns.map(|n| coverage::simulate(features, models, n, trials, seed)).collect())
+}

@@ -1,0 +1,71 @@
+//! Fitting one window: in-sample sample index, the purged 4:1 split, training; and the held-out
+//! RankIC of a trained model. Shared by `train` and `demo`.
+
+use crate::data::panel::Panel;
+use crate::data::samples::{raw_labels, SampleIndex};
+use crate::eval::ic::{rank_ic_series, IcSummary};
+use crate::model::{LossConfig, Model, ModelConfig};
+use crate::train::predict::predict_factor;
+use crate::train::split::split_train_val;
+use crate::train::trainer::{train, TrainConfig, TrainReport};
+use crate::Result;
+use std::ops::Range;
+
+pub struct Fitted {
+    pub model: Model<f32>,
+    pub report: TrainReport,
+    pub train_dates: Range<usize>,
+    pub val_dates: Range<usize>,
+}
+
+/// Trains on the sample dates `insample` (every `every`-th date), split `ratio` with the purge gap.
+pub fn fit(
+    panel: &Panel,
+    model: &ModelConfig,
+    loss: &LossConfig,
+    cfg: &TrainConfig,
+    insample: Range<usize>,
+    every: usize,
+    ratio: (usize, usize),
+    progress: bool,
+) -> Result<Fitted> {
+    let (train_dates, val_dates) = split_train_val(insample.start, insample.end, ratio.0, ratio.1)?;
+    let train_index = SampleIndex::build(panel, train_dates.clone(), every)?;
+    let val_index = SampleIndex::build(panel, val_dates.clone(), every)?;
+    if progress {
+        eprintln!(
+            "train {} .. {} ({} samples, {} non-finite pictures dropped), validation {} .. {} ({} samples)",
+            panel.meta().dates[train_dates.start],
+            panel.meta().dates[train_dates.end - 1],
+            train_index.per_date.iter().map(Vec::len).sum::<usize>(),
+            train_index.dropped_nonfinite,
+            panel.meta().dates[val_dates.start],
+            panel.meta().dates[val_dates.end - 1],
+            val_index.per_date.iter().map(Vec::len).sum::<usize>(),
+        );
+    }
+    let (model, report) = train(panel, model, loss, cfg, &train_index, &val_index, progress)?;
+    Ok(Fitted { model, report, train_dates, val_dates })
+}
+
+/// Held-out evaluation of a factor on `dates`: RankIC every `every` dates over the universe.
+pub struct HeldOut {
+    pub factor: Vec<f32>,
+    pub ic: IcSummary,
+    pub oracle_ic: Option<IcSummary>,
+    pub series: Vec<(usize, f64)>,
+}
+
+pub fn held_out(panel: &Panel, model: &mut Model<f32>, dates: Range<usize>, every: usize, batch: usize) -> Result<HeldOut> {
+    let factor = predict_factor(panel, model, dates.clone(), batch)?;
+    let index = SampleIndex::build(panel, dates, 1)?;
+    let labels = raw_labels(panel);
+    let n = panel.n_stocks();
+    let series = rank_ic_series(&factor, &labels, n, &index, every);
+    let ic = IcSummary::of(&series.iter().map(|p| p.1).collect::<Vec<_>>());
+    let oracle_ic = panel.oracle().map(|o| {
+        let s = rank_ic_series(o, &labels, n, &index, every);
+        IcSummary::of(&s.iter().map(|p| p.1).collect::<Vec<_>>())
+    });
+    Ok(HeldOut { factor, ic, oracle_ic, series })
+}

@@ -1,0 +1,3 @@
+//! Evaluation of a factor against realised returns.
+
+pub mod ic;

@@ -1,0 +1,37 @@
+//! Atomic directory output: everything is written into a hidden sibling temp directory that is
+//! renamed into place only when complete, so a crash never leaves a half-written directory that
+//! looks valid.
+
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// Creates `dir` by running `fill` on a fresh temp sibling, then renaming it. Refuses an existing
+/// `dir` (nothing is overwritten) and removes the temp directory if `fill` fails.
+pub fn write_dir_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    if dir.exists() {
+        return Err(Error::Exists { path: dir.to_path_buf() });
+    }
+    let tmp = temp_sibling(dir);
+    if let Some(parent) = tmp.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let result = fill(&tmp).and_then(|()| std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e)));
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
+/// Writes a file through a temp sibling + rename.
+pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_sibling(path);
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+fn temp_sibling(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}

@@ -1,0 +1,114 @@
+//! Model and loss configuration: the architectures of SPEC §5 and the v2.1–v2.3 options.
+
+use crate::ops::ts_features::OpSet;
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// features → BN → pooling → BN → Dense(30, ReLU) → Dropout(0.5) → Dense(1)
+    V1,
+    /// features → BN → LSTM(30) → BN → Dropout → Dense(1)
+    V2,
+    /// two feature branches (strides 10 and 5) → BN → GRU(30) → BN, concatenated → Dense(1)
+    V3,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    pub n_features: usize,
+    pub days: usize,
+    pub window: usize,
+    pub stride: usize,
+    /// v3's second branch.
+    pub stride2: usize,
+    pub ops: OpSet,
+    /// v2.1: each model draws this many features once (from `seed`) and builds pairs among them.
+    pub pair_sample: Option<usize>,
+    pub hidden: usize,
+    /// v1's hidden Dense width.
+    pub dense_hidden: usize,
+    /// Dropout before the output Dense (v1 uses `v1_dropout` after its hidden Dense).
+    pub dropout: f64,
+    pub v1_dropout: f64,
+    /// L2 on the output Dense kernel (Keras `l2(1e-3)`).
+    pub l2: f64,
+    pub bn_eps: f64,
+    pub bn_momentum: f64,
+    pub seed: u64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            arch: Arch::V2,
+            n_features: 15,
+            days: 30,
+            window: 10,
+            stride: 10,
+            stride2: 5,
+            ops: OpSet::ALL,
+            pair_sample: None,
+            hidden: 30,
+            dense_hidden: 30,
+            dropout: 0.0,
+            v1_dropout: 0.5,
+            l2: 1e-3,
+            bn_eps: 1e-3,
+            bn_momentum: 0.99,
+            seed: 0,
+        }
+    }
+}
+
+impl ModelConfig {
+    pub fn validate(&self) -> Result<()> {
+        if let Some(n) = self.pair_sample {
+            if n < 2 || n > self.n_features {
+                return Err(Error::Config(format!(
+                    "--pair-sample {n}: must be between 2 and the number of features ({})",
+                    self.n_features
+                )));
+            }
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::Config(format!("--dropout {}: must be in [0, 1)", self.dropout)));
+        }
+        if self.hidden == 0 {
+            return Err(Error::Config("--hidden must be at least 1".into()));
+        }
+        if self.window > self.days || self.window < 2 {
+            return Err(Error::Config(format!("window {} must be in 2..={} (the picture length)", self.window, self.days)));
+        }
+        Ok(())
+    }
+}
+
+/// The loss options of v2.2 and v2.3; they combine freely.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct LossConfig {
+    /// v2.2: per-date projection of ŷ off [1, styles] before the MSE.
+    pub neutralize: bool,
+    /// v2.3: weight of the samples whose label is in the top half of their date.
+    pub long_weight: Option<f64>,
+}
+
+/// The report's named variants, as shorthand for the flags.
+pub fn apply_variant(name: &str, model: &mut ModelConfig, loss: &mut LossConfig) -> Result<()> {
+    match name {
+        "v1" => model.arch = Arch::V1,
+        "v2" => model.arch = Arch::V2,
+        "v3" => model.arch = Arch::V3,
+        "v2.1" => model.pair_sample = Some(8),
+        "v2.2" => loss.neutralize = true,
+        "v2.3" => loss.long_weight = Some(2.0),
+        other => {
+            return Err(Error::Config(format!(
+                "unknown variant `{other}`: expected one of v1, v2, v3, v2.1, v2.2, v2.3"
+            )))
+        }
+    }
+    Ok(())
+}

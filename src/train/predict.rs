@@ -1,0 +1,85 @@
+//! Prediction: the factor `[T, N]` of a trained model over a date range of a panel, and its
+//! `.npy` + long CSV outputs.
+
+use crate::data::panel::{flags, Panel};
+use crate::data::samples::{gather_pictures, N_FEATURES, PICTURE_DAYS};
+use crate::data::npy::write_npy;
+use crate::model::Model;
+use crate::{Error, Result};
+use std::io::Write;
+use std::ops::Range;
+use std::path::Path;
+
+/// Predictions for every (date in `dates`, stock) that is listed, not suspended and has a fully
+/// finite picture; NaN elsewhere. Returned as `[T, N]` over the whole panel.
+pub fn predict_factor(panel: &Panel, model: &mut Model<f32>, dates: Range<usize>, batch_size: usize) -> Result<Vec<f32>> {
+    let (t_all, n) = (panel.n_dates(), panel.n_stocks());
+    if dates.start < PICTURE_DAYS - 1 || dates.end > t_all || dates.is_empty() {
+        return Err(Error::Data(format!(
+            "prediction dates {}..{} are outside the panel's predictable range (date index {}..{})",
+            dates.start,
+            dates.end,
+            PICTURE_DAYS - 1,
+            t_all
+        )));
+    }
+    let mut factor = vec![f32::NAN; t_all * n];
+    let tradable = panel.tradable();
+    let mut pending: Vec<(u32, u32)> = Vec::new();
+    let picture = N_FEATURES * PICTURE_DAYS;
+    let mut flush = |pending: &mut Vec<(u32, u32)>, factor: &mut Vec<f32>| {
+        let mut x = vec![0.0f32; pending.len() * picture];
+        gather_pictures(panel, pending, &mut x);
+        let keep: Vec<usize> = (0..pending.len()).filter(|&k| x[k * picture..(k + 1) * picture].iter().all(|v| v.is_finite())).collect();
+        let mut xs = Vec::with_capacity(keep.len() * picture);
+        for &k in &keep {
+            xs.extend_from_slice(&x[k * picture..(k + 1) * picture]);
+        }
+        let pred = model.predict(xs, keep.len());
+        for (&k, p) in keep.iter().zip(pred) {
+            let (t, i) = pending[k];
+            factor[t as usize * n + i as usize] = p;
+        }
+        pending.clear();
+    };
+    for t in dates {
+        for i in 0..n {
+            let f = tradable[t * n + i];
+            if f & flags::LISTED != 0 && f & flags::SUSPENDED == 0 {
+                pending.push((t as u32, i as u32));
+            }
+        }
+        if pending.len() >= batch_size {
+            flush(&mut pending, &mut factor);
+        }
+    }
+    if !pending.is_empty() {
+        flush(&mut pending, &mut factor);
+    }
+    Ok(factor)
+}
+
+/// Writes `DIR/factor.npy` (`[T', N]` for the dates in `dates`) and `DIR/factor.csv`
+/// (`date,code,factor`, finite values only). `dir` must exist.
+pub fn write_factor(dir: &Path, panel: &Panel, factor: &[f32], dates: Range<usize>) -> Result<()> {
+    let n = panel.n_stocks();
+    let slice = &factor[dates.start * n..dates.end * n];
+    write_npy(&dir.join("factor.npy"), &[dates.len(), n], slice)?;
+    let csv_path = dir.join("factor.csv");
+    let file = std::fs::File::create(&csv_path).map_err(|e| Error::io(&csv_path, e))?;
+    let mut w = std::io::BufWriter::new(file);
+    let meta = panel.meta();
+    let mut write = || -> std::io::Result<()> {
+        writeln!(w, "date,code,factor")?;
+        for t in dates.clone() {
+            for i in 0..n {
+                let v = factor[t * n + i];
+                if v.is_finite() {
+                    writeln!(w, "{},{},{v}", meta.dates[t], meta.codes[i])?;
+                }
+            }
+        }
+        w.flush()
+    };
+    write().map_err(|e| Error::io(&csv_path, e))
+}

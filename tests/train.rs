@@ -1,0 +1,137 @@
+//! Training on a small synthetic panel: purge, determinism, checkpoints, v2.2 and v2.3 behaviour.
+
+use alphanet::app::fit::{fit, held_out};
+use alphanet::data::panel::Panel;
+use alphanet::data::samples::{SampleIndex, HORIZON};
+use alphanet::data::synth::{write_synth, SynthConfig};
+use alphanet::model::{LossConfig, ModelConfig};
+use alphanet::train::checkpoint;
+use alphanet::train::split::{insample_end, split_train_val};
+use alphanet::train::trainer::TrainConfig;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// One small panel shared by the tests of this file (written once).
+fn panel_dir() -> PathBuf {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("panel");
+        write_synth(&SynthConfig { stocks: 120, days: 260, seed: 3 }, &dir).unwrap();
+        (tmp, dir)
+    })
+    .1
+    .clone()
+}
+
+fn quick(epochs: usize) -> TrainConfig {
+    TrainConfig { epochs, patience: 3, batch_size: 500, adam: Default::default(), seed: 1 }
+}
+
+#[test]
+fn purge_keeps_every_label_window_out_of_the_next_part() {
+    for (start, end) in [(29, 200), (29, 1529), (100, 160)] {
+        let (tr, va) = split_train_val(start, end, 4, 1).unwrap();
+        assert_eq!(tr.start, start);
+        assert_eq!(va.end, end);
+        let last_train = tr.end - 1;
+        // The label of the last training date ends at last_train + HORIZON: before validation.
+        assert!(last_train + HORIZON < va.start, "{tr:?} {va:?}");
+        assert!(tr.len() >= 3 * va.len(), "4:1 split: {tr:?} {va:?}");
+        // And the in-sample window ends early enough for the first prediction date.
+        let first_pred = end + 40;
+        let ins_end = insample_end(first_pred);
+        assert!(ins_end - 1 + HORIZON < first_pred);
+    }
+    assert!(split_train_val(0, 10, 4, 1).is_err());
+}
+
+#[test]
+fn training_is_deterministic_bit_for_bit() {
+    let panel = Panel::open(&panel_dir()).unwrap();
+    let run = || {
+        let f = fit(&panel, &ModelConfig::default(), &LossConfig::default(), &quick(2), 29..insample_end(200), 1, (4, 1), false).unwrap();
+        f.report.epochs.iter().map(|e| (e.train_loss.to_bits(), e.val_loss.to_bits())).collect::<Vec<_>>()
+    };
+    let a = run();
+    assert_eq!(a.len(), 2);
+    assert_eq!(a, run());
+}
+
+#[test]
+fn checkpoint_round_trip_predicts_the_same_factor() {
+    let panel = Panel::open(&panel_dir()).unwrap();
+    let loss = LossConfig { neutralize: false, long_weight: Some(2.0) };
+    let cfg = ModelConfig { pair_sample: Some(8), seed: 4, ..ModelConfig::default() };
+    let mut f = fit(&panel, &cfg, &loss, &quick(1), 29..insample_end(200), 2, (4, 1), false).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = tmp.path().join("ck");
+    checkpoint::save(&ck, &f.model, &loss, &panel.meta().feature_names, Some(&f.report)).unwrap();
+    // An existing output is refused, and left as it was.
+    let before = std::fs::read(ck.join("config.json")).unwrap();
+    assert!(checkpoint::save(&ck, &f.model, &loss, &panel.meta().feature_names, None).is_err());
+    assert_eq!(before, std::fs::read(ck.join("config.json")).unwrap());
+    let (mut loaded, cfg2) = checkpoint::load(&ck).unwrap();
+    assert_eq!(cfg2.drawn_features, f.model.drawn);
+    assert_eq!(cfg2.loss, loss);
+    let a = held_out(&panel, &mut f.model, 200..240, 1, 1000).unwrap();
+    let b = held_out(&panel, &mut loaded, 200..240, 1, 1000).unwrap();
+    assert_eq!(a.factor.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), b.factor.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    // A config that does not match the weights is rejected with a message naming the tensor.
+    let text = std::fs::read_to_string(ck.join("config.json")).unwrap().replace("\"hidden\": 30", "\"hidden\": 31");
+    std::fs::write(ck.join("config.json"), text).unwrap();
+    let err = checkpoint::load(&ck).unwrap_err().to_string();
+    assert!(err.contains("expects"), "{err}");
+}
+
+#[test]
+fn long_weights_mark_the_top_half_of_each_date() {
+    let panel = Panel::open(&panel_dir()).unwrap();
+    let index = SampleIndex::build(&panel, 40..120, 1).unwrap();
+    for y in &index.labels_z {
+        let w = alphanet::ops::loss::long_side_weights(y, 2.0);
+        let heavy: Vec<f32> = y.iter().zip(&w).filter(|(_, &w)| w == 2.0).map(|(&y, _)| y).collect();
+        let light: Vec<f32> = y.iter().zip(&w).filter(|(_, &w)| w == 1.0).map(|(&y, _)| y).collect();
+        assert_eq!(heavy.len(), y.len().div_ceil(2));
+        let min_heavy = heavy.iter().cloned().fold(f32::INFINITY, f32::min);
+        assert!(light.iter().all(|&l| l <= min_heavy));
+    }
+}
+
+/// Mean absolute cross-sectional correlation between a factor and the first style (size).
+fn size_exposure(panel: &Panel, factor: &[f32], dates: std::ops::Range<usize>) -> f64 {
+    let (n, k) = (panel.n_stocks(), panel.n_styles());
+    let styles = panel.styles();
+    let mut total = 0.0;
+    for t in dates.clone() {
+        let (mut a, mut b) = (vec![], vec![]);
+        for i in 0..n {
+            let (f, s) = (factor[t * n + i], styles[(t * n + i) * k]);
+            if f.is_finite() && s.is_finite() {
+                a.push(f as f64);
+                b.push(s as f64);
+            }
+        }
+        let ma = a.iter().sum::<f64>() / a.len() as f64;
+        let mb = b.iter().sum::<f64>() / b.len() as f64;
+        let cov: f64 = a.iter().zip(&b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+        let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+        let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+        total += (cov / (va * vb).sqrt()).abs();
+    }
+    total / dates.len() as f64
+}
+
+#[test]
+fn neutralized_loss_lowers_the_factors_style_exposure() {
+    let panel = Panel::open(&panel_dir()).unwrap();
+    let cfg = ModelConfig { seed: 2, ..ModelConfig::default() };
+    let mut exposures = vec![];
+    for neutralize in [false, true] {
+        let loss = LossConfig { neutralize, long_weight: None };
+        let mut f = fit(&panel, &cfg, &loss, &TrainConfig { adam: alphanet::autograd::adam::AdamConfig { lr: 1e-3, ..Default::default() }, ..quick(6) }, 29..insample_end(200), 1, (4, 1), false).unwrap();
+        let ho = held_out(&panel, &mut f.model, 200..245, 1, 1000).unwrap();
+        exposures.push(size_exposure(&panel, &ho.factor, 200..245));
+    }
+    assert!(exposures[1] < 0.7 * exposures[0], "size exposure plain {:.3} vs neutralized {:.3}", exposures[0], exposures[1]);
+}
