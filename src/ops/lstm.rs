@@ -1,0 +1,205 @@
+//! Keras LSTM (TF2 defaults): gate order i, f, c, o; activation tanh, recurrent activation
+//! sigmoid; h₀ = c₀ = 0; the layer returns the last hidden state.
+//!
+//! Forward, per sample and step t (W_ih `[I, 4H]`, W_hh `[H, 4H]`, bias `[4H]`):
+//!   z_t = x_t·W_ih + h_{t−1}·W_hh + bias
+//!   i = σ(z_i), f = σ(z_f), g = tanh(z_c), o = σ(z_o)
+//!   c_t = f⊙c_{t−1} + i⊙g,  h_t = o⊙tanh(c_t)
+//!
+//! Backward through time, with dh_t from the step above and dc_t carried down:
+//!   do = dh_t⊙tanh(c_t);  dc_t += dh_t⊙o⊙(1 − tanh²(c_t))
+//!   di = dc_t⊙g, df = dc_t⊙c_{t−1}, dg = dc_t⊙i;  dc_{t−1} = dc_t⊙f
+//!   dz = [di⊙i(1−i), df⊙f(1−f), dg⊙(1−g²), do⊙o(1−o)]
+//!   dh_{t−1} = dz·W_hhᵀ,  dW_hh += h_{t−1}ᵀ·dz,  dW_ih += x_tᵀ·dz,  dbias += Σ dz,  dx_t = dz·W_ihᵀ
+
+use crate::float::Float;
+use crate::gradcheck::CheckResult;
+use crate::ops::recurrent::{
+    backward_chunks, forward_chunks, input_projection, input_projection_backward, layer_checks,
+    sigmoid, step_backward, step_forward, BackwardChunk,
+};
+
+/// Floats saved per (sample, step): the 4 activated gates, c_t, tanh(c_t), h_t.
+const SAVED: usize = 7;
+const C_AT: usize = 4;
+const TC_AT: usize = 5;
+const H_AT: usize = 6;
+
+/// Length of the cache `lstm_forward` fills for `lstm_backward`: `[B, S, 7H]`.
+pub fn lstm_cache_len(b: usize, s: usize, h: usize) -> usize {
+    b * s * SAVED * h
+}
+
+/// LSTM forward over `x [B, S, I]`; writes the last hidden state `h_out [B, H]` and the cache.
+/// Per chunk of samples: one GEMM for x·W_ih over all steps, then one h·W_hh GEMM per step.
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_forward<T: Float>(
+    h_out: &mut [T],
+    cache: &mut [T],
+    x: &[T],
+    w_ih: &[T],
+    w_hh: &[T],
+    bias: &[T],
+    b: usize,
+    s: usize,
+    i: usize,
+    h: usize,
+) {
+    let (g, k) = (4 * h, SAVED * h);
+    assert_eq!(w_ih.len(), i * g, "lstm_forward: w_ih length");
+    assert_eq!(w_hh.len(), h * g, "lstm_forward: w_hh length");
+    forward_chunks(h_out, cache, x, b, s, i, h, k, |nb, x, h_out, cache| {
+        let mut z = vec![T::zero(); nb * s * g];
+        input_projection(&mut z, x, w_ih, bias, nb * s, i, g);
+        for t in 0..s {
+            if t > 0 {
+                step_forward(
+                    &mut z[t * g..],
+                    s * g,
+                    &cache[(t - 1) * k + H_AT * h..],
+                    s * k,
+                    w_hh,
+                    nb,
+                    h,
+                    g,
+                );
+            }
+            for n in 0..nb {
+                let zr = &z[(n * s + t) * g..][..g];
+                let (prev, cur) = cache[n * s * k..][..s * k].split_at_mut(t * k);
+                let cur = &mut cur[..k];
+                for j in 0..h {
+                    let c_prev = if t > 0 {
+                        prev[(t - 1) * k + C_AT * h + j]
+                    } else {
+                        T::zero()
+                    };
+                    let ig = sigmoid(zr[j]);
+                    let fg = sigmoid(zr[h + j]);
+                    let gg = zr[2 * h + j].tanh();
+                    let og = sigmoid(zr[3 * h + j]);
+                    let c = fg * c_prev + ig * gg;
+                    let tc = c.tanh();
+                    cur[j] = ig;
+                    cur[h + j] = fg;
+                    cur[2 * h + j] = gg;
+                    cur[3 * h + j] = og;
+                    cur[C_AT * h + j] = c;
+                    cur[TC_AT * h + j] = tc;
+                    cur[H_AT * h + j] = og * tc;
+                }
+            }
+        }
+        for n in 0..nb {
+            h_out[n * h..][..h].copy_from_slice(&cache[(n * s + s - 1) * k + H_AT * h..][..h]);
+        }
+    });
+}
+
+/// LSTM backward through time from `dh_out [B, H]` (gradient of the last hidden state).
+/// Accumulates into `dx`, `dw_ih`, `dw_hh`, `dbias`; weight gradients are summed per fixed
+/// sample chunk (dW_ih = Xᵀ·dZ as one GEMM per chunk) and reduced in chunk order.
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_backward<T: Float>(
+    dx: &mut [T],
+    dw_ih: &mut [T],
+    dw_hh: &mut [T],
+    dbias: &mut [T],
+    dh_out: &[T],
+    cache: &[T],
+    x: &[T],
+    w_ih: &[T],
+    w_hh: &[T],
+    b: usize,
+    s: usize,
+    i: usize,
+    h: usize,
+) {
+    let (g, k) = (4 * h, SAVED * h);
+    assert_eq!(w_ih.len(), i * g, "lstm_backward: w_ih length");
+    assert_eq!(w_hh.len(), h * g, "lstm_backward: w_hh length");
+    assert_eq!(dw_ih.len(), i * g, "lstm_backward: dw_ih length");
+    assert_eq!(dw_hh.len(), h * g, "lstm_backward: dw_hh length");
+    assert_eq!(dbias.len(), g, "lstm_backward: dbias length");
+    backward_chunks(
+        dx,
+        dw_ih,
+        dw_hh,
+        dbias,
+        dh_out,
+        cache,
+        x,
+        b,
+        s,
+        i,
+        h,
+        k,
+        |ch: BackwardChunk<'_, T>| {
+            let BackwardChunk {
+                nb,
+                x,
+                cache,
+                dh_out,
+                dx,
+                dw_ih,
+                dw_hh,
+                dbias,
+            } = ch;
+            let one = T::one();
+            let mut dz = vec![T::zero(); nb * s * g];
+            let mut dh = dh_out.to_vec();
+            let mut dc = vec![T::zero(); nb * h];
+            for t in (0..s).rev() {
+                for n in 0..nb {
+                    let cur = &cache[(n * s + t) * k..][..k];
+                    let dzr = &mut dz[(n * s + t) * g..][..g];
+                    for j in 0..h {
+                        let c_prev = if t > 0 {
+                            cache[(n * s + t - 1) * k + C_AT * h + j]
+                        } else {
+                            T::zero()
+                        };
+                        let (ig, fg, gg, og) = (cur[j], cur[h + j], cur[2 * h + j], cur[3 * h + j]);
+                        let tc = cur[TC_AT * h + j];
+                        let dhj = dh[n * h + j];
+                        let dcj = dc[n * h + j] + dhj * og * (one - tc * tc);
+                        dzr[j] = dcj * gg * ig * (one - ig);
+                        dzr[h + j] = dcj * c_prev * fg * (one - fg);
+                        dzr[2 * h + j] = dcj * ig * (one - gg * gg);
+                        dzr[3 * h + j] = dhj * tc * og * (one - og);
+                        dc[n * h + j] = dcj * fg;
+                    }
+                }
+                // h₀ = 0: the first step has no recurrent input, so nothing flows further down.
+                if t > 0 {
+                    dh.fill(T::zero());
+                    step_backward(
+                        &mut dh,
+                        dw_hh,
+                        &dz[t * g..],
+                        s * g,
+                        &cache[(t - 1) * k + H_AT * h..],
+                        s * k,
+                        w_hh,
+                        nb,
+                        h,
+                        g,
+                    );
+                }
+            }
+            input_projection_backward(dx, dw_ih, dbias, &dz, x, w_ih, nb * s, i, g);
+        },
+    );
+}
+
+/// f64 central-difference checks of every LSTM gradient (x, W_ih, W_hh, bias).
+pub fn checks() -> Vec<CheckResult> {
+    layer_checks(
+        "lstm",
+        4,
+        1,
+        lstm_cache_len,
+        lstm_forward::<f64>,
+        lstm_backward::<f64>,
+    )
+}

@@ -9,4 +9,6 @@ pub mod gru;
 pub mod loss;
 pub mod lstm;
 pub mod pooling;
+pub(crate) mod recurrent;
+pub(crate) mod reduce;
 pub mod ts_features;
