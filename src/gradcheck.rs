@@ -50,7 +50,8 @@ pub fn compare(name: &str, shape: &str, analytic: &[f64], numeric: &[f64]) -> Ch
         let err = (a - n).abs();
         max_abs = max_abs.max(err);
         max_rel = max_rel.max(err / n.abs().max(1e-4));
-        if !(err <= ATOL + RTOL * n.abs()) {
+        // NaN in either gradient fails too.
+        if err.is_nan() || err > ATOL + RTOL * n.abs() {
             pass = false;
         }
     }

@@ -124,12 +124,12 @@ impl<T: Float> Tape<T> {
         let mut out = vec![T::zero(); r * c];
         let (g, bt) = (store.get(gamma), store.get(beta));
         if !self.training {
-            batchnorm::batchnorm_inference(&mut out, &self.values[x.0], g, bt, &state.moving_mean, &state.moving_var, r, c, T::c(state.eps));
+            batchnorm::batchnorm_inference(&mut out, &self.values[x.0], g, bt, &state.moving_mean, &state.moving_var, r, c, state.eps);
             return self.push(out, shape);
         }
         let (mut mean, mut var) = (vec![T::zero(); c], vec![T::zero(); c]);
-        batchnorm::batchnorm_forward(&mut out, &mut mean, &mut var, &self.values[x.0], g, bt, r, c, T::c(state.eps));
-        batchnorm::batchnorm_update_moving(&mut state.moving_mean, &mut state.moving_var, &mean, &var, c, T::c(state.momentum));
+        batchnorm::batchnorm_forward(&mut out, &mut mean, &mut var, &self.values[x.0], g, bt, r, c, state.eps);
+        batchnorm::batchnorm_update_moving(&mut state.moving_mean, &mut state.moving_var, &mean, &var, c, state.momentum);
         let y = self.push(out, shape);
         self.record(Node::BatchNorm { x, y, gamma, beta, mean, var, eps: state.eps });
         y
@@ -188,7 +188,7 @@ impl<T: Float> Tape<T> {
         }
         let n = self.values[x.0].len();
         let (mut out, mut mask) = (vec![T::zero(); n], vec![T::zero(); n]);
-        elementwise::dropout_forward(&mut out, &mut mask, &self.values[x.0], n, T::c(p), seed);
+        elementwise::dropout_forward(&mut out, &mut mask, &self.values[x.0], n, p, seed);
         let y = self.push(out, self.shapes[x.0].clone());
         self.record(Node::Dropout { x, y, mask });
         y
@@ -245,7 +245,7 @@ impl<T: Float> Tape<T> {
                 let r = dy.len() / c;
                 let g = store.get(*gamma).to_vec();
                 let (mut dg, mut db) = (vec![T::zero(); c], vec![T::zero(); c]);
-                batchnorm::batchnorm_backward(&mut self.grads[x.0], &mut dg, &mut db, &dy, &self.values[x.0], mean, var, &g, r, c, T::c(*eps));
+                batchnorm::batchnorm_backward(&mut self.grads[x.0], &mut dg, &mut db, &dy, &self.values[x.0], mean, var, &g, r, c, *eps);
                 add_into(store.grad_mut(*gamma), &dg);
                 add_into(store.grad_mut(*beta), &db);
             }
