@@ -57,7 +57,7 @@ struct AdamGolden {
     beta_2: f64,
     epsilon: f64,
     initial: Vec<f32>,
-    gradients: Vec<Vec<f32>>,
+    grads: Vec<Vec<f32>>,
     trajectory: Vec<Vec<f32>>,
 }
 
@@ -72,7 +72,7 @@ fn adam_follows_the_tensorflow_golden_trajectory() {
     let mut store = ParamStore::<f32>::new();
     store.add("theta", &[g.initial.len()], g.initial.clone(), 0.0);
     assert!(g.trajectory.len() >= 5);
-    for (grad, expected) in g.gradients.iter().zip(&g.trajectory) {
+    for (grad, expected) in g.grads.iter().zip(&g.trajectory) {
         store.grad.copy_from_slice(grad);
         adam_step(&mut store, &cfg);
         for (a, b) in store.data.iter().zip(expected) {
