@@ -20,9 +20,10 @@
 //! extend beyond open/close by `exp(0.5σ|N(0,1)|)`, vwap is a random blend of (open+close)/2 and
 //! (high+low)/2. Raw and adjusted prices coincide (no corporate actions).
 //!
-//! **Volume.** `ln V = ln(float · base_turn) + u + 0.3 · γ · r/σ`, where u is AR(1) (φ 0.7,
-//! innovation sd 0.25) and γ an AR(1) loading (φ 0.95, stationary sd 1), so the 10-day
-//! corr(close, volume) wanders across stocks and time. Volume is rounded to lots of 100 shares.
+//! **Volume.** `ln V = ln(float · base_turn) + u + 0.3 · γ · clamp(r/σ, ±3)`, where u is AR(1)
+//! (φ 0.7, innovation sd 0.25) and γ an AR(1) loading (φ 0.95, stationary sd 1), so the 10-day
+//! corr(close, volume) wanders across stocks and time. Volume is rounded to lots of 100 shares
+//! and capped at half the free float (the clamp and cap keep limit days from 300% turnover).
 //!
 //! **Planted signal** ([`planted_signal`]), computed from the 15×30 picture of (t, i) only:
 //! `s = tanh(2·corr(close, volume over t−9..t)) − 0.5·tanh(ret10 / (sd30·√10))`, with
@@ -32,6 +33,10 @@
 //! **Size.** `size.npy = ln(close × total shares)`; the size style is that, winsorized and
 //! z-scored per date over listed stocks (SPEC §3.4), and the λ term makes small caps drift up:
 //! a style effect the neutralized loss of v2.2 should strip.
+//!
+//! With κ = 0.16 and λ = 6e-4 the default market (300 × 700, seed 7) has an oracle RankIC of
+//! about 0.20 (seeds 1–5: 0.19–0.21), the planted signal s_t alone about 0.18, and −size alone
+//! about 0.09.
 //!
 //! **Realism.** 10% of stocks list at a uniform date in the first half (before it: NaN
 //! features/prices/styles, flags 0, industry −1); suspensions start with probability 0.002 a
@@ -288,9 +293,9 @@ pub fn planted_signal(features: &[f32], n_stocks: usize, t: usize, i: usize) -> 
     }
     let at = |u: usize, f: usize| features[(u * n_stocks + i) * N_FEATURES + f] as f64;
     let (close_f, volume_f) = (2, 5);
-    let close: Vec<f64> = (t - 9..=t).map(|u| at(u, close_f)).collect();
-    let volume: Vec<f64> = (t - 9..=t).map(|u| at(u, volume_f)).collect();
-    let ret1: Vec<f64> = (t + 1 - PICTURE_DAYS..=t).map(|u| at(u, 0)).collect();
+    let close: [f64; 10] = std::array::from_fn(|k| at(t - 9 + k, close_f));
+    let volume: [f64; 10] = std::array::from_fn(|k| at(t - 9 + k, volume_f));
+    let ret1: [f64; PICTURE_DAYS] = std::array::from_fn(|k| at(t + 1 - PICTURE_DAYS + k, 0));
     if !close
         .iter()
         .chain(&volume)
