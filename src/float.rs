@@ -108,19 +108,88 @@ impl_float!(f32, matrixmultiply::sgemm);
 impl_float!(f64, matrixmultiply::dgemm);
 
 /// Row-major `C[m×n] (+)= A[m×k] · B[k×n]`, the common case; `accumulate` keeps what C held.
-pub fn matmul<T: Float>(c: &mut [T], a: &[T], b: &[T], m: usize, k: usize, n: usize, accumulate: bool) {
+pub fn matmul<T: Float>(
+    c: &mut [T],
+    a: &[T],
+    b: &[T],
+    m: usize,
+    k: usize,
+    n: usize,
+    accumulate: bool,
+) {
     let beta = if accumulate { T::one() } else { T::zero() };
-    T::gemm(m, k, n, T::one(), a, k as isize, 1, b, n as isize, 1, beta, c, n as isize, 1);
+    T::gemm(
+        m,
+        k,
+        n,
+        T::one(),
+        a,
+        k as isize,
+        1,
+        b,
+        n as isize,
+        1,
+        beta,
+        c,
+        n as isize,
+        1,
+    );
 }
 
 /// Row-major `C[m×n] (+)= Aᵀ · B` where A is stored k×m.
-pub fn matmul_tn<T: Float>(c: &mut [T], a: &[T], b: &[T], m: usize, k: usize, n: usize, accumulate: bool) {
+pub fn matmul_tn<T: Float>(
+    c: &mut [T],
+    a: &[T],
+    b: &[T],
+    m: usize,
+    k: usize,
+    n: usize,
+    accumulate: bool,
+) {
     let beta = if accumulate { T::one() } else { T::zero() };
-    T::gemm(m, k, n, T::one(), a, 1, m as isize, b, n as isize, 1, beta, c, n as isize, 1);
+    T::gemm(
+        m,
+        k,
+        n,
+        T::one(),
+        a,
+        1,
+        m as isize,
+        b,
+        n as isize,
+        1,
+        beta,
+        c,
+        n as isize,
+        1,
+    );
 }
 
 /// Row-major `C[m×n] (+)= A · Bᵀ` where B is stored n×k.
-pub fn matmul_nt<T: Float>(c: &mut [T], a: &[T], b: &[T], m: usize, k: usize, n: usize, accumulate: bool) {
+pub fn matmul_nt<T: Float>(
+    c: &mut [T],
+    a: &[T],
+    b: &[T],
+    m: usize,
+    k: usize,
+    n: usize,
+    accumulate: bool,
+) {
     let beta = if accumulate { T::one() } else { T::zero() };
-    T::gemm(m, k, n, T::one(), a, k as isize, 1, b, 1, k as isize, beta, c, n as isize, 1);
+    T::gemm(
+        m,
+        k,
+        n,
+        T::one(),
+        a,
+        k as isize,
+        1,
+        b,
+        1,
+        k as isize,
+        beta,
+        c,
+        n as isize,
+        1,
+    );
 }

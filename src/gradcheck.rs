@@ -42,7 +42,11 @@ pub fn numeric_grad(x: &[f64], mut loss: impl FnMut(&[f64]) -> f64) -> Vec<f64> 
 
 /// Compares `analytic` with `numeric` coordinate by coordinate.
 pub fn compare(name: &str, shape: &str, analytic: &[f64], numeric: &[f64]) -> CheckResult {
-    assert_eq!(analytic.len(), numeric.len(), "{name}: gradient length mismatch");
+    assert_eq!(
+        analytic.len(),
+        numeric.len(),
+        "{name}: gradient length mismatch"
+    );
     let mut max_abs = 0.0f64;
     let mut max_rel = 0.0f64;
     let mut pass = true;
@@ -55,11 +59,23 @@ pub fn compare(name: &str, shape: &str, analytic: &[f64], numeric: &[f64]) -> Ch
             pass = false;
         }
     }
-    CheckResult { name: name.to_string(), shape: shape.to_string(), max_abs, max_rel, pass }
+    CheckResult {
+        name: name.to_string(),
+        shape: shape.to_string(),
+        max_abs,
+        max_rel,
+        pass,
+    }
 }
 
 /// One-call check: numeric gradient of `loss` at `x` compared with `analytic`.
-pub fn check(name: &str, shape: &str, x: &[f64], analytic: &[f64], loss: impl FnMut(&[f64]) -> f64) -> CheckResult {
+pub fn check(
+    name: &str,
+    shape: &str,
+    x: &[f64],
+    analytic: &[f64],
+    loss: impl FnMut(&[f64]) -> f64,
+) -> CheckResult {
     let numeric = numeric_grad(x, loss);
     compare(name, shape, analytic, &numeric)
 }

@@ -17,13 +17,28 @@ pub struct AdamConfig {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        AdamConfig { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-7 }
+        AdamConfig {
+            lr: 1e-4,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+        }
     }
 }
 
 /// One Adam step over `n` parameters: the CPU reference of the fused CUDA kernel (same arguments).
 #[allow(clippy::too_many_arguments)]
-pub fn adam_update<T: Float>(params: &mut [T], m: &mut [T], v: &mut [T], grad: &[T], n: usize, lr_t: T, beta1: T, beta2: T, eps: T) {
+pub fn adam_update<T: Float>(
+    params: &mut [T],
+    m: &mut [T],
+    v: &mut [T],
+    grad: &[T],
+    n: usize,
+    lr_t: T,
+    beta1: T,
+    beta2: T,
+    eps: T,
+) {
     let one = T::one();
     for i in 0..n {
         let g = grad[i];
@@ -39,6 +54,18 @@ pub fn adam_step<T: Float>(store: &mut ParamStore<T>, cfg: &AdamConfig) {
     let t = store.step as i32;
     let lr_t = cfg.lr * (1.0 - cfg.beta2.powi(t)).sqrt() / (1.0 - cfg.beta1.powi(t));
     let n = store.data.len();
-    let ParamStore { data, grad, m, v, .. } = store;
-    adam_update(data, m, v, grad, n, T::c(lr_t), T::c(cfg.beta1), T::c(cfg.beta2), T::c(cfg.eps));
+    let ParamStore {
+        data, grad, m, v, ..
+    } = store;
+    adam_update(
+        data,
+        m,
+        v,
+        grad,
+        n,
+        T::c(lr_t),
+        T::c(cfg.beta1),
+        T::c(cfg.beta2),
+        T::c(cfg.eps),
+    );
 }

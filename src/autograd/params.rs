@@ -30,20 +30,40 @@ pub struct ParamStore<T> {
 
 impl<T: Float> ParamStore<T> {
     pub fn new() -> Self {
-        ParamStore { data: vec![], grad: vec![], m: vec![], v: vec![], entries: vec![], step: 0 }
+        ParamStore {
+            data: vec![],
+            grad: vec![],
+            m: vec![],
+            v: vec![],
+            entries: vec![],
+            step: 0,
+        }
     }
 
     /// Appends a parameter initialised with `init` (its length must match `shape`).
     pub fn add(&mut self, name: &str, shape: &[usize], init: Vec<T>, l2: f64) -> ParamId {
         let n: usize = shape.iter().product();
-        assert_eq!(init.len(), n, "param {name}: init has {} values for shape {shape:?}", init.len());
-        assert!(self.entries.iter().all(|e| e.name != name), "param {name} added twice");
+        assert_eq!(
+            init.len(),
+            n,
+            "param {name}: init has {} values for shape {shape:?}",
+            init.len()
+        );
+        assert!(
+            self.entries.iter().all(|e| e.name != name),
+            "param {name} added twice"
+        );
         let start = self.data.len();
         self.data.extend(init);
         self.grad.resize(self.data.len(), T::zero());
         self.m.resize(self.data.len(), T::zero());
         self.v.resize(self.data.len(), T::zero());
-        self.entries.push(ParamEntry { name: name.to_string(), shape: shape.to_vec(), range: start..start + n, l2 });
+        self.entries.push(ParamEntry {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            range: start..start + n,
+            l2,
+        });
         ParamId(self.entries.len() - 1)
     }
 
@@ -60,7 +80,10 @@ impl<T: Float> ParamStore<T> {
     }
 
     pub fn find(&self, name: &str) -> Option<ParamId> {
-        self.entries.iter().position(|e| e.name == name).map(ParamId)
+        self.entries
+            .iter()
+            .position(|e| e.name == name)
+            .map(ParamId)
     }
 
     pub fn get(&self, id: ParamId) -> &[T] {
@@ -95,7 +118,11 @@ impl<T: Float> ParamStore<T> {
                 continue;
             }
             let l2 = e.l2;
-            total += l2 * self.data[e.range.clone()].iter().map(|x| x.f64() * x.f64()).sum::<f64>();
+            total += l2
+                * self.data[e.range.clone()]
+                    .iter()
+                    .map(|x| x.f64() * x.f64())
+                    .sum::<f64>();
             if backward {
                 for i in e.range.clone() {
                     self.grad[i] += T::c(2.0 * l2) * self.data[i];

@@ -2,4 +2,5 @@
 
 pub mod npy;
 pub mod panel;
+pub mod samples;
 pub mod synth;
