@@ -87,7 +87,7 @@ fn checkpoint_round_trip_predicts_the_same_factor() {
 #[test]
 fn long_weights_mark_the_top_half_of_each_date() {
     let panel = Panel::open(&panel_dir()).unwrap();
-    let index = SampleIndex::build(&panel, 40..120, 1).unwrap();
+    let index = SampleIndex::build(panel.view(), 40..120, 1).unwrap();
     for y in &index.labels_z {
         let w = alphanet::ops::loss::long_side_weights(y, 2.0);
         let heavy: Vec<f32> = y.iter().zip(&w).filter(|(_, &w)| w == 2.0).map(|(&y, _)| y).collect();

@@ -30,8 +30,8 @@ pub fn fit(
     progress: bool,
 ) -> Result<Fitted> {
     let (train_dates, val_dates) = split_train_val(insample.start, insample.end, ratio.0, ratio.1)?;
-    let train_index = SampleIndex::build(panel, train_dates.clone(), every)?;
-    let val_index = SampleIndex::build(panel, val_dates.clone(), every)?;
+    let train_index = SampleIndex::build(panel.view(), train_dates.clone(), every)?;
+    let val_index = SampleIndex::build(panel.view(), val_dates.clone(), every)?;
     if progress {
         eprintln!(
             "train {} .. {} ({} samples, {} non-finite pictures dropped), validation {} .. {} ({} samples)",
@@ -58,8 +58,8 @@ pub struct HeldOut {
 
 pub fn held_out(panel: &Panel, model: &mut Model<f32>, dates: Range<usize>, every: usize, batch: usize) -> Result<HeldOut> {
     let factor = predict_factor(panel, model, dates.clone(), batch)?;
-    let index = SampleIndex::build(panel, dates, 1)?;
-    let labels = raw_labels(panel);
+    let index = SampleIndex::build(panel.view(), dates, 1)?;
+    let labels = raw_labels(panel.view());
     let n = panel.n_stocks();
     let series = rank_ic_series(&factor, &labels, n, &index, every);
     let ic = IcSummary::of(&series.iter().map(|p| p.1).collect::<Vec<_>>());

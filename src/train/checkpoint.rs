@@ -82,7 +82,7 @@ pub fn load(dir: &Path) -> Result<(Model<f32>, CheckpointConfig)> {
     let st_path = dir.join("model.safetensors");
     let bytes = std::fs::read(&st_path).map_err(|e| Error::io(&st_path, e))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| err(format!("model.safetensors: {e}")))?;
-    let mut fill = |name: &str, shape: &[usize], dst: &mut [f32]| -> Result<()> {
+    let fill = |name: &str, shape: &[usize], dst: &mut [f32]| -> Result<()> {
         let t = st.tensor(name).map_err(|_| err(format!("model.safetensors has no tensor `{name}`: it was saved by a different model")))?;
         if t.dtype() != Dtype::F32 || t.shape() != shape {
             return Err(err(format!(

@@ -29,7 +29,7 @@ pub fn predict_factor(panel: &Panel, model: &mut Model<f32>, dates: Range<usize>
     let picture = N_FEATURES * PICTURE_DAYS;
     let mut flush = |pending: &mut Vec<(u32, u32)>, factor: &mut Vec<f32>| {
         let mut x = vec![0.0f32; pending.len() * picture];
-        gather_pictures(panel, pending, &mut x);
+        gather_pictures(panel.view(), pending, &mut x);
         let keep: Vec<usize> = (0..pending.len()).filter(|&k| x[k * picture..(k + 1) * picture].iter().all(|v| v.is_finite())).collect();
         let mut xs = Vec::with_capacity(keep.len() * picture);
         for &k in &keep {

@@ -80,9 +80,9 @@ impl<'a> Part<'a> {
         }
         let k = panel.n_styles();
         let mut x = vec![0.0; pairs.len() * N_FEATURES * PICTURE_DAYS];
-        gather_pictures(panel, &pairs, &mut x);
+        gather_pictures(panel.view(), &pairs, &mut x);
         let mut styles = vec![0.0; pairs.len() * k];
-        gather_styles(panel, &pairs, &mut styles);
+        gather_styles(panel.view(), &pairs, &mut styles);
         Batch { x, y, w, styles, k, offsets }
     }
 
