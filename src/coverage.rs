@@ -27,12 +27,18 @@ pub fn simulate(features: usize, models: usize, n: usize, trials: usize, seed: u
     for trial in 0..trials {
         let mut covered = vec![false; features * features];
         for m in 0..models {
-            let model_seed = seed.wrapping_mul(1_000_003).wrapping_add((trial * models + m) as u64);
+            let model_seed = seed
+                .wrapping_mul(1_000_003)
+                .wrapping_add((trial * models + m) as u64);
             for (i, j) in pairs_among(&draw_features(features, n, model_seed)) {
                 covered[i as usize * features + j as usize] = true;
             }
         }
         sum += covered.iter().filter(|&&c| c).count() as f64 / total_pairs as f64;
     }
-    Coverage { n, simulated: sum / trials as f64, analytic: analytic(features, models, n) }
+    Coverage {
+        n,
+        simulated: sum / trials as f64,
+        analytic: analytic(features, models, n),
+    }
 }

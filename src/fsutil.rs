@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 /// `dir` (nothing is overwritten) and removes the temp directory if `fill` fails.
 pub fn write_dir_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     if dir.exists() {
-        return Err(Error::Exists { path: dir.to_path_buf() });
+        return Err(Error::Exists {
+            path: dir.to_path_buf(),
+        });
     }
     let tmp = temp_sibling(dir);
     if let Some(parent) = tmp.parent() {
@@ -17,7 +19,8 @@ pub fn write_dir_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) 
     }
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let result = fill(&tmp).and_then(|()| std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e)));
+    let result =
+        fill(&tmp).and_then(|()| std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e)));
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
     }
@@ -32,6 +35,9 @@ pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn temp_sibling(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }

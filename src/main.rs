@@ -107,9 +107,17 @@ enum Cmd {
 }
 
 fn parse_n_range(s: &str) -> Result<std::ops::RangeInclusive<usize>> {
-    let bad = || Error::Config(format!("--n {s}: expected a range like 6..11 or a single number"));
+    let bad = || {
+        Error::Config(format!(
+            "--n {s}: expected a range like 6..11 or a single number"
+        ))
+    };
     match s.split_once("..") {
-        Some((a, b)) => Ok(a.trim().parse().map_err(|_| bad())?..=b.trim_start_matches('=').trim().parse().map_err(|_| bad())?),
+        Some((a, b)) => Ok(a.trim().parse().map_err(|_| bad())?
+            ..=b.trim_start_matches('=')
+                .trim()
+                .parse()
+                .map_err(|_| bad())?),
         None => {
             let n = s.trim().parse().map_err(|_| bad())?;
             Ok(n..=n)
@@ -119,12 +127,23 @@ fn parse_n_range(s: &str) -> Result<std::ops::RangeInclusive<usize>> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
-        Cmd::Demo { out, stocks, days, synth_seed, model, train } => {
+        Cmd::Demo {
+            out,
+            stocks,
+            days,
+            synth_seed,
+            model,
+            train,
+        } => {
             init_threads(train.threads)?;
             let (model, loss) = model.configs(train.seed)?;
             let opts = demo::DemoOptions {
                 out: out.unwrap_or_else(demo::default_out),
-                synth: SynthConfig { stocks, days, seed: synth_seed },
+                synth: SynthConfig {
+                    stocks,
+                    days,
+                    seed: synth_seed,
+                },
                 test_share: 0.2,
                 model,
                 loss,
@@ -132,14 +151,44 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             demo::run(&opts)?;
         }
-        Cmd::Synth { out, stocks, days, seed } => commands::synth(&SynthConfig { stocks, days, seed }, &out)?,
-        Cmd::Train { panel, out, from, to, sample_every, split, model, train } => {
+        Cmd::Synth {
+            out,
+            stocks,
+            days,
+            seed,
+        } => commands::synth(&SynthConfig { stocks, days, seed }, &out)?,
+        Cmd::Train {
+            panel,
+            out,
+            from,
+            to,
+            sample_every,
+            split,
+            model,
+            train,
+        } => {
             init_threads(train.threads)?;
             let (m, l) = model.configs(train.seed)?;
             let ratio = parse_ratio(&split)?;
-            commands::train(&panel, &out, &m, &l, &train.config()?, (from.as_deref(), to.as_deref()), sample_every, ratio)?;
+            commands::train(
+                &panel,
+                &out,
+                &m,
+                &l,
+                &train.config()?,
+                (from.as_deref(), to.as_deref()),
+                sample_every,
+                ratio,
+            )?;
         }
-        Cmd::Predict { checkpoint, panel, from, to, out, threads } => {
+        Cmd::Predict {
+            checkpoint,
+            panel,
+            from,
+            to,
+            out,
+            threads,
+        } => {
             init_threads(threads)?;
             commands::predict(&checkpoint, &panel, &from, &to, &out)?;
         }
@@ -150,10 +199,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Cmd::Coverage { features, models, n, trials, seed } => {
+        Cmd::Coverage {
+            features,
+            models,
+            n,
+            trials,
+            seed,
+        } => {
             println!("{:>3}  {:>10}  {:>10}", "n", "simulated", "analytic");
             for c in commands::coverage_table(features, models, parse_n_range(&n)?, trials, seed)? {
-                println!("{:>3}  {:>9.2}%  {:>9.2}%", c.n, 100.0 * c.simulated, 100.0 * c.analytic);
+                println!(
+                    "{:>3}  {:>9.2}%  {:>9.2}%",
+                    c.n,
+                    100.0 * c.simulated,
+                    100.0 * c.analytic
+                );
             }
         }
     }

@@ -8,7 +8,11 @@ use alphanet::ops::loss::long_side_weights;
 fn assert_all_pass(rows: &[CheckResult]) {
     let failed: Vec<_> = rows.iter().filter(|r| !r.pass).collect();
     assert!(!rows.is_empty());
-    assert!(failed.is_empty(), "failed gradient checks:\n{}", alphanet::app::gradcheck::render(rows));
+    assert!(
+        failed.is_empty(),
+        "failed gradient checks:\n{}",
+        alphanet::app::gradcheck::render(rows)
+    );
 }
 
 #[test]
@@ -35,7 +39,8 @@ fn long_side_weights_rank_within_the_date_with_stable_ties() {
 #[test]
 fn neutralized_loss_removes_style_exposure_of_predictions() {
     use alphanet::ops::loss::neutralized_mse_loss;
-    // ŷ = 1 + 2·style exactly: its residual on [1, style] is zero, so L = mean(y²).
+    // ŷ = 1 + 2·style exactly: its residual on [1, style] is zero up to the ridge shrinkage
+    // (λ = 1e-6·tr/(K+1) leaves O(1e-6) of the fit), so L = mean(y²) to ~1e-6 relative.
     let n = 12;
     let styles: Vec<f64> = (0..n).map(|i| i as f64 / 3.0 - 2.0).collect();
     let pred: Vec<f64> = styles.iter().map(|s| 1.0 + 2.0 * s).collect();
@@ -43,10 +48,23 @@ fn neutralized_loss_removes_style_exposure_of_predictions() {
     let mut d = vec![0.0; n];
     let r = neutralized_mse_loss(&mut d, &pred, &y, None, &styles, &[0, n], n, 1);
     let expected = y.iter().map(|v| v * v).sum::<f64>() / n as f64;
-    assert!((r.loss - expected).abs() < 1e-9, "{} vs {expected}", r.loss);
+    assert!(
+        (r.loss - expected).abs() < 1e-5 * expected,
+        "{} vs {expected}",
+        r.loss
+    );
     assert_eq!(r.fallback_groups, 0);
     // A group below 2(K+1) rows is plain MSE.
-    let r = neutralized_mse_loss(&mut d, &pred[..3], &y[..3], None, &styles[..3], &[0, 3], 3, 1);
+    let r = neutralized_mse_loss(
+        &mut d,
+        &pred[..3],
+        &y[..3],
+        None,
+        &styles[..3],
+        &[0, 3],
+        3,
+        1,
+    );
     assert_eq!(r.fallback_groups, 1);
 }
 
@@ -65,10 +83,18 @@ struct AdamGolden {
 /// (fixture made by scripts/make_fixtures.py).
 #[test]
 fn adam_follows_the_tensorflow_golden_trajectory() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tf_adam_golden.json"))
-        .expect("tests/fixtures/tf_adam_golden.json (run scripts/make_fixtures.py)");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/tf_adam_golden.json"
+    ))
+    .expect("tests/fixtures/tf_adam_golden.json (run scripts/make_fixtures.py)");
     let g: AdamGolden = serde_json::from_str(&text).expect("golden json");
-    let cfg = AdamConfig { lr: g.learning_rate, beta1: g.beta_1, beta2: g.beta_2, eps: g.epsilon };
+    let cfg = AdamConfig {
+        lr: g.learning_rate,
+        beta1: g.beta_1,
+        beta2: g.beta_2,
+        eps: g.epsilon,
+    };
     let mut store = ParamStore::<f32>::new();
     store.add("theta", &[g.initial.len()], g.initial.clone(), 0.0);
     assert!(g.trajectory.len() >= 5);
@@ -76,18 +102,37 @@ fn adam_follows_the_tensorflow_golden_trajectory() {
         store.grad.copy_from_slice(grad);
         adam_step(&mut store, &cfg);
         for (a, b) in store.data.iter().zip(expected) {
-            assert!((a - b).abs() <= 1e-6 + 1e-5 * b.abs(), "step {}: {a} vs TF {b}", store.step);
+            assert!(
+                (a - b).abs() <= 1e-6 + 1e-5 * b.abs(),
+                "step {}: {a} vs TF {b}",
+                store.step
+            );
         }
     }
 }
 
 #[test]
 fn coverage_reproduces_the_report_table_5() {
-    let report = [(6, 78.64), (7, 89.42), (8, 95.52), (9, 98.59), (10, 99.65), (11, 99.94)];
+    let report = [
+        (6, 78.64),
+        (7, 89.42),
+        (8, 95.52),
+        (9, 98.59),
+        (10, 99.65),
+        (11, 99.94),
+    ];
     for (n, pct) in report {
         let c = alphanet::coverage::simulate(15, 10, n, 1000, 1);
-        assert!((100.0 * c.simulated - pct).abs() < 0.5, "n={n}: simulated {:.2}% vs report {pct}%", 100.0 * c.simulated);
-        assert!((100.0 * c.analytic - pct).abs() < 0.5, "n={n}: analytic {:.2}% vs report {pct}%", 100.0 * c.analytic);
+        assert!(
+            (100.0 * c.simulated - pct).abs() < 0.5,
+            "n={n}: simulated {:.2}% vs report {pct}%",
+            100.0 * c.simulated
+        );
+        assert!(
+            (100.0 * c.analytic - pct).abs() < 0.5,
+            "n={n}: analytic {:.2}% vs report {pct}%",
+            100.0 * c.analytic
+        );
     }
 }
 
@@ -103,11 +148,18 @@ fn pair_sample_draws_are_deterministic_and_distinct() {
 #[test]
 fn v21_model_builds_only_pairs_among_its_draw() {
     use alphanet::model::{Model, ModelConfig};
-    let cfg = ModelConfig { pair_sample: Some(8), seed: 5, ..ModelConfig::default() };
+    let cfg = ModelConfig {
+        pair_sample: Some(8),
+        seed: 5,
+        ..ModelConfig::default()
+    };
     let m = Model::<f32>::new(&cfg).unwrap();
     let drawn = m.drawn.clone().unwrap();
     assert_eq!(m.specs[0].pairs.len(), 28);
-    assert!(m.specs[0].pairs.iter().all(|(i, j)| drawn.contains(i) && drawn.contains(j)));
+    assert!(m.specs[0]
+        .pairs
+        .iter()
+        .all(|(i, j)| drawn.contains(i) && drawn.contains(j)));
     assert_eq!(m.specs[0].channels(), 28 + 28 + 5 * 15);
     let full = Model::<f32>::new(&ModelConfig::default()).unwrap();
     assert_eq!(full.specs[0].channels(), 285);
@@ -128,5 +180,9 @@ fn keras_initialisation() {
     }
     let m = alphanet::model::Model::<f32>::new(&alphanet::model::ModelConfig::default()).unwrap();
     let bias = m.store.get(m.store.find("lstm.bias").unwrap());
-    assert!(bias[..30].iter().all(|&v| v == 0.0) && bias[30..60].iter().all(|&v| v == 1.0) && bias[60..].iter().all(|&v| v == 0.0));
+    assert!(
+        bias[..30].iter().all(|&v| v == 0.0)
+            && bias[30..60].iter().all(|&v| v == 1.0)
+            && bias[60..].iter().all(|&v| v == 0.0)
+    );
 }

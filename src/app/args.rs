@@ -38,9 +38,20 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn configs(&self, seed: u64) -> Result<(ModelConfig, LossConfig)> {
-        let mut m = ModelConfig { seed, dropout: self.dropout, hidden: self.hidden, ops: OpSet::parse(&self.ops)?, ..ModelConfig::default() };
+        let mut m = ModelConfig {
+            seed,
+            dropout: self.dropout,
+            hidden: self.hidden,
+            ops: OpSet::parse(&self.ops)?,
+            ..ModelConfig::default()
+        };
         let mut l = LossConfig::default();
-        for v in self.variant.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for v in self
+            .variant
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             apply_variant(v, &mut m, &mut l)?;
         }
         if let Some(a) = self.model {
@@ -54,7 +65,9 @@ impl ModelArgs {
         }
         if let Some(w) = self.long_weight {
             if !(w.is_finite() && w > 0.0) {
-                return Err(Error::Config(format!("--long-weight {w}: must be a positive number")));
+                return Err(Error::Config(format!(
+                    "--long-weight {w}: must be a positive number"
+                )));
             }
             l.long_weight = Some(w);
         }
@@ -86,16 +99,24 @@ pub struct TrainArgs {
 impl TrainArgs {
     pub fn config(&self) -> Result<TrainConfig> {
         if self.batch == 0 || self.epochs == 0 {
-            return Err(Error::Config("--batch and --epochs must be at least 1".into()));
+            return Err(Error::Config(
+                "--batch and --epochs must be at least 1".into(),
+            ));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::Config(format!("--lr {}: must be a positive number", self.lr)));
+            return Err(Error::Config(format!(
+                "--lr {}: must be a positive number",
+                self.lr
+            )));
         }
         Ok(TrainConfig {
             epochs: self.epochs,
             patience: self.patience.max(1),
             batch_size: self.batch,
-            adam: AdamConfig { lr: self.lr, ..AdamConfig::default() },
+            adam: AdamConfig {
+                lr: self.lr,
+                ..AdamConfig::default()
+            },
             seed: self.seed,
         })
     }
@@ -117,9 +138,16 @@ pub fn init_threads(threads: Option<usize>) -> Result<()> {
 
 /// Parses `A:B` (e.g. `--split 4:1`).
 pub fn parse_ratio(s: &str) -> Result<(usize, usize)> {
-    let bad = || Error::Config(format!("--split {s}: expected two positive integers like 4:1"));
+    let bad = || {
+        Error::Config(format!(
+            "--split {s}: expected two positive integers like 4:1"
+        ))
+    };
     let (a, b) = s.split_once(':').ok_or_else(bad)?;
-    let (a, b) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+    let (a, b) = (
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    );
     if a == 0 || b == 0 {
         return Err(bad());
     }

@@ -15,7 +15,12 @@ use std::path::Path;
 pub fn synth(cfg: &SynthConfig, out: &Path) -> Result<()> {
     write_synth(cfg, out)?;
     let panel = Panel::open(out)?;
-    let oracle = panel.meta().oracle.as_ref().map(|o| o.rank_ic_mean).unwrap_or(f64::NAN);
+    let oracle = panel
+        .meta()
+        .oracle
+        .as_ref()
+        .map(|o| o.rank_ic_mean)
+        .unwrap_or(f64::NAN);
     println!(
         "wrote {}: {} dates × {} stocks, oracle RankIC mean {oracle:.4}",
         out.display(),
@@ -26,11 +31,24 @@ pub fn synth(cfg: &SynthConfig, out: &Path) -> Result<()> {
 }
 
 /// Resolves an optional `--from`/`--to` pair of dates into an index range (inclusive `to`).
-pub fn date_range(panel: &Panel, from: Option<&str>, to: Option<&str>, default: std::ops::Range<usize>) -> Result<std::ops::Range<usize>> {
-    let start = from.map(|d| panel.date_index(d)).transpose()?.unwrap_or(default.start);
-    let end = to.map(|d| panel.date_index(d).map(|i| i + 1)).transpose()?.unwrap_or(default.end);
+pub fn date_range(
+    panel: &Panel,
+    from: Option<&str>,
+    to: Option<&str>,
+    default: std::ops::Range<usize>,
+) -> Result<std::ops::Range<usize>> {
+    let start = from
+        .map(|d| panel.date_index(d))
+        .transpose()?
+        .unwrap_or(default.start);
+    let end = to
+        .map(|d| panel.date_index(d).map(|i| i + 1))
+        .transpose()?
+        .unwrap_or(default.end);
     if start >= end {
-        return Err(Error::Config(format!("--from {from:?} is not before --to {to:?}")));
+        return Err(Error::Config(format!(
+            "--from {from:?} is not before --to {to:?}"
+        )));
     }
     Ok(start..end)
 }
@@ -47,13 +65,30 @@ pub fn train(
     ratio: (usize, usize),
 ) -> Result<()> {
     if out.exists() {
-        return Err(Error::Exists { path: out.to_path_buf() });
+        return Err(Error::Exists {
+            path: out.to_path_buf(),
+        });
     }
     let panel = Panel::open(panel_dir)?;
     let default = PICTURE_DAYS - 1..panel.n_dates().saturating_sub(HORIZON);
     let insample = date_range(&panel, range.0, range.1, default)?;
-    let fitted = fit(&panel, model, loss, cfg, insample, every.max(1), ratio, true)?;
-    checkpoint::save(out, &fitted.model, loss, &panel.meta().feature_names, Some(&fitted.report))?;
+    let fitted = fit(
+        &panel,
+        model,
+        loss,
+        cfg,
+        insample,
+        every.max(1),
+        ratio,
+        true,
+    )?;
+    checkpoint::save(
+        out,
+        &fitted.model,
+        loss,
+        &panel.meta().feature_names,
+        Some(&fitted.report),
+    )?;
     println!(
         "saved {} (best epoch {}, validation loss {:.4})",
         out.display(),
@@ -63,9 +98,17 @@ pub fn train(
     Ok(())
 }
 
-pub fn predict(checkpoint_dir: &Path, panel_dir: &Path, from: &str, to: &str, out: &Path) -> Result<()> {
+pub fn predict(
+    checkpoint_dir: &Path,
+    panel_dir: &Path,
+    from: &str,
+    to: &str,
+    out: &Path,
+) -> Result<()> {
     if out.exists() {
-        return Err(Error::Exists { path: out.to_path_buf() });
+        return Err(Error::Exists {
+            path: out.to_path_buf(),
+        });
     }
     let (mut model, cfg) = checkpoint::load(checkpoint_dir)?;
     let panel = Panel::open(panel_dir)?;
@@ -81,15 +124,33 @@ pub fn predict(checkpoint_dir: &Path, panel_dir: &Path, from: &str, to: &str, ou
     }
     let dates = date_range(&panel, Some(from), Some(to), 0..0)?;
     let factor = predict_factor(&panel, &mut model, dates.clone(), 4096)?;
-    crate::fsutil::write_dir_atomically(out, |tmp| write_factor(tmp, &panel, &factor, dates.clone()))?;
+    crate::fsutil::write_dir_atomically(out, |tmp| {
+        write_factor(tmp, &panel, &factor, dates.clone())
+    })?;
     let n = factor.iter().filter(|v| v.is_finite()).count();
-    println!("wrote {} ({n} factor values over {} dates)", out.display(), dates.len());
+    println!(
+        "wrote {} ({n} factor values over {} dates)",
+        out.display(),
+        dates.len()
+    );
     Ok(())
 }
 
-pub fn coverage_table(features: usize, models: usize, ns: std::ops::RangeInclusive<usize>, trials: usize, seed: u64) -> Result<Vec<coverage::Coverage>> {
+pub fn coverage_table(
+    features: usize,
+    models: usize,
+    ns: std::ops::RangeInclusive<usize>,
+    trials: usize,
+    seed: u64,
+) -> Result<Vec<coverage::Coverage>> {
     if *ns.start() < 2 || *ns.end() > features {
-        return Err(Error::Config(format!("--n {}..{}: n must be within 2..={features}", ns.start(), ns.end())));
+        return Err(Error::Config(format!(
+            "--n {}..{}: n must be within 2..={features}",
+            ns.start(),
+            ns.end()
+        )));
     }
-    Ok(ns.map(|n| coverage::simulate(features, models, n, trials, seed)).collect())
+    Ok(ns
+        .map(|n| coverage::simulate(features, models, n, trials, seed))
+        .collect())
 }

@@ -3,8 +3,8 @@
 //! oracle's (the planted signal itself), writing everything into one output folder.
 
 use super::fit::{fit, held_out};
-use crate::data::samples::HORIZON;
 use crate::data::panel::Panel;
+use crate::data::samples::HORIZON;
 use crate::data::synth::{write_synth, SynthConfig};
 use crate::fsutil::write_file_atomically;
 use crate::model::{LossConfig, ModelConfig};
@@ -36,7 +36,9 @@ pub struct DemoResult {
 pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     let t0 = Instant::now();
     if opts.out.exists() {
-        return Err(Error::Exists { path: opts.out.clone() });
+        return Err(Error::Exists {
+            path: opts.out.clone(),
+        });
     }
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
     let panel_dir = opts.out.join("panel");
@@ -55,21 +57,58 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     let test = first_test..t - HORIZON;
     let insample = 29..insample_end(first_test);
     let dates = &panel.meta().dates;
-    eprintln!("[2/4] training {:?} on {} .. {} (purged 4:1 split)", opts.model.arch, dates[insample.start], dates[insample.end - 1]);
-    let mut fitted = fit(&panel, &opts.model, &opts.loss, &opts.train, insample, 1, (4, 1), true)?;
+    eprintln!(
+        "[2/4] training {:?} on {} .. {} (purged 4:1 split)",
+        opts.model.arch,
+        dates[insample.start],
+        dates[insample.end - 1]
+    );
+    let mut fitted = fit(
+        &panel,
+        &opts.model,
+        &opts.loss,
+        &opts.train,
+        insample,
+        1,
+        (4, 1),
+        true,
+    )?;
     eprintln!(
         "      best epoch {} of {}, validation loss {:.4}",
         fitted.report.best_epoch,
         fitted.report.epochs.len(),
         fitted.report.best_val_loss
     );
-    eprintln!("[3/4] predicting held-out {} .. {}", dates[test.start], dates[test.end - 1]);
-    let ho = held_out(&panel, &mut fitted.model, test.clone(), 1, opts.train.batch_size.max(1000))?;
-    let oracle = ho.oracle_ic.ok_or_else(|| Error::Data("the synthetic panel has no oracle.npy".into()))?;
+    eprintln!(
+        "[3/4] predicting held-out {} .. {}",
+        dates[test.start],
+        dates[test.end - 1]
+    );
+    let ho = held_out(
+        &panel,
+        &mut fitted.model,
+        test.clone(),
+        1,
+        opts.train.batch_size.max(1000),
+    )?;
+    let oracle = ho
+        .oracle_ic
+        .ok_or_else(|| Error::Data("the synthetic panel has no oracle.npy".into()))?;
     eprintln!("[4/4] writing report into {}", opts.out.display());
-    checkpoint::save(&opts.out.join("checkpoint"), &fitted.model, &opts.loss, &panel.meta().feature_names, Some(&fitted.report))?;
+    checkpoint::save(
+        &opts.out.join("checkpoint"),
+        &fitted.model,
+        &opts.loss,
+        &panel.meta().feature_names,
+        Some(&fitted.report),
+    )?;
     write_factor(&opts.out, &panel, &ho.factor, test.clone())?;
-    let result = DemoResult { ic_mean: ho.ic.mean, ic_ir: ho.ic.ir, oracle_mean: oracle.mean, oracle_ir: oracle.ir };
+    let result = DemoResult {
+        ic_mean: ho.ic.mean,
+        ic_ir: ho.ic.ir,
+        oracle_mean: oracle.mean,
+        oracle_ir: oracle.ir,
+    };
     let elapsed = t0.elapsed().as_secs_f64();
     let metrics = serde_json::json!({
         "model": opts.model, "loss": opts.loss, "train": opts.train, "synth": {
@@ -77,8 +116,20 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         "held_out": { "from": dates[test.start], "to": dates[test.end - 1], "rank_ic": ho.ic, "oracle_rank_ic": oracle },
         "training": fitted.report, "elapsed_s": elapsed,
     });
-    write_file_atomically(&opts.out.join("metrics.json"), serde_json::to_string_pretty(&metrics).expect("json").as_bytes())?;
-    let report = render_report(opts, &fitted.report, &ho.ic, &oracle, (&dates[test.start], &dates[test.end - 1]), elapsed);
+    write_file_atomically(
+        &opts.out.join("metrics.json"),
+        serde_json::to_string_pretty(&metrics)
+            .expect("json")
+            .as_bytes(),
+    )?;
+    let report = render_report(
+        opts,
+        &fitted.report,
+        &ho.ic,
+        &oracle,
+        (&dates[test.start], &dates[test.end - 1]),
+        elapsed,
+    );
     write_file_atomically(&opts.out.join("report.md"), report.as_bytes())?;
     println!("{}", summary_line(&result));
     println!("report: {}", opts.out.join("report.md").display());
@@ -109,10 +160,21 @@ fn render_report(
         "Synthetic market: {} stocks × {} days, seed {}. Model {:?} (pair sample {:?}, neutralized loss {}, long weight {:?}).\n\n",
         opts.synth.stocks, opts.synth.days, opts.synth.seed, opts.model.arch, opts.model.pair_sample, opts.loss.neutralize, opts.loss.long_weight
     );
-    s += &format!("Held-out dates {} .. {}, RankIC on every date against the raw 10-day VWAP return.\n\n", span.0, span.1);
-    s += "| factor | RankIC mean | RankIC std | IC_IR | IC>0 | dates |\n|---|---|---|---|---|---|\n";
+    s += &format!(
+        "Held-out dates {} .. {}, RankIC on every date against the raw 10-day VWAP return.\n\n",
+        span.0, span.1
+    );
+    s +=
+        "| factor | RankIC mean | RankIC std | IC_IR | IC>0 | dates |\n|---|---|---|---|---|---|\n";
     for (name, v) in [("model", ic), ("oracle (planted signal)", oracle)] {
-        s += &format!("| {name} | {:.2}% | {:.2}% | {:.2} | {:.1}% | {} |\n", 100.0 * v.mean, 100.0 * v.std, v.ir, 100.0 * v.positive, v.dates);
+        s += &format!(
+            "| {name} | {:.2}% | {:.2}% | {:.2} | {:.1}% | {} |\n",
+            100.0 * v.mean,
+            100.0 * v.std,
+            v.ir,
+            100.0 * v.positive,
+            v.dates
+        );
     }
     s += &format!(
         "\nTraining: {} samples, {} validation samples, {} epochs run, best epoch {} (validation loss {:.4}). Total time {elapsed:.1} s.\n\n",
@@ -124,7 +186,10 @@ fn render_report(
     );
     s += "| epoch | train loss | val loss | samples/s |\n|---|---|---|---|\n";
     for e in &report.epochs {
-        s += &format!("| {} | {:.4} | {:.4} | {:.0} |\n", e.epoch, e.train_loss, e.val_loss, e.samples_per_s);
+        s += &format!(
+            "| {} | {:.4} | {:.4} | {:.0} |\n",
+            e.epoch, e.train_loss, e.val_loss, e.samples_per_s
+        );
     }
     s += "\nFiles: `panel/` (the synthetic panel), `checkpoint/`, `factor.npy` / `factor.csv` (held-out factor), `metrics.json`.\n";
     s
@@ -132,6 +197,9 @@ fn render_report(
 
 /// A fresh default output folder `out/demo-<unix seconds>` so reruns never collide.
 pub fn default_out() -> PathBuf {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     Path::new("out").join(format!("demo-{secs}"))
 }

@@ -19,6 +19,7 @@ pub struct Fitted {
 }
 
 /// Trains on the sample dates `insample` (every `every`-th date), split `ratio` with the purge gap.
+#[allow(clippy::too_many_arguments)]
 pub fn fit(
     panel: &Panel,
     model: &ModelConfig,
@@ -45,7 +46,12 @@ pub fn fit(
         );
     }
     let (model, report) = train(panel, model, loss, cfg, &train_index, &val_index, progress)?;
-    Ok(Fitted { model, report, train_dates, val_dates })
+    Ok(Fitted {
+        model,
+        report,
+        train_dates,
+        val_dates,
+    })
 }
 
 /// Held-out evaluation of a factor on `dates`: RankIC every `every` dates over the universe.
@@ -56,7 +62,13 @@ pub struct HeldOut {
     pub series: Vec<(usize, f64)>,
 }
 
-pub fn held_out(panel: &Panel, model: &mut Model<f32>, dates: Range<usize>, every: usize, batch: usize) -> Result<HeldOut> {
+pub fn held_out(
+    panel: &Panel,
+    model: &mut Model<f32>,
+    dates: Range<usize>,
+    every: usize,
+    batch: usize,
+) -> Result<HeldOut> {
     let factor = predict_factor(panel, model, dates.clone(), batch)?;
     let index = SampleIndex::build(panel.view(), dates, 1)?;
     let labels = raw_labels(panel.view());
@@ -67,5 +79,10 @@ pub fn held_out(panel: &Panel, model: &mut Model<f32>, dates: Range<usize>, ever
         let s = rank_ic_series(o, &labels, n, &index, every);
         IcSummary::of(&s.iter().map(|p| p.1).collect::<Vec<_>>())
     });
-    Ok(HeldOut { factor, ic, oracle_ic, series })
+    Ok(HeldOut {
+        factor,
+        ic,
+        oracle_ic,
+        series,
+    })
 }

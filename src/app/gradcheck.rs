@@ -7,11 +7,24 @@ use crate::ops::{batchnorm, dense, elementwise, gru, loss, lstm, pooling, ts_fea
 /// All op checks, then the whole-model checks (optionally of one architecture only).
 pub fn all_checks(model: Option<Arch>) -> Vec<CheckResult> {
     let mut rows = Vec::new();
-    for f in [ts_features::checks, pooling::checks, batchnorm::checks, dense::checks, elementwise::checks, lstm::checks, gru::checks, loss::checks] {
+    for f in [
+        ts_features::checks,
+        pooling::checks,
+        batchnorm::checks,
+        dense::checks,
+        elementwise::checks,
+        lstm::checks,
+        gru::checks,
+        loss::checks,
+    ] {
         rows.extend(f());
     }
     let wanted = model.map(|a| format!("model {a:?} "));
-    rows.extend(crate::model::checks::checks().into_iter().filter(|r| wanted.as_ref().is_none_or(|w| r.name.starts_with(w))));
+    rows.extend(
+        crate::model::checks::checks()
+            .into_iter()
+            .filter(|r| wanted.as_ref().is_none_or(|w| r.name.starts_with(w))),
+    );
     rows
 }
 
@@ -19,7 +32,10 @@ pub fn all_checks(model: Option<Arch>) -> Vec<CheckResult> {
 pub fn render(rows: &[CheckResult]) -> String {
     let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(2).max(2);
     let sw = rows.iter().map(|r| r.shape.len()).max().unwrap_or(5).max(5);
-    let mut s = format!("{:<w$}  {:<sw$}  {:>12}  {:>12}  pass\n", "op", "shape", "max abs err", "max rel err");
+    let mut s = format!(
+        "{:<w$}  {:<sw$}  {:>12}  {:>12}  pass\n",
+        "op", "shape", "max abs err", "max rel err"
+    );
     for r in rows {
         s += &format!(
             "{:<w$}  {:<sw$}  {:>12.3e}  {:>12.3e}  {}\n",
@@ -32,6 +48,9 @@ pub fn render(rows: &[CheckResult]) -> String {
     }
     let worst = rows.iter().map(|r| r.max_rel).fold(0.0, f64::max);
     let failed = rows.iter().filter(|r| !r.pass).count();
-    s += &format!("{} checks, {failed} failed, worst relative error {worst:.3e}\n", rows.len());
+    s += &format!(
+        "{} checks, {failed} failed, worst relative error {worst:.3e}\n",
+        rows.len()
+    );
     s
 }

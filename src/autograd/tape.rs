@@ -6,8 +6,8 @@
 
 use super::params::{ParamId, ParamStore};
 use crate::float::Float;
-use crate::ops::{batchnorm, dense, elementwise, gru, lstm, pooling, ts_features};
 use crate::ops::ts_features::FeatureSpec;
+use crate::ops::{batchnorm, dense, elementwise, gru, lstm, pooling, ts_features};
 
 /// A value recorded on the tape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +25,12 @@ pub struct BnState<T> {
 impl<T: Float> BnState<T> {
     /// Keras initial state: mean 0, variance 1.
     pub fn new(channels: usize, eps: f64, momentum: f64) -> Self {
-        BnState { moving_mean: vec![T::zero(); channels], moving_var: vec![T::one(); channels], eps, momentum }
+        BnState {
+            moving_mean: vec![T::zero(); channels],
+            moving_var: vec![T::one(); channels],
+            eps,
+            momentum,
+        }
     }
 }
 
@@ -36,15 +41,54 @@ pub enum Recurrent {
 }
 
 enum Node<T> {
-    Features { x: Var, y: Var, spec: FeatureSpec },
-    Pool { x: Var, y: Var, steps: usize, window: usize, stride: usize },
-    BatchNorm { x: Var, y: Var, gamma: ParamId, beta: ParamId, mean: Vec<T>, var: Vec<T>, eps: f64 },
-    Recurrent { kind: Recurrent, x: Var, y: Var, w: [ParamId; 3], cache: Vec<T> },
-    Dense { x: Var, y: Var, w: ParamId, b: ParamId },
-    Relu { x: Var, y: Var },
-    Dropout { x: Var, y: Var, mask: Vec<T> },
+    Features {
+        x: Var,
+        y: Var,
+        spec: FeatureSpec,
+    },
+    Pool {
+        x: Var,
+        y: Var,
+        steps: usize,
+        window: usize,
+        stride: usize,
+    },
+    BatchNorm {
+        x: Var,
+        y: Var,
+        gamma: ParamId,
+        beta: ParamId,
+        mean: Vec<T>,
+        var: Vec<T>,
+        eps: f64,
+    },
+    Recurrent {
+        kind: Recurrent,
+        x: Var,
+        y: Var,
+        w: [ParamId; 3],
+        cache: Vec<T>,
+    },
+    Dense {
+        x: Var,
+        y: Var,
+        w: ParamId,
+        b: ParamId,
+    },
+    Relu {
+        x: Var,
+        y: Var,
+    },
+    Dropout {
+        x: Var,
+        y: Var,
+        mask: Vec<T>,
+    },
     /// Row-wise concatenation of the flattened inputs.
-    Concat { xs: Vec<Var>, y: Var },
+    Concat {
+        xs: Vec<Var>,
+        y: Var,
+    },
 }
 
 pub struct Tape<T> {
@@ -58,7 +102,13 @@ pub struct Tape<T> {
 
 impl<T: Float> Tape<T> {
     pub fn new(training: bool) -> Self {
-        Tape { training, values: vec![], shapes: vec![], grads: vec![], nodes: vec![] }
+        Tape {
+            training,
+            values: vec![],
+            shapes: vec![],
+            grads: vec![],
+            nodes: vec![],
+        }
     }
 
     fn push(&mut self, data: Vec<T>, shape: Vec<usize>) -> Var {
@@ -100,7 +150,11 @@ impl<T: Float> Tape<T> {
         let mut out = vec![T::zero(); b * s * c];
         ts_features::ts_features_forward(&mut out, &self.values[x.0], b, spec);
         let y = self.push(out, vec![b, s, c]);
-        self.record(Node::Features { x, y, spec: spec.clone() });
+        self.record(Node::Features {
+            x,
+            y,
+            spec: spec.clone(),
+        });
         y
     }
 
@@ -111,33 +165,87 @@ impl<T: Float> Tape<T> {
         let mut out = vec![T::zero(); b * s2 * 3 * c];
         pooling::pool_forward(&mut out, &self.values[x.0], b, steps, c, window, stride);
         let y = self.push(out, vec![b, s2, 3 * c]);
-        self.record(Node::Pool { x, y, steps, window, stride });
+        self.record(Node::Pool {
+            x,
+            y,
+            steps,
+            window,
+            stride,
+        });
         y
     }
 
     /// BatchNorm over the last axis (statistics over all leading axes). In training mode it
     /// normalizes with batch statistics and updates `state`'s moving averages.
-    pub fn batchnorm(&mut self, x: Var, store: &ParamStore<T>, gamma: ParamId, beta: ParamId, state: &mut BnState<T>) -> Var {
+    pub fn batchnorm(
+        &mut self,
+        x: Var,
+        store: &ParamStore<T>,
+        gamma: ParamId,
+        beta: ParamId,
+        state: &mut BnState<T>,
+    ) -> Var {
         let shape = self.shapes[x.0].clone();
         let c = *shape.last().expect("batchnorm of a scalar");
         let r = self.values[x.0].len() / c;
         let mut out = vec![T::zero(); r * c];
         let (g, bt) = (store.get(gamma), store.get(beta));
         if !self.training {
-            batchnorm::batchnorm_inference(&mut out, &self.values[x.0], g, bt, &state.moving_mean, &state.moving_var, r, c, state.eps);
+            batchnorm::batchnorm_inference(
+                &mut out,
+                &self.values[x.0],
+                g,
+                bt,
+                &state.moving_mean,
+                &state.moving_var,
+                r,
+                c,
+                state.eps,
+            );
             return self.push(out, shape);
         }
         let (mut mean, mut var) = (vec![T::zero(); c], vec![T::zero(); c]);
-        batchnorm::batchnorm_forward(&mut out, &mut mean, &mut var, &self.values[x.0], g, bt, r, c, state.eps);
-        batchnorm::batchnorm_update_moving(&mut state.moving_mean, &mut state.moving_var, &mean, &var, c, state.momentum);
+        batchnorm::batchnorm_forward(
+            &mut out,
+            &mut mean,
+            &mut var,
+            &self.values[x.0],
+            g,
+            bt,
+            r,
+            c,
+            state.eps,
+        );
+        batchnorm::batchnorm_update_moving(
+            &mut state.moving_mean,
+            &mut state.moving_var,
+            &mean,
+            &var,
+            c,
+            state.momentum,
+        );
         let y = self.push(out, shape);
-        self.record(Node::BatchNorm { x, y, gamma, beta, mean, var, eps: state.eps });
+        self.record(Node::BatchNorm {
+            x,
+            y,
+            gamma,
+            beta,
+            mean,
+            var,
+            eps: state.eps,
+        });
         y
     }
 
     /// LSTM or GRU over the steps of `[B, S, I]`; returns the last hidden state `[B, H]`.
     /// `w` = [input kernel, recurrent kernel, bias].
-    pub fn recurrent(&mut self, kind: Recurrent, x: Var, store: &ParamStore<T>, w: [ParamId; 3]) -> Var {
+    pub fn recurrent(
+        &mut self,
+        kind: Recurrent,
+        x: Var,
+        store: &ParamStore<T>,
+        w: [ParamId; 3],
+    ) -> Var {
         let (b, s, i) = dims3(&self.shapes[x.0]);
         let h = store.entry(w[1]).shape[0];
         let (wi, wh, bias) = (store.get(w[0]), store.get(w[1]), store.get(w[2]));
@@ -156,7 +264,13 @@ impl<T: Float> Tape<T> {
             }
         };
         let y = self.push(out, vec![b, h]);
-        self.record(Node::Recurrent { kind, x, y, w, cache });
+        self.record(Node::Recurrent {
+            kind,
+            x,
+            y,
+            w,
+            cache,
+        });
         y
     }
 
@@ -166,7 +280,15 @@ impl<T: Float> Tape<T> {
         let wshape = &store.entry(w).shape;
         let (i, o) = (wshape[0], wshape[1]);
         let mut out = vec![T::zero(); rows * o];
-        dense::dense_forward(&mut out, &self.values[x.0], store.get(w), store.get(b), rows, i, o);
+        dense::dense_forward(
+            &mut out,
+            &self.values[x.0],
+            store.get(w),
+            store.get(b),
+            rows,
+            i,
+            o,
+        );
         let y = self.push(out, vec![rows, o]);
         self.record(Node::Dense { x, y, w, b });
         y
@@ -213,7 +335,11 @@ impl<T: Float> Tape<T> {
     /// Seeds `∂L/∂root = droot` and replays the tape backward, accumulating parameter
     /// gradients into `store.grad`.
     pub fn backward(&mut self, root: Var, droot: &[T], store: &mut ParamStore<T>) {
-        self.grads = self.values.iter().map(|v| vec![T::zero(); v.len()]).collect();
+        self.grads = self
+            .values
+            .iter()
+            .map(|v| vec![T::zero(); v.len()])
+            .collect();
         self.grads[root.0].copy_from_slice(droot);
         let nodes = std::mem::take(&mut self.nodes);
         for node in nodes.iter().rev() {
@@ -232,24 +358,71 @@ impl<T: Float> Tape<T> {
             Node::Features { x, y, spec } => {
                 let dy = self.take_dy(*y);
                 let b = self.shapes[x.0][0];
-                ts_features::ts_features_backward(&mut self.grads[x.0], &dy, &self.values[x.0], b, spec);
+                ts_features::ts_features_backward(
+                    &mut self.grads[x.0],
+                    &dy,
+                    &self.values[x.0],
+                    b,
+                    spec,
+                );
             }
-            Node::Pool { x, y, steps, window, stride } => {
+            Node::Pool {
+                x,
+                y,
+                steps,
+                window,
+                stride,
+            } => {
                 let dy = self.take_dy(*y);
                 let (b, _, c) = dims3(&self.shapes[x.0]);
-                pooling::pool_backward(&mut self.grads[x.0], &dy, &self.values[x.0], b, *steps, c, *window, *stride);
+                pooling::pool_backward(
+                    &mut self.grads[x.0],
+                    &dy,
+                    &self.values[x.0],
+                    b,
+                    *steps,
+                    c,
+                    *window,
+                    *stride,
+                );
             }
-            Node::BatchNorm { x, y, gamma, beta, mean, var, eps } => {
+            Node::BatchNorm {
+                x,
+                y,
+                gamma,
+                beta,
+                mean,
+                var,
+                eps,
+            } => {
                 let dy = self.take_dy(*y);
                 let c = mean.len();
                 let r = dy.len() / c;
                 let g = store.get(*gamma).to_vec();
                 let (mut dg, mut db) = (vec![T::zero(); c], vec![T::zero(); c]);
-                batchnorm::batchnorm_backward(&mut self.grads[x.0], &mut dg, &mut db, &dy, &self.values[x.0], mean, var, &g, r, c, *eps);
+                batchnorm::batchnorm_backward(
+                    &mut self.grads[x.0],
+                    &mut dg,
+                    &mut db,
+                    &dy,
+                    &self.values[x.0],
+                    mean,
+                    var,
+                    &g,
+                    r,
+                    c,
+                    *eps,
+                );
                 add_into(store.grad_mut(*gamma), &dg);
                 add_into(store.grad_mut(*beta), &db);
             }
-            Node::Recurrent { kind, x, y, w, cache } => {
+            Node::Recurrent {
+                kind,
+                x,
+                y,
+                w,
+                cache,
+            } => {
                 let dy = self.take_dy(*y);
                 let (b, s, i) = dims3(&self.shapes[x.0]);
                 let h = store.entry(w[1]).shape[0];
@@ -260,8 +433,12 @@ impl<T: Float> Tape<T> {
                 let xv = &self.values[x.0];
                 let dx = &mut self.grads[x.0];
                 match kind {
-                    Recurrent::Lstm => lstm::lstm_backward(dx, &mut dwi, &mut dwh, &mut db, &dy, cache, xv, &wi, &wh, b, s, i, h),
-                    Recurrent::Gru => gru::gru_backward(dx, &mut dwi, &mut dwh, &mut db, &dy, cache, xv, &wi, &wh, b, s, i, h),
+                    Recurrent::Lstm => lstm::lstm_backward(
+                        dx, &mut dwi, &mut dwh, &mut db, &dy, cache, xv, &wi, &wh, b, s, i, h,
+                    ),
+                    Recurrent::Gru => gru::gru_backward(
+                        dx, &mut dwi, &mut dwh, &mut db, &dy, cache, xv, &wi, &wh, b, s, i, h,
+                    ),
                 }
                 add_into(store.grad_mut(w[0]), &dwi);
                 add_into(store.grad_mut(w[1]), &dwh);
@@ -274,7 +451,17 @@ impl<T: Float> Tape<T> {
                 let (i, o) = (wshape[0], wshape[1]);
                 let wv = store.get(*w).to_vec();
                 let (mut dw, mut db) = (vec![T::zero(); i * o], vec![T::zero(); o]);
-                dense::dense_backward(&mut self.grads[x.0], &mut dw, &mut db, &dy, &self.values[x.0], &wv, rows, i, o);
+                dense::dense_backward(
+                    &mut self.grads[x.0],
+                    &mut dw,
+                    &mut db,
+                    &dy,
+                    &self.values[x.0],
+                    &wv,
+                    rows,
+                    i,
+                    o,
+                );
                 add_into(store.grad_mut(*w), &dw);
                 add_into(store.grad_mut(*b), &db);
             }
@@ -309,7 +496,11 @@ impl<T: Float> Tape<T> {
 }
 
 fn dims3(shape: &[usize]) -> (usize, usize, usize) {
-    assert_eq!(shape.len(), 3, "expected a [B, S, C] value, got shape {shape:?}");
+    assert_eq!(
+        shape.len(),
+        3,
+        "expected a [B, S, C] value, got shape {shape:?}"
+    );
     (shape[0], shape[1], shape[2])
 }
 

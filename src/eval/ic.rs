@@ -33,7 +33,13 @@ impl IcSummary {
 /// RankIC of `factor` (`[T, N]` over the whole panel, NaN where absent) against `labels`
 /// (`[T, N]`, raw or z-scored: Spearman does not care) on every `every`-th date of `index`.
 /// Stocks without a finite factor value are left out of that date's correlation.
-pub fn rank_ic_series(factor: &[f32], labels: &[f32], n_stocks: usize, index: &SampleIndex, every: usize) -> Vec<(usize, f64)> {
+pub fn rank_ic_series(
+    factor: &[f32],
+    labels: &[f32],
+    n_stocks: usize,
+    index: &SampleIndex,
+    every: usize,
+) -> Vec<(usize, f64)> {
     let mut out = Vec::new();
     for (pos, (&t, stocks)) in index.dates.iter().zip(&index.per_date).enumerate() {
         if pos % every.max(1) != 0 {

@@ -13,9 +13,27 @@ pub fn checks() -> Vec<CheckResult> {
     for arch in [Arch::V1, Arch::V2, Arch::V3] {
         for (tag, loss) in [
             ("mse", LossConfig::default()),
-            ("weighted", LossConfig { neutralize: false, long_weight: Some(2.0) }),
-            ("neutralized", LossConfig { neutralize: true, long_weight: None }),
-            ("neutralized+weighted", LossConfig { neutralize: true, long_weight: Some(2.0) }),
+            (
+                "weighted",
+                LossConfig {
+                    neutralize: false,
+                    long_weight: Some(2.0),
+                },
+            ),
+            (
+                "neutralized",
+                LossConfig {
+                    neutralize: true,
+                    long_weight: None,
+                },
+            ),
+            (
+                "neutralized+weighted",
+                LossConfig {
+                    neutralize: true,
+                    long_weight: Some(2.0),
+                },
+            ),
         ] {
             out.push(model_check(arch, Some(4), tag, loss));
         }
@@ -43,7 +61,9 @@ fn model_check(arch: Arch, pair_sample: Option<usize>, tag: &str, loss: LossConf
     }
     let b = 20;
     let batch = Batch {
-        x: (0..b * cfg.n_features * cfg.days).map(|_| rng.gen_range(1.0..2.0)).collect(),
+        x: (0..b * cfg.n_features * cfg.days)
+            .map(|_| rng.gen_range(1.0..2.0))
+            .collect(),
         y: (0..b).map(|_| rng.gen_range(-1.0..1.0)).collect(),
         w: (0..b).map(|i| if i % 2 == 0 { 2.0 } else { 1.0 }).collect(),
         styles: (0..b).map(|_| rng.gen_range(-1.0..1.0)).collect(),

@@ -74,13 +74,19 @@ impl ModelConfig {
             }
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::Config(format!("--dropout {}: must be in [0, 1)", self.dropout)));
+            return Err(Error::Config(format!(
+                "--dropout {}: must be in [0, 1)",
+                self.dropout
+            )));
         }
         if self.hidden == 0 {
             return Err(Error::Config("--hidden must be at least 1".into()));
         }
         if self.window > self.days || self.window < 2 {
-            return Err(Error::Config(format!("window {} must be in 2..={} (the picture length)", self.window, self.days)));
+            return Err(Error::Config(format!(
+                "window {} must be in 2..={} (the picture length)",
+                self.window, self.days
+            )));
         }
         Ok(())
     }

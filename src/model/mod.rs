@@ -37,9 +37,22 @@ struct Bn {
 
 #[derive(Debug, Clone)]
 enum Layers {
-    V1 { bn_feat: Bn, bn_pool: Bn, hidden: [ParamId; 2], out: [ParamId; 2] },
-    V2 { bn_feat: Bn, rnn: [ParamId; 3], bn_rnn: Bn, out: [ParamId; 2] },
-    V3 { branches: [(Bn, [ParamId; 3], Bn); 2], out: [ParamId; 2] },
+    V1 {
+        bn_feat: Bn,
+        bn_pool: Bn,
+        hidden: [ParamId; 2],
+        out: [ParamId; 2],
+    },
+    V2 {
+        bn_feat: Bn,
+        rnn: [ParamId; 3],
+        bn_rnn: Bn,
+        out: [ParamId; 2],
+    },
+    V3 {
+        branches: [(Bn, [ParamId; 3], Bn); 2],
+        out: [ParamId; 2],
+    },
 }
 
 /// A model: its configuration, parameters, BN moving statistics and feature specs.
@@ -63,17 +76,27 @@ struct Builder<'a, T> {
 
 impl<T: Float> Builder<'_, T> {
     fn bn(&mut self, name: &str, c: usize) -> Bn {
-        let gamma = self.store.add(&format!("{name}.gamma"), &[c], vec![T::one(); c], 0.0);
-        let beta = self.store.add(&format!("{name}.beta"), &[c], vec![T::zero(); c], 0.0);
-        self.bn.push(BnState::new(c, self.cfg.bn_eps, self.cfg.bn_momentum));
-        Bn { gamma, beta, state: self.bn.len() - 1 }
+        let gamma = self
+            .store
+            .add(&format!("{name}.gamma"), &[c], vec![T::one(); c], 0.0);
+        let beta = self
+            .store
+            .add(&format!("{name}.beta"), &[c], vec![T::zero(); c], 0.0);
+        self.bn
+            .push(BnState::new(c, self.cfg.bn_eps, self.cfg.bn_momentum));
+        Bn {
+            gamma,
+            beta,
+            state: self.bn.len() - 1,
+        }
     }
 
     fn dense(&mut self, name: &str, i: usize, o: usize, l2: f64) -> [ParamId; 2] {
         let w = init::glorot_uniform(&mut self.rng, i, o);
         [
             self.store.add(&format!("{name}.kernel"), &[i, o], w, l2),
-            self.store.add(&format!("{name}.bias"), &[o], vec![T::zero(); o], 0.0),
+            self.store
+                .add(&format!("{name}.bias"), &[o], vec![T::zero(); o], 0.0),
         ]
     }
 
@@ -94,8 +117,14 @@ impl<T: Float> Builder<'_, T> {
             Recurrent::Gru => (vec![T::zero(); 6 * h], vec![2, 3 * h]),
         };
         [
-            self.store.add(&format!("{name}.kernel"), &[i, gates * h], wi, 0.0),
-            self.store.add(&format!("{name}.recurrent_kernel"), &[h, gates * h], wh, 0.0),
+            self.store
+                .add(&format!("{name}.kernel"), &[i, gates * h], wi, 0.0),
+            self.store.add(
+                &format!("{name}.recurrent_kernel"),
+                &[h, gates * h],
+                wh,
+                0.0,
+            ),
             self.store.add(&format!("{name}.bias"), &bshape, bias, 0.0),
         ]
     }
@@ -104,7 +133,9 @@ impl<T: Float> Builder<'_, T> {
 impl<T: Float> Model<T> {
     pub fn new(cfg: &ModelConfig) -> Result<Self> {
         cfg.validate()?;
-        let drawn = cfg.pair_sample.map(|n| draw_features(cfg.n_features, n, cfg.seed));
+        let drawn = cfg
+            .pair_sample
+            .map(|n| draw_features(cfg.n_features, n, cfg.seed));
         let pairs = match &drawn {
             Some(d) => pairs_among(d),
             None => all_pairs(cfg.n_features),
@@ -124,7 +155,12 @@ impl<T: Float> Model<T> {
         for s in &specs {
             s.validate()?;
         }
-        let mut b = Builder { store: ParamStore::new(), bn: vec![], rng: stream(cfg.seed, "init"), cfg };
+        let mut b = Builder {
+            store: ParamStore::new(),
+            bn: vec![],
+            rng: stream(cfg.seed, "init"),
+            cfg,
+        };
         let (c, h) = (specs[0].channels(), cfg.hidden);
         let layers = match cfg.arch {
             Arch::V1 => {
@@ -135,14 +171,24 @@ impl<T: Float> Model<T> {
                 let width = steps * c + pooled * 3 * c;
                 let hidden = b.dense("hidden", width, cfg.dense_hidden, 0.0);
                 let out = b.dense("output", cfg.dense_hidden, 1, cfg.l2);
-                Layers::V1 { bn_feat, bn_pool, hidden, out }
+                Layers::V1 {
+                    bn_feat,
+                    bn_pool,
+                    hidden,
+                    out,
+                }
             }
             Arch::V2 => {
                 let bn_feat = b.bn("bn_features", c);
                 let rnn = b.recurrent("lstm", Recurrent::Lstm, c, h);
                 let bn_rnn = b.bn("bn_lstm", h);
                 let out = b.dense("output", h, 1, cfg.l2);
-                Layers::V2 { bn_feat, rnn, bn_rnn, out }
+                Layers::V2 {
+                    bn_feat,
+                    rnn,
+                    bn_rnn,
+                    out,
+                }
             }
             Arch::V3 => {
                 let mut branch = |k: usize| {
@@ -156,7 +202,14 @@ impl<T: Float> Model<T> {
                 Layers::V3 { branches, out }
             }
         };
-        Ok(Model { cfg: cfg.clone(), store: b.store, bn: b.bn, drawn, specs, layers })
+        Ok(Model {
+            cfg: cfg.clone(),
+            store: b.store,
+            bn: b.bn,
+            drawn,
+            specs,
+            layers,
+        })
     }
 
     fn bn(&mut self, tape: &mut Tape<T>, x: Var, bn: Bn) -> Var {
@@ -167,7 +220,12 @@ impl<T: Float> Model<T> {
     /// `dropout_seed` fixes the dropout masks of this step (ignored when not training).
     pub fn forward(&mut self, tape: &mut Tape<T>, x: Var, dropout_seed: u64) -> Var {
         match self.layers.clone() {
-            Layers::V1 { bn_feat, bn_pool, hidden, out } => {
+            Layers::V1 {
+                bn_feat,
+                bn_pool,
+                hidden,
+                out,
+            } => {
                 let f = tape.features(x, &self.specs[0]);
                 let a = self.bn(tape, f, bn_feat);
                 let steps = tape.shape(a)[1];
@@ -179,7 +237,12 @@ impl<T: Float> Model<T> {
                 let z = tape.dropout(z, self.cfg.v1_dropout, dropout_seed);
                 tape.dense(z, &self.store, out[0], out[1])
             }
-            Layers::V2 { bn_feat, rnn, bn_rnn, out } => {
+            Layers::V2 {
+                bn_feat,
+                rnn,
+                bn_rnn,
+                out,
+            } => {
                 let f = tape.features(x, &self.specs[0]);
                 let a = self.bn(tape, f, bn_feat);
                 let hs = tape.recurrent(Recurrent::Lstm, a, &self.store, rnn);

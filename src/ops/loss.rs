@@ -82,7 +82,10 @@ pub fn neutralized_mse_loss<T: Float>(
         }
     }
     dpred[..n].copy_from_slice(&dres);
-    NeutralizedLoss { loss, fallback_groups }
+    NeutralizedLoss {
+        loss,
+        fallback_groups,
+    }
 }
 
 /// `v ← v − S(SᵀS + λI)⁻¹Sᵀv` for `S = [1, styles]` of one group (`styles` is `[n, k]`).
@@ -100,12 +103,11 @@ fn project_out<T: Float>(v: &mut [T], styles: &[T], k: usize) {
             }
         }
     };
-    let n = v.len();
     let mut a = vec![T::zero(); p * p];
     let mut rhs = vec![T::zero(); p];
-    for row in 0..n {
+    for (row, &vr) in v.iter().enumerate() {
         for i in 0..p {
-            rhs[i] += s(row, i) * v[row];
+            rhs[i] += s(row, i) * vr;
             for j in 0..=i {
                 a[i * p + j] += s(row, i) * s(row, j);
             }
@@ -171,15 +173,22 @@ pub fn checks() -> Vec<crate::gradcheck::CheckResult> {
     let y: Vec<f64> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
     let styles: Vec<f64> = (0..n * k).map(|_| rng.gen_range(-2.0..2.0)).collect();
     let yf: Vec<f32> = y.iter().map(|&v| v as f32).collect();
-    let w: Vec<f64> = long_side_weights(&yf, 2.0).into_iter().map(f64::from).collect();
+    let w: Vec<f64> = long_side_weights(&yf, 2.0)
+        .into_iter()
+        .map(f64::from)
+        .collect();
     let mut out = Vec::new();
     for (name, weights) in [("mse", None), ("weighted_mse", Some(&w[..]))] {
         let mut d = vec![0.0; n];
         mse_loss(&mut d, &pred, &y, weights, n);
         let mut scratch = vec![0.0; n];
-        out.push(crate::gradcheck::check(name, &format!("[{n}]"), &pred, &d, |p| {
-            mse_loss(&mut scratch, p, &y, weights, n)
-        }));
+        out.push(crate::gradcheck::check(
+            name,
+            &format!("[{n}]"),
+            &pred,
+            &d,
+            |p| mse_loss(&mut scratch, p, &y, weights, n),
+        ));
         let mut d = vec![0.0; n];
         neutralized_mse_loss(&mut d, &pred, &y, weights, &styles, &offsets, n, k);
         out.push(crate::gradcheck::check(

@@ -20,7 +20,10 @@ pub fn plan_epoch(sizes: &[usize], batch_size: usize, rng: &mut Rng) -> Vec<Vec<
     for d in order {
         let n = sizes[d];
         if n <= batch_size {
-            chunks.push(DateChunk { date: d, rows: (0..n).collect() });
+            chunks.push(DateChunk {
+                date: d,
+                rows: (0..n).collect(),
+            });
             continue;
         }
         let mut rows: Vec<usize> = (0..n).collect();
@@ -29,7 +32,10 @@ pub fn plan_epoch(sizes: &[usize], batch_size: usize, rng: &mut Rng) -> Vec<Vec<
         for p in 0..parts {
             let mut part = rows[p * n / parts..(p + 1) * n / parts].to_vec();
             part.sort_unstable();
-            chunks.push(DateChunk { date: d, rows: part });
+            chunks.push(DateChunk {
+                date: d,
+                rows: part,
+            });
         }
     }
     let mut batches = Vec::new();

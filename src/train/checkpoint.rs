@@ -28,7 +28,13 @@ fn bn_names(k: usize) -> (String, String) {
     (format!("bn{k}.moving_mean"), format!("bn{k}.moving_var"))
 }
 
-pub fn save(dir: &Path, model: &Model<f32>, loss: &LossConfig, feature_names: &[String], report: Option<&TrainReport>) -> Result<()> {
+pub fn save(
+    dir: &Path,
+    model: &Model<f32>,
+    loss: &LossConfig,
+    feature_names: &[String],
+    report: Option<&TrainReport>,
+) -> Result<()> {
     let cfg = CheckpointConfig {
         format_version: FORMAT_VERSION,
         model: model.cfg.clone(),
@@ -41,7 +47,13 @@ pub fn save(dir: &Path, model: &Model<f32>, loss: &LossConfig, feature_names: &[
         .store
         .entries
         .iter()
-        .map(|e| (e.name.clone(), e.shape.clone(), &model.store.data[e.range.clone()]))
+        .map(|e| {
+            (
+                e.name.clone(),
+                e.shape.clone(),
+                &model.store.data[e.range.clone()],
+            )
+        })
         .collect();
     for (k, s) in model.bn.iter().enumerate() {
         let (m, v) = bn_names(k);
@@ -51,26 +63,41 @@ pub fn save(dir: &Path, model: &Model<f32>, loss: &LossConfig, feature_names: &[
     let views = tensors
         .iter()
         .map(|(name, shape, data)| {
-            TensorView::new(Dtype::F32, shape.clone(), bytemuck::cast_slice(data)).map(|v| (name.clone(), v))
+            TensorView::new(Dtype::F32, shape.clone(), bytemuck::cast_slice(data))
+                .map(|v| (name.clone(), v))
         })
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::Checkpoint { path: dir.into(), msg: e.to_string() })?;
-    let bytes = safetensors::serialize(views, &None).map_err(|e| Error::Checkpoint { path: dir.into(), msg: e.to_string() })?;
+        .map_err(|e| Error::Checkpoint {
+            path: dir.into(),
+            msg: e.to_string(),
+        })?;
+    let bytes = safetensors::serialize(views, &None).map_err(|e| Error::Checkpoint {
+        path: dir.into(),
+        msg: e.to_string(),
+    })?;
     let json = serde_json::to_vec_pretty(&cfg).expect("config serializes");
     write_dir_atomically(dir, |tmp| {
-        std::fs::write(tmp.join("model.safetensors"), &bytes).map_err(|e| Error::io(tmp.join("model.safetensors"), e))?;
-        std::fs::write(tmp.join("config.json"), &json).map_err(|e| Error::io(tmp.join("config.json"), e))
+        std::fs::write(tmp.join("model.safetensors"), &bytes)
+            .map_err(|e| Error::io(tmp.join("model.safetensors"), e))?;
+        std::fs::write(tmp.join("config.json"), &json)
+            .map_err(|e| Error::io(tmp.join("config.json"), e))
     })
 }
 
 pub fn load(dir: &Path) -> Result<(Model<f32>, CheckpointConfig)> {
-    let err = |msg: String| Error::Checkpoint { path: dir.into(), msg };
+    let err = |msg: String| Error::Checkpoint {
+        path: dir.into(),
+        msg,
+    };
     let cfg_path = dir.join("config.json");
     let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
-    let cfg: CheckpointConfig =
-        serde_json::from_str(&text).map_err(|e| err(format!("config.json is not a checkpoint config: {e}")))?;
+    let cfg: CheckpointConfig = serde_json::from_str(&text)
+        .map_err(|e| err(format!("config.json is not a checkpoint config: {e}")))?;
     if cfg.format_version != FORMAT_VERSION {
-        return Err(err(format!("format version {} (this build reads {FORMAT_VERSION})", cfg.format_version)));
+        return Err(err(format!(
+            "format version {} (this build reads {FORMAT_VERSION})",
+            cfg.format_version
+        )));
     }
     let mut model = Model::<f32>::new(&cfg.model)?;
     if model.drawn != cfg.drawn_features {
@@ -81,9 +108,14 @@ pub fn load(dir: &Path) -> Result<(Model<f32>, CheckpointConfig)> {
     }
     let st_path = dir.join("model.safetensors");
     let bytes = std::fs::read(&st_path).map_err(|e| Error::io(&st_path, e))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| err(format!("model.safetensors: {e}")))?;
+    let st =
+        SafeTensors::deserialize(&bytes).map_err(|e| err(format!("model.safetensors: {e}")))?;
     let fill = |name: &str, shape: &[usize], dst: &mut [f32]| -> Result<()> {
-        let t = st.tensor(name).map_err(|_| err(format!("model.safetensors has no tensor `{name}`: it was saved by a different model")))?;
+        let t = st.tensor(name).map_err(|_| {
+            err(format!(
+                "model.safetensors has no tensor `{name}`: it was saved by a different model"
+            ))
+        })?;
         if t.dtype() != Dtype::F32 || t.shape() != shape {
             return Err(err(format!(
                 "tensor `{name}` is {:?} {:?}, the model expects F32 {shape:?}",

@@ -1,9 +1,9 @@
 //! Prediction: the factor `[T, N]` of a trained model over a date range of a panel, and its
 //! `.npy` + long CSV outputs.
 
+use crate::data::npy::write_npy;
 use crate::data::panel::{flags, Panel};
 use crate::data::samples::{gather_pictures, N_FEATURES, PICTURE_DAYS};
-use crate::data::npy::write_npy;
 use crate::model::Model;
 use crate::{Error, Result};
 use std::io::Write;
@@ -12,7 +12,12 @@ use std::path::Path;
 
 /// Predictions for every (date in `dates`, stock) that is listed, not suspended and has a fully
 /// finite picture; NaN elsewhere. Returned as `[T, N]` over the whole panel.
-pub fn predict_factor(panel: &Panel, model: &mut Model<f32>, dates: Range<usize>, batch_size: usize) -> Result<Vec<f32>> {
+pub fn predict_factor(
+    panel: &Panel,
+    model: &mut Model<f32>,
+    dates: Range<usize>,
+    batch_size: usize,
+) -> Result<Vec<f32>> {
     let (t_all, n) = (panel.n_dates(), panel.n_stocks());
     if dates.start < PICTURE_DAYS - 1 || dates.end > t_all || dates.is_empty() {
         return Err(Error::Data(format!(
@@ -30,7 +35,13 @@ pub fn predict_factor(panel: &Panel, model: &mut Model<f32>, dates: Range<usize>
     let mut flush = |pending: &mut Vec<(u32, u32)>, factor: &mut Vec<f32>| {
         let mut x = vec![0.0f32; pending.len() * picture];
         gather_pictures(panel.view(), pending, &mut x);
-        let keep: Vec<usize> = (0..pending.len()).filter(|&k| x[k * picture..(k + 1) * picture].iter().all(|v| v.is_finite())).collect();
+        let keep: Vec<usize> = (0..pending.len())
+            .filter(|&k| {
+                x[k * picture..(k + 1) * picture]
+                    .iter()
+                    .all(|v| v.is_finite())
+            })
+            .collect();
         let mut xs = Vec::with_capacity(keep.len() * picture);
         for &k in &keep {
             xs.extend_from_slice(&x[k * picture..(k + 1) * picture]);

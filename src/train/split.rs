@@ -10,9 +10,16 @@ use std::ops::Range;
 
 /// In-sample sample dates `[start, end)` (panel date indices) split `train:val` chronologically,
 /// with the validation part starting `HORIZON + 1` dates after the last training date.
-pub fn split_train_val(start: usize, end: usize, train: usize, val: usize) -> Result<(Range<usize>, Range<usize>)> {
+pub fn split_train_val(
+    start: usize,
+    end: usize,
+    train: usize,
+    val: usize,
+) -> Result<(Range<usize>, Range<usize>)> {
     if train == 0 || val == 0 {
-        return Err(Error::Config(format!("--split {train}:{val}: both parts must be positive")));
+        return Err(Error::Config(format!(
+            "--split {train}:{val}: both parts must be positive"
+        )));
     }
     let span = end.saturating_sub(start);
     if span < 2 * (HORIZON + 1) + 2 {

@@ -30,11 +30,25 @@ impl<T: Float> Batch<T> {
 
 /// The value of the configured loss for predictions `pred` and its gradient written to `dpred`.
 /// Returns (loss, number of date groups that fell back to plain MSE).
-pub fn batch_loss<T: Float>(dpred: &mut [T], pred: &[T], batch: &Batch<T>, loss: &LossConfig) -> (T, usize) {
+pub fn batch_loss<T: Float>(
+    dpred: &mut [T],
+    pred: &[T],
+    batch: &Batch<T>,
+    loss: &LossConfig,
+) -> (T, usize) {
     let n = batch.len();
     let w = loss.long_weight.map(|_| &batch.w[..]);
     if loss.neutralize {
-        let r = neutralized_mse_loss(dpred, pred, &batch.y, w, &batch.styles, &batch.offsets, n, batch.k);
+        let r = neutralized_mse_loss(
+            dpred,
+            pred,
+            &batch.y,
+            w,
+            &batch.styles,
+            &batch.offsets,
+            n,
+            batch.k,
+        );
         (r.loss, r.fallback_groups)
     } else {
         (mse_loss(dpred, pred, &batch.y, w, n), 0)
@@ -43,7 +57,12 @@ pub fn batch_loss<T: Float>(dpred: &mut [T], pred: &[T], batch: &Batch<T>, loss:
 
 /// Zeroes the gradients, runs forward + loss + backward + L2, leaving `∂L/∂θ` in
 /// `model.store.grad`. Returns (total loss including the L2 term, fallback groups).
-pub fn loss_and_grad<T: Float>(model: &mut Model<T>, batch: &Batch<T>, loss: &LossConfig, dropout_seed: u64) -> (f64, usize) {
+pub fn loss_and_grad<T: Float>(
+    model: &mut Model<T>,
+    batch: &Batch<T>,
+    loss: &LossConfig,
+    dropout_seed: u64,
+) -> (f64, usize) {
     model.store.zero_grad();
     let mut tape = Tape::new(true);
     let b = batch.len();
@@ -56,7 +75,13 @@ pub fn loss_and_grad<T: Float>(model: &mut Model<T>, batch: &Batch<T>, loss: &Lo
 }
 
 /// One Adam step on one batch; returns (loss, fallback groups).
-pub fn train_step<T: Float>(model: &mut Model<T>, batch: &Batch<T>, loss: &LossConfig, adam: &AdamConfig, dropout_seed: u64) -> (f64, usize) {
+pub fn train_step<T: Float>(
+    model: &mut Model<T>,
+    batch: &Batch<T>,
+    loss: &LossConfig,
+    adam: &AdamConfig,
+    dropout_seed: u64,
+) -> (f64, usize) {
     let r = loss_and_grad(model, batch, loss, dropout_seed);
     adam_step(&mut model.store, adam);
     r

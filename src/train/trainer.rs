@@ -25,7 +25,13 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { epochs: 100, patience: 10, batch_size: 1000, adam: AdamConfig::default(), seed: 0 }
+        TrainConfig {
+            epochs: 100,
+            patience: 10,
+            batch_size: 1000,
+            adam: AdamConfig::default(),
+            seed: 0,
+        }
     }
 }
 
@@ -57,7 +63,11 @@ struct Part<'a> {
 impl<'a> Part<'a> {
     fn new(index: &'a SampleIndex, loss: &LossConfig) -> Self {
         let high = loss.long_weight.unwrap_or(1.0) as f32;
-        let weights = index.labels_z.iter().map(|y| long_side_weights(y, high)).collect();
+        let weights = index
+            .labels_z
+            .iter()
+            .map(|y| long_side_weights(y, high))
+            .collect();
         Part { index, weights }
     }
 
@@ -83,7 +93,14 @@ impl<'a> Part<'a> {
         gather_pictures(panel.view(), &pairs, &mut x);
         let mut styles = vec![0.0; pairs.len() * k];
         gather_styles(panel.view(), &pairs, &mut styles);
-        Batch { x, y, w, styles, k, offsets }
+        Batch {
+            x,
+            y,
+            w,
+            styles,
+            k,
+            offsets,
+        }
     }
 
     /// All of the part as fixed batches (validation is evaluated in date order).
@@ -93,7 +110,10 @@ impl<'a> Part<'a> {
         let mut filled = 0;
         for (d, rows) in self.index.per_date.iter().enumerate() {
             filled += rows.len();
-            current.push(DateChunk { date: d, rows: (0..rows.len()).collect() });
+            current.push(DateChunk {
+                date: d,
+                rows: (0..rows.len()).collect(),
+            });
             if filled >= batch_size {
                 out.push(self.batch(panel, &std::mem::take(&mut current)));
                 filled = 0;
@@ -169,7 +189,11 @@ pub fn train(
             sum += l * batch.len() as f64;
             count += batch.len();
         }
-        let val_loss = weighted_mean(val_batches.iter().map(|b| (eval_loss(&mut model, b, loss), b.len())));
+        let val_loss = weighted_mean(
+            val_batches
+                .iter()
+                .map(|b| (eval_loss(&mut model, b, loss), b.len())),
+        );
         let log = EpochLog {
             epoch: epoch + 1,
             train_loss: sum / count.max(1) as f64,
@@ -187,7 +211,11 @@ pub fn train(
             report.best_epoch = epoch + 1;
             best = model.clone();
         } else if epoch + 1 - report.best_epoch >= cfg.patience {
-            bar.println(format!("early stop at epoch {}: best validation loss at epoch {}", epoch + 1, report.best_epoch));
+            bar.println(format!(
+                "early stop at epoch {}: best validation loss at epoch {}",
+                epoch + 1,
+                report.best_epoch
+            ));
             break;
         }
     }
