@@ -1,6 +1,7 @@
 //! alphanet: training and evaluation engine for AlphaNet (Huatai 2021), CPU reference + CUDA.
 
 pub mod autograd;
+pub mod cuda;
 pub mod data;
 pub mod error;
 pub mod float;
