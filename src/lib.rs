@@ -3,6 +3,7 @@
 pub mod app;
 pub mod autograd;
 pub mod coverage;
+pub mod cuda;
 pub mod data;
 pub mod error;
 pub mod eval;

@@ -1,0 +1,229 @@
+//! Builds the CUDA side (SPEC §8):
+//! - every `kernels/*.cu` → a fatbin (sm_80 and sm_90 SASS + compute_90 PTX) with nvcc when it is
+//!   found, the `-Xptxas -v` register/shared-memory report kept in `$OUT_DIR/ptxas.txt`;
+//! - every `kernels/*.cu` with its local includes inlined, embedded for the NVRTC fallback;
+//! - `kernels/host_shim.cpp` (the `.cuh` per-thread maths, compiled for the host) for the tests.
+//!
+//! Environment: `NVCC`, `CUDA_HOME`/`CUDA_PATH` (where to find nvcc), `KERNELS_REQUIRE_NVCC=1`
+//! (a missing nvcc or a failing compile is an error), `KERNELS_VERBOSE=1` (one warning line of
+//! ptxas figures per kernel). Kernels are recompiled only when a kernel file or one of these
+//! variables changes.
+
+use std::collections::HashSet;
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const ENV_VARS: [&str; 5] = [
+    "NVCC",
+    "CUDA_HOME",
+    "CUDA_PATH",
+    "KERNELS_REQUIRE_NVCC",
+    "KERNELS_VERBOSE",
+];
+const NVCC_FLAGS: [&str; 9] = [
+    "-std=c++17",
+    "-O3",
+    "--fatbin",
+    "-gencode=arch=compute_80,code=sm_80",
+    "-gencode=arch=compute_90,code=[sm_90,compute_90]",
+    "-Xptxas",
+    "-v",
+    "-I",
+    "kernels",
+];
+
+fn main() {
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap());
+    let require = env::var("KERNELS_REQUIRE_NVCC").is_ok_and(|v| v == "1");
+    for var in ENV_VARS {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    println!("cargo:rerun-if-changed=kernels");
+    let mut sources: Vec<PathBuf> = fs::read_dir("kernels")
+        .expect("kernels/ directory")
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("cu" | "cuh" | "cpp")
+            )
+        })
+        .collect();
+    sources.sort();
+    for p in &sources {
+        println!("cargo:rerun-if-changed={}", p.display());
+    }
+    let kernels: Vec<&PathBuf> = sources
+        .iter()
+        .filter(|p| p.extension().unwrap() == "cu")
+        .collect();
+
+    let nvcc = find_nvcc();
+    let fatbins = match &nvcc {
+        Some(nvcc) => compile_all(nvcc, &kernels, &out),
+        None => Err("nvcc not found (set NVCC or CUDA_HOME, or put nvcc on PATH)".to_string()),
+    };
+    if let Err(why) = &fatbins {
+        if require {
+            panic!("KERNELS_REQUIRE_NVCC=1: {why}");
+        }
+        println!("cargo:warning=CUDA kernels not precompiled: {why}; they will be compiled with NVRTC at run time");
+    }
+    if env::var("KERNELS_VERBOSE").is_ok_and(|v| v == "1") && fatbins.is_ok() {
+        for line in ptxas_summary(&fs::read_to_string(out.join("ptxas.txt")).unwrap()) {
+            println!("cargo:warning={line}");
+        }
+    }
+
+    let mut gen = String::from("pub const MODULES: &[KernelModule] = &[\n");
+    for cu in &kernels {
+        let name = cu.file_stem().unwrap().to_str().unwrap();
+        let resolved = out.join(format!("{name}.nvrtc.cu"));
+        fs::write(&resolved, inline_includes(cu, &mut HashSet::new())).unwrap();
+        let fatbin = match &fatbins {
+            Ok(_) => format!(
+                "Some(include_bytes!({:?}))",
+                out.join(format!("{name}.fatbin"))
+            ),
+            Err(_) => "None".to_string(),
+        };
+        let names = kernel_names(&fs::read_to_string(cu).unwrap());
+        writeln!(
+            gen,
+            "    KernelModule {{ name: {name:?}, source: include_str!({resolved:?}), fatbin: {fatbin}, kernels: &{names:?} }},"
+        )
+        .unwrap();
+    }
+    gen.push_str("];\n");
+    let report = if fatbins.is_ok() {
+        fs::read_to_string(out.join("ptxas.txt")).unwrap()
+    } else {
+        String::new()
+    };
+    writeln!(gen, "pub const PTXAS_REPORT: &str = {report:?};").unwrap();
+    fs::write(out.join("kernels.rs"), gen).unwrap();
+
+    cc::Build::new()
+        .cpp(true)
+        .file("kernels/host_shim.cpp")
+        .include("kernels")
+        .warnings(true)
+        .compile("kernel_host_maths");
+}
+
+/// nvcc from `NVCC`, then `CUDA_HOME`/`CUDA_PATH`, then `PATH`, then `/usr/local/cuda`.
+fn find_nvcc() -> Option<PathBuf> {
+    if let Some(p) = env::var_os("NVCC") {
+        return Some(PathBuf::from(p));
+    }
+    let homes = ["CUDA_HOME", "CUDA_PATH"]
+        .into_iter()
+        .filter_map(env::var_os)
+        .map(PathBuf::from);
+    let found = homes.map(|h| h.join("bin/nvcc")).find(|p| p.is_file());
+    if found.is_some() {
+        return found;
+    }
+    // Only a PATH lookup depends on PATH; tracking it otherwise would recompile on any change.
+    println!("cargo:rerun-if-env-changed=PATH");
+    let path = env::var_os("PATH").unwrap_or_default();
+    env::split_paths(&path)
+        .map(|d| d.join("nvcc"))
+        .chain([PathBuf::from("/usr/local/cuda/bin/nvcc")])
+        .find(|p| p.is_file())
+}
+
+/// Compiles every kernel file in parallel; the ptxas reports go to `ptxas.txt` in file order.
+fn compile_all(nvcc: &Path, kernels: &[&PathBuf], out: &Path) -> Result<(), String> {
+    let results: Vec<Result<String, String>> = std::thread::scope(|s| {
+        let jobs: Vec<_> = kernels
+            .iter()
+            .map(|cu| s.spawn(move || compile_one(nvcc, cu, out)))
+            .collect();
+        jobs.into_iter().map(|j| j.join().unwrap()).collect()
+    });
+    let logs = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    fs::write(out.join("ptxas.txt"), logs.concat()).unwrap();
+    Ok(())
+}
+
+fn compile_one(nvcc: &Path, cu: &Path, out: &Path) -> Result<String, String> {
+    let fatbin = out.join(cu.file_stem().unwrap()).with_extension("fatbin");
+    let run = Command::new(nvcc)
+        .args(NVCC_FLAGS)
+        .arg("-o")
+        .arg(&fatbin)
+        .arg(cu)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", nvcc.display()))?;
+    let log =
+        String::from_utf8_lossy(&run.stderr).into_owned() + &String::from_utf8_lossy(&run.stdout);
+    if !run.status.success() {
+        return Err(format!(
+            "{} failed on {}:\n{log}",
+            nvcc.display(),
+            cu.display()
+        ));
+    }
+    Ok(format!("== {}\n{log}", cu.display()))
+}
+
+/// The file with its `#include "local.cuh"` lines replaced by the header text (each header once,
+/// `#pragma once` dropped), since NVRTC is given one self-contained source.
+fn inline_includes(path: &Path, seen: &mut HashSet<PathBuf>) -> String {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = String::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t == "#pragma once" {
+            continue;
+        }
+        if let Some(name) = t
+            .strip_prefix("#include \"")
+            .and_then(|r| r.strip_suffix('"'))
+        {
+            let header = path.parent().unwrap().join(name);
+            if seen.insert(header.clone()) {
+                out += &inline_includes(&header, seen);
+            }
+            continue;
+        }
+        out += line;
+        out.push('\n');
+    }
+    out
+}
+
+/// Names of the `extern "C" __global__` functions of a kernel file.
+fn kernel_names(src: &str) -> Vec<String> {
+    src.split("extern \"C\" __global__ void ")
+        .skip(1)
+        .map(|rest| rest.split('(').next().unwrap().trim().to_string())
+        .collect()
+}
+
+/// One line per kernel from ptxas's sm_90 report: registers, shared memory, spills.
+fn ptxas_summary(log: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut current: Option<String> = None;
+    for l in log.lines() {
+        if let Some(rest) = l.split("Compiling entry function '").nth(1) {
+            current = rest
+                .ends_with("for 'sm_90'")
+                .then(|| rest.split('\'').next().unwrap().to_string());
+        } else if let (Some(name), true) = (&current, l.contains("Used")) {
+            lines.push(format!(
+                "ptxas sm_90 {name}: {}",
+                l.trim_start_matches("ptxas info    : ")
+            ));
+        } else if let (Some(name), true) = (&current, l.contains("spill")) {
+            if !l.contains(" 0 bytes spill stores, 0 bytes spill loads") {
+                lines.push(format!("ptxas sm_90 {name}: {}", l.trim()));
+            }
+        }
+    }
+    lines
+}

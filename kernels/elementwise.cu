@@ -1,0 +1,50 @@
+// Element-wise ops: ReLU, inverted dropout, the Adam update over the flat parameter buffer,
+// and the on-device gather of data pictures from the panel. One thread per element.
+#include "common.cuh"
+
+#define ELEMENT_INDEX()                                             \
+    size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x;       \
+    if (k >= (size_t)n) return;
+
+// y = max(x, 0); dx += dy·[x > 0].
+extern "C" __global__ void relu_forward(float* out, const float* inp, int n) {
+    ELEMENT_INDEX();
+    out[k] = inp[k] > 0.0f ? inp[k] : 0.0f;
+}
+
+extern "C" __global__ void relu_backward(float* dinp, const float* dout, const float* inp, int n) {
+    ELEMENT_INDEX();
+    if (inp[k] > 0.0f) dinp[k] += dout[k];
+}
+
+// y = x·mask, mask = dropout_mask(seed, k, p) ∈ {0, 1/(1−p)}; dx += dy·mask.
+extern "C" __global__ void dropout_forward(float* out, float* mask, const float* inp, int n, float p,
+                                           unsigned long long seed) {
+    ELEMENT_INDEX();
+    float m = dropout_mask(seed, k, p);
+    mask[k] = m;
+    out[k] = inp[k] * m;
+}
+
+extern "C" __global__ void dropout_backward(float* dinp, const float* dout, const float* mask, int n) {
+    ELEMENT_INDEX();
+    dinp[k] += dout[k] * mask[k];
+}
+
+extern "C" __global__ void adam_update(float* params, float* m, float* v, const float* grad, int n,
+                                       float lr_t, float beta1, float beta2, float eps) {
+    ELEMENT_INDEX();
+    adam_element(params + k, m + k, v + k, grad[k], lr_t, beta1, beta2, eps);
+}
+
+// out[b][f][k] = features[(t − 29 + k)·N·15 + i·15 + f] for sample b = (date t, stock i):
+// pictures are cut from the panel tensor [T, N, 15] already on the device.
+extern "C" __global__ void gather_pictures(float* out, const float* features, const int* dates,
+                                           const int* stocks, int b, int n_stocks) {
+    int n = b * PICTURE_FEATURES * PICTURE_DAYS;
+    ELEMENT_INDEX();
+    int s = k / (PICTURE_FEATURES * PICTURE_DAYS), r = k % (PICTURE_FEATURES * PICTURE_DAYS);
+    int f = r / PICTURE_DAYS, day = r % PICTURE_DAYS;
+    size_t t = (size_t)(dates[s] - (PICTURE_DAYS - 1) + day);
+    out[k] = features[(t * n_stocks + stocks[s]) * PICTURE_FEATURES + f];
+}

@@ -1,0 +1,84 @@
+// GRU, Keras reset_after variant (SPEC §4), the whole sequence in one launch.
+// x [B, S, I], w_ih [I, 3H], w_hh [H, 3H], bias [2, 3H] (input bias row, recurrent bias row),
+// gates z, r, h → h_out [B, H], cache [B, S, 5H]: z, r, ĥ, hU_h + b_hh (the reset-gated term)
+// and h_t. Cell maths (gru_cell_forward / gru_cell_backward) is in common.cuh.
+//
+// Dynamic shared memory (floats): forward H·3H + RNN_SAMPLES·(2·3H + H + I),
+// backward H·3H + RNN_SAMPLES·(2·3H + H). One block per RNN_SAMPLES samples.
+#include "rnn.cuh"
+
+extern "C" __global__ void gru_forward(float* h_out, float* cache, const float* x, const float* w_ih,
+                                       const float* w_hh, const float* bias, int b, int s, int i,
+                                       int h) {
+    extern __shared__ float sm[];
+    int g = 3 * h, n0 = blockIdx.x * RNN_SAMPLES, ns = min(RNN_SAMPLES, b - n0);
+    float* u = sm;                     // [H, 3H]
+    float* zx = u + h * g;             // [ns, 3H] x·W + b_ih
+    float* zh = zx + RNN_SAMPLES * g;  // [ns, 3H] h·U + b_hh
+    float* hs = zh + RNN_SAMPLES * g;  // [ns, H] h_{t−1}
+    float* xs = hs + RNN_SAMPLES * h;  // [ns, I] x_t
+    rnn_load(u, w_hh, h * g);
+    for (int k = threadIdx.x; k < ns * h; k += blockDim.x) hs[k] = 0.0f;
+    for (int t = 0; t < s; t++) {
+        rnn_stage_x(xs, x, n0, ns, t, s, i);
+        __syncthreads();
+        rnn_project(zx, xs, w_ih, bias, ns, i, g, 0);
+        rnn_project(zh, hs, u, bias + g, ns, h, g, 0);
+        __syncthreads();
+        for (int nj = threadIdx.x; nj < ns * h; nj += blockDim.x) {
+            int n = nj / h, j = nj % h;
+            const float* a = zx + n * g + j;
+            const float* r = zh + n * g + j;
+            float* cr = cache + ((size_t)(n0 + n) * s + t) * 5 * h + j;
+            cr[3 * h] = r[2 * h];
+            gru_cell_forward(a[0], a[h], a[2 * h], r[0], r[h], r[2 * h], hs[nj], cr, cr + h, cr + 2 * h,
+                             hs + nj);
+            cr[4 * h] = hs[nj];
+        }
+        __syncthreads();
+    }
+    for (int nj = threadIdx.x; nj < ns * h; nj += blockDim.x) h_out[(size_t)n0 * h + nj] = hs[nj];
+}
+
+// Backward through time. Writes dx (+=), the input-side pre-activation gradients dzx [B, S, 3H],
+// the recurrent-side ones dzh [B, S, 3H] (they differ in the candidate gate: dzh = dzx·r there)
+// and hprev [B, S, H], from which the host wrapper reduces dw_ih += xᵀ·dzx,
+// dw_hh += hprevᵀ·dzh, dbias[0] += Σ dzx, dbias[1] += Σ dzh.
+extern "C" __global__ void gru_backward_steps(float* dx, float* dzx, float* dzh, float* hprev,
+                                              const float* dh_out, const float* cache,
+                                              const float* w_ih, const float* w_hh, int b, int s,
+                                              int i, int h) {
+    extern __shared__ float sm[];
+    int g = 3 * h, n0 = blockIdx.x * RNN_SAMPLES, ns = min(RNN_SAMPLES, b - n0);
+    float* u = sm;                     // [H, 3H]
+    float* dxs = u + h * g;            // [ns, 3H]
+    float* drs = dxs + RNN_SAMPLES * g;  // [ns, 3H]
+    float* dhs = drs + RNN_SAMPLES * g; // [ns, H] ∂L/∂h_t
+    rnn_load(u, w_hh, h * g);
+    for (int k = threadIdx.x; k < ns * h; k += blockDim.x) dhs[k] = dh_out[(size_t)n0 * h + k];
+    __syncthreads();
+    for (int t = s - 1; t >= 0; t--) {
+        for (int nj = threadIdx.x; nj < ns * h; nj += blockDim.x) {
+            int n = nj / h, j = nj % h;
+            size_t row = (size_t)(n0 + n) * s + t;
+            const float* cr = cache + row * 5 * h + j;
+            float h_prev = t > 0 ? (cr - 5 * h)[4 * h] : 0.0f;
+            float* a = dxs + n * g + j;
+            float* r = drs + n * g + j;
+            // The direct path dh·z; the path through U is added by rnn_project_back below.
+            dhs[nj] = gru_cell_backward(cr[0], cr[h], cr[2 * h], cr[3 * h], h_prev, dhs[nj], a, a + h,
+                                        a + 2 * h, r + 2 * h);
+            r[0] = a[0];
+            r[h] = a[h];
+            for (int q = 0; q < 3; q++) {
+                dzx[row * g + q * h + j] = a[q * h];
+                dzh[row * g + q * h + j] = r[q * h];
+            }
+            hprev[row * h + j] = h_prev;
+        }
+        __syncthreads();
+        rnn_project_back(dhs, h, drs, u, ns, h, g, 1);
+        rnn_project_back(dx + ((size_t)n0 * s + t) * i, s * i, dxs, w_ih, ns, i, g, 1);
+        __syncthreads();
+    }
+}

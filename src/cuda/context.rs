@@ -1,0 +1,248 @@
+//! The driver context: probing for a usable GPU, loading every kernel module (the nvcc fatbin
+//! built by build.rs, or the embedded source compiled with NVRTC for the device at hand).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DeviceRepr, ValidAsZeroBits,
+};
+use cudarc::nvrtc::{CompileOptions, Ptx};
+
+use crate::error::{Error, Result};
+
+/// One `kernels/*.cu` file as embedded by build.rs.
+pub struct KernelModule {
+    pub name: &'static str,
+    /// The source with its local includes inlined: self-contained for NVRTC.
+    pub source: &'static str,
+    /// sm_80 + sm_90 SASS and compute_90 PTX, when nvcc was found at build time.
+    pub fatbin: Option<&'static [u8]>,
+    /// Its `extern "C" __global__` functions.
+    pub kernels: &'static [&'static str],
+}
+
+include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
+
+/// What `probe` found.
+#[derive(Clone, Debug)]
+pub struct DeviceInfo {
+    pub ordinal: usize,
+    pub name: String,
+    pub compute_capability: (i32, i32),
+    pub total_mem: usize,
+}
+
+impl fmt::Display for DeviceInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (major, minor) = self.compute_capability;
+        let gib = self.total_mem as f64 / (1u64 << 30) as f64;
+        write!(
+            f,
+            "cuda:{} {} (sm_{major}{minor}, {gib:.1} GiB)",
+            self.ordinal, self.name
+        )
+    }
+}
+
+/// Runs a cudarc call that may panic (its dynamic loader panics when a library or a symbol is
+/// missing) and turns the panic into the reason.
+fn guarded<T>(
+    f: impl FnOnce() -> std::result::Result<T, String>,
+) -> std::result::Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
+        Err(msg.unwrap_or_else(|| "the CUDA library panicked".into()))
+    })
+}
+
+/// Says whether GPU `ordinal` is usable and, if not, why (no driver library, driver failing to
+/// initialize, no device, ordinal out of range), without panicking.
+pub fn probe(ordinal: usize) -> std::result::Result<DeviceInfo, String> {
+    guarded(|| {
+        // SAFETY: only tries to dlopen libcuda; no symbol is called.
+        if !unsafe { cudarc::driver::sys::is_culib_present() } {
+            return Err("no NVIDIA driver library (libcuda.so) found: no NVIDIA driver is installed, or it is not on the loader path".into());
+        }
+        let n = CudaContext::device_count()
+            .map_err(|e| format!("the NVIDIA driver failed to initialize ({e}): no usable GPU"))?;
+        if n <= 0 {
+            return Err("the NVIDIA driver reports no GPU".into());
+        }
+        if ordinal >= n as usize {
+            return Err(format!(
+                "cuda:{ordinal} requested but the driver sees {n} GPU(s): use cuda:0..cuda:{}",
+                n - 1
+            ));
+        }
+        let ctx =
+            CudaContext::new(ordinal).map_err(|e| format!("cannot open cuda:{ordinal}: {e}"))?;
+        let err = |e: cudarc::driver::DriverError| format!("cannot query cuda:{ordinal}: {e}");
+        Ok(DeviceInfo {
+            ordinal,
+            name: ctx.name().map_err(err)?,
+            compute_capability: ctx.compute_capability().map_err(err)?,
+            total_mem: ctx.total_mem().map_err(err)?,
+        })
+    })
+}
+
+/// Makes NVRTC loadable: found as is on the loader path, or else loaded by full path from
+/// `$CUDA_HOME/lib`, `$CUDA_HOME/lib64` (also `CUDA_PATH`), as the pip wheels install it. Once a
+/// library with the soname `libnvrtc.so.13` is loaded, cudarc's own dlopen by name finds it.
+pub fn nvrtc_available() -> std::result::Result<(), String> {
+    // SAFETY: only tries to dlopen libnvrtc.
+    if unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        return Ok(());
+    }
+    let dirs: Vec<PathBuf> = ["CUDA_HOME", "CUDA_PATH"]
+        .into_iter()
+        .filter_map(std::env::var_os)
+        .flat_map(|h| {
+            [
+                PathBuf::from(&h).join("lib"),
+                PathBuf::from(h).join("lib64"),
+            ]
+        })
+        .collect();
+    for dir in &dirs {
+        // NVRTC dlopens its builtins by name at compile time: load them first, by path.
+        if dlopen_global(&dir.join("libnvrtc-builtins.so.13.0"))
+            && dlopen_global(&dir.join("libnvrtc.so.13"))
+        {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "NVRTC (libnvrtc.so.13) not found on the loader path nor in {dirs:?}: install it (scripts/install_cuda_wheels.sh) and set CUDA_HOME or LD_LIBRARY_PATH"
+    ))
+}
+
+/// dlopen(path, RTLD_NOW | RTLD_GLOBAL), kept open for the life of the process.
+#[cfg(unix)]
+fn dlopen_global(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    extern "C" {
+        fn dlopen(
+            filename: *const std::ffi::c_char,
+            flag: std::ffi::c_int,
+        ) -> *mut std::ffi::c_void;
+    }
+    const RTLD_NOW: std::ffi::c_int = 2;
+    const RTLD_GLOBAL: std::ffi::c_int = 0x100;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a NUL-terminated path; the handle is deliberately never closed.
+    path.is_file() && !unsafe { dlopen(c.as_ptr(), RTLD_NOW | RTLD_GLOBAL) }.is_null()
+}
+
+#[cfg(not(unix))]
+fn dlopen_global(_path: &std::path::Path) -> bool {
+    false
+}
+
+/// Compiles one module's embedded source to PTX with NVRTC for `arch` (e.g. "compute_90").
+pub fn compile_nvrtc(module: &KernelModule, arch: &str) -> std::result::Result<Ptx, String> {
+    nvrtc_available()?;
+    let opts = CompileOptions {
+        options: vec![format!("--gpu-architecture={arch}"), "-std=c++17".into()],
+        name: Some(format!("{}.cu", module.name)),
+        ..Default::default()
+    };
+    guarded(|| {
+        cudarc::nvrtc::compile_ptx_with_opts(module.source, opts)
+            .map_err(|e| format!("NVRTC failed on kernels/{}.cu: {e}", module.name))
+    })
+}
+
+/// An open GPU: context, stream, and every kernel function by name.
+pub struct Gpu {
+    pub info: DeviceInfo,
+    /// "fatbin" when every module came from the nvcc build, else "nvrtc" for those that did not.
+    pub kernels_from: &'static str,
+    pub(crate) stream: Arc<CudaStream>,
+    functions: HashMap<&'static str, CudaFunction>,
+}
+
+pub(crate) fn cuda_err(e: impl fmt::Display) -> Error {
+    Error::Cuda(e.to_string())
+}
+
+impl Gpu {
+    /// Opens GPU `ordinal` and loads every kernel; the error says why the GPU is not usable.
+    pub fn new(ordinal: usize) -> Result<Self> {
+        let info = probe(ordinal).map_err(Error::Cuda)?;
+        let ctx = CudaContext::new(ordinal).map_err(cuda_err)?;
+        let (major, minor) = info.compute_capability;
+        let mut kernels_from = "fatbin";
+        let mut functions = HashMap::new();
+        for m in MODULES {
+            let (module, from) =
+                load_module(&ctx, m, &format!("compute_{major}{minor}")).map_err(Error::Cuda)?;
+            if from == "nvrtc" {
+                kernels_from = from;
+            }
+            for &name in m.kernels {
+                functions.insert(name, module.load_function(name).map_err(cuda_err)?);
+            }
+        }
+        Ok(Gpu {
+            info,
+            kernels_from,
+            stream: ctx.default_stream(),
+            functions,
+        })
+    }
+
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    pub(crate) fn function(&self, name: &str) -> &CudaFunction {
+        // Names come from the wrappers in launch.rs, which match the kernel files.
+        self.functions
+            .get(name)
+            .unwrap_or_else(|| panic!("kernel {name} not loaded"))
+    }
+
+    pub fn upload<T: DeviceRepr>(&self, host: &[T]) -> Result<CudaSlice<T>> {
+        self.stream.clone_htod(host).map_err(cuda_err)
+    }
+
+    pub fn zeros<T: DeviceRepr + ValidAsZeroBits>(&self, n: usize) -> Result<CudaSlice<T>> {
+        self.stream.alloc_zeros(n).map_err(cuda_err)
+    }
+
+    pub fn download<T: DeviceRepr>(&self, dev: &CudaSlice<T>) -> Result<Vec<T>> {
+        self.stream.clone_dtoh(dev).map_err(cuda_err)
+    }
+
+    pub fn synchronize(&self) -> Result<()> {
+        self.stream.synchronize().map_err(cuda_err)
+    }
+}
+
+/// The nvcc fatbin when there is one and the driver accepts it (a GPU older than sm_80 or newer
+/// than the PTX's JIT reach does not), else the NVRTC-compiled source.
+fn load_module(
+    ctx: &Arc<CudaContext>,
+    m: &KernelModule,
+    arch: &str,
+) -> std::result::Result<(Arc<CudaModule>, &'static str), String> {
+    if let Some(fatbin) = m.fatbin {
+        if let Ok(module) = ctx.load_module(Ptx::from_binary(fatbin.to_vec())) {
+            return Ok((module, "fatbin"));
+        }
+    }
+    let ptx = compile_nvrtc(m, arch)?;
+    let module = ctx
+        .load_module(ptx)
+        .map_err(|e| format!("loading kernels/{}.cu: {e}", m.name))?;
+    Ok((module, "nvrtc"))
+}

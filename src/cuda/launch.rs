@@ -1,0 +1,955 @@
+//! One launch wrapper per kernel. Each takes the CPU reference op's arguments in the same order,
+//! with device buffers for slices; sizes are checked here (a mismatch is a programming error, as
+//! on the CPU side) and converted to the kernels' `int`. Wrappers whose op needs more than one
+//! launch (the recurrent backward passes and the losses) allocate their own scratch buffers.
+
+use cudarc::driver::sys::CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
+use cudarc::driver::{CudaSlice, DevicePtr, LaunchArgs, LaunchConfig, PushKernelArg};
+
+use super::context::Gpu;
+use crate::error::{Error, Result};
+
+type Buf = CudaSlice<f32>;
+
+/// Threads of the 1-D kernels (`BLOCK` in common.cuh).
+const BLOCK: u32 = 256;
+/// Side of the GEMM tiles (`TILE` in gemm.cuh).
+const TILE: u32 = 16;
+/// Samples per block of the recurrent kernels (`RNN_SAMPLES` in rnn.cuh).
+const RNN_SAMPLES: usize = 4;
+/// Largest K of the neutralized loss (`MAX_STYLES` in loss.cu).
+pub const MAX_STYLES: usize = 15;
+/// Dynamic shared memory a kernel may use without opting in.
+const DEFAULT_SMEM: u32 = 48 * 1024;
+
+/// A size as the kernels' `int`.
+fn int(n: usize) -> Result<i32> {
+    i32::try_from(n).map_err(|_| Error::Cuda(format!("size {n} exceeds the kernels' 32-bit int")))
+}
+
+fn ints<const N: usize>(v: [usize; N]) -> Result<[i32; N]> {
+    let mut out = [0; N];
+    for (o, x) in out.iter_mut().zip(v) {
+        *o = int(x)?;
+    }
+    Ok(out)
+}
+
+fn blocks(n: usize, per: u32) -> u32 {
+    (n as u32).div_ceil(per).max(1)
+}
+
+fn grid1(n: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (blocks(n, BLOCK), 1, 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// Tiles covering an m × n output (blockIdx.y over rows, blockIdx.x over columns), `z` layers.
+fn grid_tiles(m: usize, n: usize, z: u32) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (blocks(n, TILE), blocks(m, TILE), z),
+        block_dim: (TILE, TILE, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// Dynamic shared memory of the feature kernels: picture, centered windows, window stats and
+/// window gradients (see TsLayout in ts_features.cu).
+fn ts_smem_bytes(n_features: usize, days: usize, window: usize, stride: usize) -> usize {
+    let s = (days - window) / stride + 1;
+    4 * (n_features * days + n_features * s * (2 * window + 2))
+}
+
+/// Sizes that tell the LSTM and GRU forwards apart: gate columns, cache floats per (sample,
+/// step), bias length and dynamic shared memory in floats (U plus per-sample rows, rnn.cuh).
+struct RnnShape {
+    g: usize,
+    saved: usize,
+    bias: usize,
+    smem: usize,
+}
+
+/// One block per RNN_SAMPLES samples, one thread per gate column (rounded to whole warps).
+fn rnn_config(b: usize, gates: usize, smem_floats: usize) -> LaunchConfig {
+    let threads = (gates.div_ceil(32) * 32).clamp(32, 1024) as u32;
+    LaunchConfig {
+        grid_dim: (blocks(b, RNN_SAMPLES as u32), 1, 1),
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes: (4 * smem_floats) as u32,
+    }
+}
+
+impl Gpu {
+    fn launch<'a>(
+        &'a self,
+        name: &str,
+        cfg: LaunchConfig,
+        args: impl FnOnce(&mut LaunchArgs<'a>),
+    ) -> Result<()> {
+        let f = self.function(name);
+        if cfg.shared_mem_bytes > DEFAULT_SMEM {
+            f.set_attribute(
+                CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                cfg.shared_mem_bytes as i32,
+            )
+            .map_err(|e| {
+                Error::Cuda(format!(
+                    "{name}: {} bytes of shared memory: {e}",
+                    cfg.shared_mem_bytes
+                ))
+            })?;
+        }
+        let mut l = self.stream.launch_builder(f);
+        args(&mut l);
+        // SAFETY: every wrapper checks that its buffers hold what its kernel indexes, and the
+        // argument list matches the kernel's parameter list (kernels/*.cu) in type and order.
+        unsafe { l.launch(cfg) }
+            .map(drop)
+            .map_err(|e| Error::Cuda(format!("{name}: {e}")))
+    }
+
+    // ---- feature extraction -----------------------------------------------------------------
+
+    /// inp [B, F, D] → out [B, S, C]; see kernels/ts_features.cu for the channel order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ts_features_forward(
+        &self,
+        out: &mut Buf,
+        inp: &Buf,
+        b: usize,
+        n_features: usize,
+        days: usize,
+        window: usize,
+        stride: usize,
+        ops: u32,
+        n_pairs: usize,
+        pairs: &CudaSlice<u16>,
+    ) -> Result<()> {
+        let c = super::host_maths::ts_channels(ops, n_features, n_pairs);
+        let s = (days - window) / stride + 1;
+        assert!(
+            inp.len() >= b * n_features * days
+                && out.len() >= b * s * c
+                && pairs.len() >= 2 * n_pairs
+        );
+        let cfg = LaunchConfig {
+            grid_dim: (b.max(1) as u32, 1, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: ts_smem_bytes(n_features, days, window, stride) as u32,
+        };
+        let [b, f, d, w, st, o, p] =
+            ints([b, n_features, days, window, stride, ops as usize, n_pairs])?;
+        self.launch("ts_features_forward", cfg, |l| {
+            l.arg(out)
+                .arg(inp)
+                .arg(&b)
+                .arg(&f)
+                .arg(&d)
+                .arg(&w)
+                .arg(&st)
+                .arg(&o)
+                .arg(&p)
+                .arg(pairs);
+        })
+    }
+
+    /// dinp [B, F, D] += ∂L/∂inp given dout [B, S, C].
+    #[allow(clippy::too_many_arguments)]
+    pub fn ts_features_backward(
+        &self,
+        dinp: &mut Buf,
+        dout: &Buf,
+        inp: &Buf,
+        b: usize,
+        n_features: usize,
+        days: usize,
+        window: usize,
+        stride: usize,
+        ops: u32,
+        n_pairs: usize,
+        pairs: &CudaSlice<u16>,
+    ) -> Result<()> {
+        let c = super::host_maths::ts_channels(ops, n_features, n_pairs);
+        let s = (days - window) / stride + 1;
+        assert!(
+            inp.len() >= b * n_features * days
+                && dinp.len() >= inp.len()
+                && dout.len() >= b * s * c
+        );
+        let cfg = LaunchConfig {
+            grid_dim: (b.max(1) as u32, 1, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: ts_smem_bytes(n_features, days, window, stride) as u32,
+        };
+        let [b, f, d, w, st, o, p] =
+            ints([b, n_features, days, window, stride, ops as usize, n_pairs])?;
+        self.launch("ts_features_backward", cfg, |l| {
+            l.arg(dinp)
+                .arg(dout)
+                .arg(inp)
+                .arg(&b)
+                .arg(&f)
+                .arg(&d)
+                .arg(&w)
+                .arg(&st)
+                .arg(&o)
+                .arg(&p)
+                .arg(pairs);
+        })
+    }
+
+    // ---- pooling ------------------------------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn pool_forward(
+        &self,
+        out: &mut Buf,
+        inp: &Buf,
+        b: usize,
+        steps: usize,
+        channels: usize,
+        window: usize,
+        stride: usize,
+    ) -> Result<()> {
+        let s = (steps - window) / stride + 1;
+        assert!(inp.len() >= b * steps * channels && out.len() >= b * s * 3 * channels);
+        let (nb, st, c, w, sd) = (
+            int(b)?,
+            int(steps)?,
+            int(channels)?,
+            int(window)?,
+            int(stride)?,
+        );
+        self.launch("pool_forward", grid1(b * channels), |l| {
+            l.arg(out)
+                .arg(inp)
+                .arg(&nb)
+                .arg(&st)
+                .arg(&c)
+                .arg(&w)
+                .arg(&sd);
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn pool_backward(
+        &self,
+        dinp: &mut Buf,
+        dout: &Buf,
+        inp: &Buf,
+        b: usize,
+        steps: usize,
+        channels: usize,
+        window: usize,
+        stride: usize,
+    ) -> Result<()> {
+        let s = (steps - window) / stride + 1;
+        assert!(
+            inp.len() >= b * steps * channels
+                && dinp.len() >= inp.len()
+                && dout.len() >= b * s * 3 * channels
+        );
+        let (nb, st, c, w, sd) = (
+            int(b)?,
+            int(steps)?,
+            int(channels)?,
+            int(window)?,
+            int(stride)?,
+        );
+        self.launch("pool_backward", grid1(b * channels), |l| {
+            l.arg(dinp)
+                .arg(dout)
+                .arg(inp)
+                .arg(&nb)
+                .arg(&st)
+                .arg(&c)
+                .arg(&w)
+                .arg(&sd);
+        })
+    }
+
+    // ---- batch norm ---------------------------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn batchnorm_forward(
+        &self,
+        out: &mut Buf,
+        mean: &mut Buf,
+        var: &mut Buf,
+        inp: &Buf,
+        gamma: &Buf,
+        beta: &Buf,
+        r: usize,
+        c: usize,
+        eps: f32,
+    ) -> Result<()> {
+        assert!(
+            inp.len() >= r * c
+                && out.len() >= r * c
+                && mean.len() >= c
+                && var.len() >= c
+                && gamma.len() >= c
+                && beta.len() >= c
+        );
+        let cfg = LaunchConfig {
+            grid_dim: (c as u32, 1, 1),
+            block_dim: (BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let (nr, nc) = (int(r)?, int(c)?);
+        self.launch("batchnorm_forward", cfg, |l| {
+            l.arg(out)
+                .arg(mean)
+                .arg(var)
+                .arg(inp)
+                .arg(gamma)
+                .arg(beta)
+                .arg(&nr)
+                .arg(&nc)
+                .arg(&eps);
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn batchnorm_inference(
+        &self,
+        out: &mut Buf,
+        inp: &Buf,
+        gamma: &Buf,
+        beta: &Buf,
+        moving_mean: &Buf,
+        moving_var: &Buf,
+        r: usize,
+        c: usize,
+        eps: f32,
+    ) -> Result<()> {
+        assert!(
+            inp.len() >= r * c
+                && out.len() >= r * c
+                && moving_mean.len() >= c
+                && moving_var.len() >= c
+        );
+        let (nr, nc) = (int(r)?, int(c)?);
+        self.launch("batchnorm_inference", grid1(r * c), |l| {
+            l.arg(out)
+                .arg(inp)
+                .arg(gamma)
+                .arg(beta)
+                .arg(moving_mean)
+                .arg(moving_var)
+                .arg(&nr)
+                .arg(&nc)
+                .arg(&eps);
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn batchnorm_backward(
+        &self,
+        dinp: &mut Buf,
+        dgamma: &mut Buf,
+        dbeta: &mut Buf,
+        dout: &Buf,
+        inp: &Buf,
+        mean: &Buf,
+        var: &Buf,
+        gamma: &Buf,
+        r: usize,
+        c: usize,
+        eps: f32,
+    ) -> Result<()> {
+        assert!(
+            inp.len() >= r * c
+                && dinp.len() >= r * c
+                && dout.len() >= r * c
+                && dgamma.len() >= c
+                && dbeta.len() >= c
+        );
+        let cfg = LaunchConfig {
+            grid_dim: (c as u32, 1, 1),
+            block_dim: (BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let (nr, nc) = (int(r)?, int(c)?);
+        self.launch("batchnorm_backward", cfg, |l| {
+            l.arg(dinp)
+                .arg(dgamma)
+                .arg(dbeta)
+                .arg(dout)
+                .arg(inp)
+                .arg(mean)
+                .arg(var)
+                .arg(gamma)
+                .arg(&nr)
+                .arg(&nc)
+                .arg(&eps);
+        })
+    }
+
+    pub fn batchnorm_update_moving(
+        &self,
+        moving_mean: &mut Buf,
+        moving_var: &mut Buf,
+        mean: &Buf,
+        var: &Buf,
+        c: usize,
+        momentum: f32,
+    ) -> Result<()> {
+        assert!(
+            moving_mean.len() >= c && moving_var.len() >= c && mean.len() >= c && var.len() >= c
+        );
+        let nc = int(c)?;
+        self.launch("batchnorm_update_moving", grid1(c), |l| {
+            l.arg(moving_mean)
+                .arg(moving_var)
+                .arg(mean)
+                .arg(var)
+                .arg(&nc)
+                .arg(&momentum);
+        })
+    }
+
+    // ---- dense --------------------------------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn dense_forward(
+        &self,
+        out: &mut Buf,
+        inp: &Buf,
+        w: &Buf,
+        bias: &Buf,
+        b: usize,
+        i: usize,
+        o: usize,
+    ) -> Result<()> {
+        assert!(inp.len() >= b * i && w.len() >= i * o && bias.len() >= o && out.len() >= b * o);
+        let (nb, ni, no) = (int(b)?, int(i)?, int(o)?);
+        self.launch("dense_forward", grid_tiles(b, o, 1), |l| {
+            l.arg(out)
+                .arg(inp)
+                .arg(w)
+                .arg(bias)
+                .arg(&nb)
+                .arg(&ni)
+                .arg(&no);
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn dense_backward(
+        &self,
+        dinp: &mut Buf,
+        dw: &mut Buf,
+        dbias: &mut Buf,
+        dout: &Buf,
+        inp: &Buf,
+        w: &Buf,
+        b: usize,
+        i: usize,
+        o: usize,
+    ) -> Result<()> {
+        assert!(
+            inp.len() >= b * i
+                && dinp.len() >= b * i
+                && w.len() >= i * o
+                && dw.len() >= i * o
+                && dbias.len() >= o
+                && dout.len() >= b * o
+        );
+        let (nb, ni, no) = (int(b)?, int(i)?, int(o)?);
+        self.launch("dense_backward", grid_tiles(b.max(i), i.max(o), 3), |l| {
+            l.arg(dinp)
+                .arg(dw)
+                .arg(dbias)
+                .arg(dout)
+                .arg(inp)
+                .arg(w)
+                .arg(&nb)
+                .arg(&ni)
+                .arg(&no);
+        })
+    }
+
+    /// c[M, N] += aᵀ·b over `k` rows (a row stride lda, b row stride ldb), summed in row order.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_tn_acc(
+        &self,
+        c: &mut Buf,
+        a: &Buf,
+        b: &Buf,
+        m: usize,
+        n: usize,
+        k: usize,
+        lda: usize,
+        ldb: usize,
+    ) -> Result<()> {
+        assert!(c.len() >= m * n && a.len() >= k * lda && b.len() >= k * ldb);
+        let [m32, n32, k32, lda, ldb] = ints([m, n, k, lda, ldb])?;
+        self.launch("matmul_tn_acc", grid_tiles(m, n, 1), |l| {
+            l.arg(c)
+                .arg(a)
+                .arg(b)
+                .arg(&m32)
+                .arg(&n32)
+                .arg(&k32)
+                .arg(&lda)
+                .arg(&ldb);
+        })
+    }
+
+    /// out[0..n] += Σ over `rows` rows of a (row stride lda).
+    fn colsum_acc(
+        &self,
+        out: &mut cudarc::driver::CudaViewMut<'_, f32>,
+        a: &Buf,
+        rows: usize,
+        n: usize,
+        lda: usize,
+    ) -> Result<()> {
+        assert!(out.len() >= n && a.len() >= rows * lda);
+        let (r, n32, lda) = (int(rows)?, int(n)?, int(lda)?);
+        self.launch("colsum_acc", grid1(n), |l| {
+            l.arg(out).arg(a).arg(&r).arg(&n32).arg(&lda);
+        })
+    }
+
+    // ---- recurrent layers ---------------------------------------------------------------------
+
+    /// LSTM over x [B, S, I] → h_out [B, H], cache [B, S, 6H] (i, f, c̃, o, c_t, h_t).
+    #[allow(clippy::too_many_arguments)]
+    pub fn lstm_forward(
+        &self,
+        h_out: &mut Buf,
+        cache: &mut Buf,
+        x: &Buf,
+        w_ih: &Buf,
+        w_hh: &Buf,
+        bias: &Buf,
+        b: usize,
+        s: usize,
+        i: usize,
+        h: usize,
+    ) -> Result<()> {
+        let g = 4 * h;
+        let shape = RnnShape {
+            g,
+            saved: 6 * h,
+            bias: g,
+            smem: h * g + RNN_SAMPLES * (g + 2 * h + i),
+        };
+        self.rnn_forward(
+            "lstm_forward",
+            shape,
+            h_out,
+            cache,
+            x,
+            w_ih,
+            w_hh,
+            bias,
+            b,
+            s,
+            i,
+            h,
+        )
+    }
+
+    /// GRU (reset_after) over x [B, S, I] → h_out [B, H], cache [B, S, 5H] (z, r, ĥ, hU_h + b_hh, h_t).
+    #[allow(clippy::too_many_arguments)]
+    pub fn gru_forward(
+        &self,
+        h_out: &mut Buf,
+        cache: &mut Buf,
+        x: &Buf,
+        w_ih: &Buf,
+        w_hh: &Buf,
+        bias: &Buf,
+        b: usize,
+        s: usize,
+        i: usize,
+        h: usize,
+    ) -> Result<()> {
+        let g = 3 * h;
+        let shape = RnnShape {
+            g,
+            saved: 5 * h,
+            bias: 2 * g,
+            smem: h * g + RNN_SAMPLES * (2 * g + h + i),
+        };
+        self.rnn_forward(
+            "gru_forward",
+            shape,
+            h_out,
+            cache,
+            x,
+            w_ih,
+            w_hh,
+            bias,
+            b,
+            s,
+            i,
+            h,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn rnn_forward(
+        &self,
+        name: &str,
+        shape: RnnShape,
+        h_out: &mut Buf,
+        cache: &mut Buf,
+        x: &Buf,
+        w_ih: &Buf,
+        w_hh: &Buf,
+        bias: &Buf,
+        b: usize,
+        s: usize,
+        i: usize,
+        h: usize,
+    ) -> Result<()> {
+        let g = shape.g;
+        assert!(
+            x.len() >= b * s * i
+                && w_ih.len() >= i * g
+                && w_hh.len() >= h * g
+                && bias.len() >= shape.bias
+        );
+        assert!(h_out.len() >= b * h && cache.len() >= b * s * shape.saved);
+        let [nb, ns, ni, nh] = ints([b, s, i, h])?;
+        self.launch(name, rnn_config(b, g, shape.smem), |l| {
+            l.arg(h_out)
+                .arg(cache)
+                .arg(x)
+                .arg(w_ih)
+                .arg(w_hh)
+                .arg(bias)
+                .arg(&nb)
+                .arg(&ns)
+                .arg(&ni)
+                .arg(&nh);
+        })
+    }
+
+    /// LSTM backward through time; accumulates into dx, dw_ih, dw_hh, dbias.
+    #[allow(clippy::too_many_arguments)]
+    pub fn lstm_backward(
+        &self,
+        dx: &mut Buf,
+        dw_ih: &mut Buf,
+        dw_hh: &mut Buf,
+        dbias: &mut Buf,
+        dh_out: &Buf,
+        cache: &Buf,
+        x: &Buf,
+        w_ih: &Buf,
+        w_hh: &Buf,
+        b: usize,
+        s: usize,
+        i: usize,
+        h: usize,
+    ) -> Result<()> {
+        let (g, rows) = (4 * h, b * s);
+        assert!(
+            dx.len() >= rows * i
+                && x.len() >= rows * i
+                && cache.len() >= rows * 6 * h
+                && dh_out.len() >= b * h
+        );
+        assert!(
+            dw_ih.len() >= i * g
+                && dw_hh.len() >= h * g
+                && dbias.len() >= g
+                && w_ih.len() >= i * g
+                && w_hh.len() >= h * g
+        );
+        let mut dz = self.zeros::<f32>(rows * g)?;
+        let mut hprev = self.zeros::<f32>(rows * h)?;
+        let cfg = rnn_config(b, g, h * g + RNN_SAMPLES * (g + 2 * h));
+        let [nb, ns, ni, nh] = ints([b, s, i, h])?;
+        self.launch("lstm_backward_steps", cfg, |l| {
+            l.arg(&mut *dx)
+                .arg(&mut dz)
+                .arg(&mut hprev)
+                .arg(dh_out)
+                .arg(cache)
+                .arg(w_ih)
+                .arg(w_hh)
+                .arg(&nb)
+                .arg(&ns)
+                .arg(&ni)
+                .arg(&nh);
+        })?;
+        self.matmul_tn_acc(dw_ih, x, &dz, i, g, rows, i, g)?;
+        self.matmul_tn_acc(dw_hh, &hprev, &dz, h, g, rows, h, g)?;
+        self.colsum_acc(&mut dbias.slice_mut(..g), &dz, rows, g, g)
+    }
+
+    /// GRU backward through time; accumulates into dx, dw_ih, dw_hh, dbias [2, 3H].
+    #[allow(clippy::too_many_arguments)]
+    pub fn gru_backward(
+        &self,
+        dx: &mut Buf,
+        dw_ih: &mut Buf,
+        dw_hh: &mut Buf,
+        dbias: &mut Buf,
+        dh_out: &Buf,
+        cache: &Buf,
+        x: &Buf,
+        w_ih: &Buf,
+        w_hh: &Buf,
+        b: usize,
+        s: usize,
+        i: usize,
+        h: usize,
+    ) -> Result<()> {
+        let (g, rows) = (3 * h, b * s);
+        assert!(
+            dx.len() >= rows * i
+                && x.len() >= rows * i
+                && cache.len() >= rows * 5 * h
+                && dh_out.len() >= b * h
+        );
+        assert!(
+            dw_ih.len() >= i * g
+                && dw_hh.len() >= h * g
+                && dbias.len() >= 2 * g
+                && w_ih.len() >= i * g
+                && w_hh.len() >= h * g
+        );
+        let mut dzx = self.zeros::<f32>(rows * g)?;
+        let mut dzh = self.zeros::<f32>(rows * g)?;
+        let mut hprev = self.zeros::<f32>(rows * h)?;
+        let cfg = rnn_config(b, g, h * g + RNN_SAMPLES * (2 * g + h));
+        let [nb, ns, ni, nh] = ints([b, s, i, h])?;
+        self.launch("gru_backward_steps", cfg, |l| {
+            l.arg(&mut *dx)
+                .arg(&mut dzx)
+                .arg(&mut dzh)
+                .arg(&mut hprev)
+                .arg(dh_out)
+                .arg(cache)
+                .arg(w_ih)
+                .arg(w_hh)
+                .arg(&nb)
+                .arg(&ns)
+                .arg(&ni)
+                .arg(&nh);
+        })?;
+        self.matmul_tn_acc(dw_ih, x, &dzx, i, g, rows, i, g)?;
+        self.matmul_tn_acc(dw_hh, &hprev, &dzh, h, g, rows, h, g)?;
+        self.colsum_acc(&mut dbias.slice_mut(..g), &dzx, rows, g, g)?;
+        self.colsum_acc(&mut dbias.slice_mut(g..2 * g), &dzh, rows, g, g)
+    }
+
+    // ---- element-wise -------------------------------------------------------------------------
+
+    pub fn relu_forward(&self, out: &mut Buf, inp: &Buf, n: usize) -> Result<()> {
+        assert!(out.len() >= n && inp.len() >= n);
+        let n32 = int(n)?;
+        self.launch("relu_forward", grid1(n), |l| {
+            l.arg(out).arg(inp).arg(&n32);
+        })
+    }
+
+    pub fn relu_backward(&self, dinp: &mut Buf, dout: &Buf, inp: &Buf, n: usize) -> Result<()> {
+        assert!(dinp.len() >= n && dout.len() >= n && inp.len() >= n);
+        let n32 = int(n)?;
+        self.launch("relu_backward", grid1(n), |l| {
+            l.arg(dinp).arg(dout).arg(inp).arg(&n32);
+        })
+    }
+
+    /// out = inp·mask with mask[k] = dropout_mask(seed, k, p) (common.cuh), a pure function of
+    /// (seed, k) shared with the CPU reference.
+    pub fn dropout_forward(
+        &self,
+        out: &mut Buf,
+        mask: &mut Buf,
+        inp: &Buf,
+        n: usize,
+        p: f32,
+        seed: u64,
+    ) -> Result<()> {
+        assert!(out.len() >= n && mask.len() >= n && inp.len() >= n);
+        let n32 = int(n)?;
+        self.launch("dropout_forward", grid1(n), |l| {
+            l.arg(out).arg(mask).arg(inp).arg(&n32).arg(&p).arg(&seed);
+        })
+    }
+
+    pub fn dropout_backward(&self, dinp: &mut Buf, dout: &Buf, mask: &Buf, n: usize) -> Result<()> {
+        assert!(dinp.len() >= n && dout.len() >= n && mask.len() >= n);
+        let n32 = int(n)?;
+        self.launch("dropout_backward", grid1(n), |l| {
+            l.arg(dinp).arg(dout).arg(mask).arg(&n32);
+        })
+    }
+
+    /// One Adam step over the flat parameter buffer; lr_t includes the bias correction.
+    #[allow(clippy::too_many_arguments)]
+    pub fn adam_update(
+        &self,
+        params: &mut Buf,
+        m: &mut Buf,
+        v: &mut Buf,
+        grad: &Buf,
+        n: usize,
+        lr_t: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+    ) -> Result<()> {
+        assert!(params.len() >= n && m.len() >= n && v.len() >= n && grad.len() >= n);
+        let n32 = int(n)?;
+        self.launch("adam_update", grid1(n), |l| {
+            l.arg(params)
+                .arg(m)
+                .arg(v)
+                .arg(grad)
+                .arg(&n32)
+                .arg(&lr_t)
+                .arg(&beta1)
+                .arg(&beta2)
+                .arg(&eps);
+        })
+    }
+
+    /// out [B, 15, 30]: the pictures of samples (dates[k], stocks[k]) cut from the panel's
+    /// feature tensor [T, N, 15] on the device. Dates must be ≥ 29 (checked by the caller).
+    pub fn gather_pictures(
+        &self,
+        out: &mut Buf,
+        features: &Buf,
+        dates: &CudaSlice<i32>,
+        stocks: &CudaSlice<i32>,
+        b: usize,
+        n_stocks: usize,
+    ) -> Result<()> {
+        let per = crate::cuda::host_maths::PICTURE_FEATURES * crate::cuda::host_maths::PICTURE_DAYS;
+        assert!(out.len() >= b * per && dates.len() >= b && stocks.len() >= b);
+        let (nb, n) = (int(b)?, int(n_stocks)?);
+        self.launch("gather_pictures", grid1(b * per), |l| {
+            l.arg(out)
+                .arg(features)
+                .arg(dates)
+                .arg(stocks)
+                .arg(&nb)
+                .arg(&n);
+        })
+    }
+
+    // ---- losses -------------------------------------------------------------------------------
+
+    /// loss[0] = Σ w_i (ŷ_i − y_i)² / N (w = 1 without weights); dpred += 2w(ŷ − y)/N.
+    pub fn mse_loss(
+        &self,
+        loss: &mut Buf,
+        dpred: &mut Buf,
+        pred: &Buf,
+        target: &Buf,
+        weight: Option<&Buf>,
+        n: usize,
+    ) -> Result<()> {
+        assert!(
+            !loss.is_empty()
+                && dpred.len() >= n
+                && pred.len() >= n
+                && target.len() >= n
+                && weight.is_none_or(|w| w.len() >= n)
+        );
+        let parts = blocks(n, BLOCK) as usize;
+        let mut partials = self.zeros::<f32>(parts)?;
+        let n32 = int(n)?;
+        let (w_ptr, _w_sync) = self.optional_ptr(weight);
+        self.launch("mse_loss_partial", grid1(n), |l| {
+            l.arg(&mut partials)
+                .arg(dpred)
+                .arg(pred)
+                .arg(target)
+                .arg(&w_ptr)
+                .arg(&n32);
+        })?;
+        self.loss_sum(loss, &partials, parts)
+    }
+
+    /// The v2.2 neutralized MSE over date groups (offsets [n_groups + 1], styles [N, K]), see
+    /// kernels/loss.cu; K ≤ MAX_STYLES.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mse_neutral_loss(
+        &self,
+        loss: &mut Buf,
+        dpred: &mut Buf,
+        pred: &Buf,
+        target: &Buf,
+        weight: Option<&Buf>,
+        styles: &Buf,
+        offsets: &CudaSlice<i32>,
+        n_groups: usize,
+        n: usize,
+        k: usize,
+    ) -> Result<()> {
+        if k > MAX_STYLES {
+            return Err(Error::Config(format!(
+                "the neutralized loss takes at most {MAX_STYLES} style factors, got {k}"
+            )));
+        }
+        assert!(
+            dpred.len() >= n
+                && pred.len() >= n
+                && target.len() >= n
+                && styles.len() >= n * k
+                && offsets.len() > n_groups
+        );
+        let mut partials = self.zeros::<f32>(n_groups.max(1))?;
+        let [ng, n32, k32] = ints([n_groups, n, k])?;
+        let (w_ptr, _w_sync) = self.optional_ptr(weight);
+        let cfg = LaunchConfig {
+            grid_dim: (n_groups.max(1) as u32, 1, 1),
+            block_dim: (BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        self.launch("mse_neutral_loss_partial", cfg, |l| {
+            l.arg(&mut partials)
+                .arg(dpred)
+                .arg(pred)
+                .arg(target)
+                .arg(&w_ptr)
+                .arg(styles)
+                .arg(offsets)
+                .arg(&ng)
+                .arg(&n32)
+                .arg(&k32);
+        })?;
+        self.loss_sum(loss, &partials, n_groups)
+    }
+
+    fn loss_sum(&self, loss: &mut Buf, partials: &Buf, m: usize) -> Result<()> {
+        let m32 = int(m)?;
+        let cfg = LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        self.launch("loss_sum", cfg, |l| {
+            l.arg(loss).arg(partials).arg(&m32);
+        })
+    }
+
+    /// A raw device pointer for an optional input (null when absent), with the guard that keeps
+    /// the stream ordered with the buffer's other uses.
+    fn optional_ptr<'a>(
+        &'a self,
+        buf: Option<&'a Buf>,
+    ) -> (u64, Option<cudarc::driver::SyncOnDrop<'a>>) {
+        match buf {
+            Some(b) => {
+                let (p, sync) = b.device_ptr(&self.stream);
+                (p, Some(sync))
+            }
+            None => (0, None),
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! CUDA backend (SPEC §8): choosing the device (`--device auto|cpu|cuda:K`), the driver context
+//! with every kernel of `kernels/` loaded, and one typed launch wrapper per kernel taking the
+//! same arguments, in the same order, as the CPU reference op.
+//!
+//! Everything goes through cudarc's dynamic loading: the crate builds and runs without CUDA,
+//! and every failure to find a driver, a GPU or NVRTC is a message, never a panic.
+
+mod context;
+pub mod host_maths;
+mod launch;
+
+use std::fmt;
+use std::str::FromStr;
+
+pub use context::{
+    compile_nvrtc, nvrtc_available, probe, DeviceInfo, Gpu, KernelModule, MODULES, PTXAS_REPORT,
+};
+pub use cudarc::driver::CudaSlice;
+
+use crate::error::{Error, Result};
+
+/// The `--device` flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// The first GPU when one is usable, else the CPU.
+    Auto,
+    Cpu,
+    /// GPU number K (`cuda:K`; plain `cuda` is `cuda:0`).
+    Cuda(usize),
+}
+
+impl FromStr for DeviceChoice {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::Config(format!(
+                "--device {s:?}: expected auto, cpu, cuda or cuda:K (K a GPU index, e.g. cuda:0)"
+            ))
+        };
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|k| k.parse().ok())
+                .map(Self::Cuda)
+                .ok_or_else(bad),
+        }
+    }
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auto => write!(f, "auto"),
+            Self::Cpu => write!(f, "cpu"),
+            Self::Cuda(k) => write!(f, "cuda:{k}"),
+        }
+    }
+}
+
+/// Where the engine runs.
+pub enum Backend {
+    Cpu,
+    Cuda(Box<Gpu>),
+}
+
+impl Backend {
+    /// Opens the chosen device. `auto` falls back to the CPU and returns why in the note (for the
+    /// caller to print once); an explicit `cuda:K` that cannot be used is an error saying why.
+    pub fn select(choice: DeviceChoice) -> Result<(Backend, Option<String>)> {
+        match choice {
+            DeviceChoice::Cpu => Ok((Backend::Cpu, None)),
+            DeviceChoice::Cuda(k) => Ok((Backend::Cuda(Box::new(Gpu::new(k)?)), None)),
+            DeviceChoice::Auto => match Gpu::new(0) {
+                Ok(gpu) => Ok((Backend::Cuda(Box::new(gpu)), None)),
+                Err(e) => Ok((Backend::Cpu, Some(format!("{e}; running on the CPU")))),
+            },
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Cpu => format!("cpu ({} threads)", rayon::current_num_threads()),
+            Backend::Cuda(gpu) => gpu.info.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_choice_parses_and_rejects() {
+        assert_eq!("auto".parse::<DeviceChoice>().unwrap(), DeviceChoice::Auto);
+        assert_eq!("CPU".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cpu);
+        assert_eq!(
+            "cuda".parse::<DeviceChoice>().unwrap(),
+            DeviceChoice::Cuda(0)
+        );
+        assert_eq!(
+            "cuda:3".parse::<DeviceChoice>().unwrap(),
+            DeviceChoice::Cuda(3)
+        );
+        for bad in ["gpu", "cuda:", "cuda:-1", "cuda:x", ""] {
+            let e = bad.parse::<DeviceChoice>().unwrap_err().to_string();
+            assert!(e.contains("expected auto, cpu"), "{bad}: {e}");
+        }
+        assert_eq!(DeviceChoice::Cuda(2).to_string(), "cuda:2");
+    }
+
+    #[test]
+    fn auto_never_fails() {
+        // Without a GPU this falls back to the CPU with a reason; with one it opens it.
+        let (backend, note) = Backend::select(DeviceChoice::Auto).unwrap();
+        match backend {
+            Backend::Cpu => assert!(note.is_some()),
+            Backend::Cuda(_) => assert!(note.is_none()),
+        }
+    }
+}
