@@ -38,6 +38,23 @@ pub fn plan_epoch(sizes: &[usize], batch_size: usize, rng: &mut Rng) -> Vec<Vec<
             });
         }
     }
+    pack(chunks, batch_size)
+}
+
+/// Validation batches: whole dates in date order, packed the same way (no shuffling).
+pub fn plan_in_order(sizes: &[usize], batch_size: usize) -> Vec<Vec<DateChunk>> {
+    let chunks = (0..sizes.len())
+        .filter(|&d| sizes[d] > 0)
+        .map(|d| DateChunk {
+            date: d,
+            rows: (0..sizes[d]).collect(),
+        })
+        .collect();
+    pack(chunks, batch_size)
+}
+
+/// Packs chunks in order into batches, closing a batch once it holds `batch_size` samples.
+fn pack(chunks: Vec<DateChunk>, batch_size: usize) -> Vec<Vec<DateChunk>> {
     let mut batches = Vec::new();
     let mut current: Vec<DateChunk> = Vec::new();
     let mut filled = 0;

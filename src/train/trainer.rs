@@ -1,7 +1,7 @@
 //! The training loop: shuffled date batches, validation each epoch, early stopping with the best
 //! weights restored, and a progress bar with epoch, losses and samples/s.
 
-use super::batches::{plan_epoch, DateChunk};
+use super::batches::{plan_epoch, plan_in_order, DateChunk};
 use super::step::{eval_loss, train_step, Batch};
 use crate::autograd::adam::AdamConfig;
 use crate::data::panel::Panel;
@@ -102,28 +102,6 @@ impl<'a> Part<'a> {
             offsets,
         }
     }
-
-    /// All of the part as fixed batches (validation is evaluated in date order).
-    fn fixed_batches(&self, panel: &Panel, batch_size: usize) -> Vec<Batch<f32>> {
-        let mut out = Vec::new();
-        let mut current = Vec::new();
-        let mut filled = 0;
-        for (d, rows) in self.index.per_date.iter().enumerate() {
-            filled += rows.len();
-            current.push(DateChunk {
-                date: d,
-                rows: (0..rows.len()).collect(),
-            });
-            if filled >= batch_size {
-                out.push(self.batch(panel, &std::mem::take(&mut current)));
-                filled = 0;
-            }
-        }
-        if !current.is_empty() {
-            out.push(self.batch(panel, &current));
-        }
-        out
-    }
 }
 
 /// Trains a fresh model on `train` with early stopping on `val`; returns the best model.
@@ -151,7 +129,10 @@ pub fn train(
     let mut model = Model::<f32>::new(model_cfg)?;
     let (train_part, val_part) = (Part::new(train, loss), Part::new(val, loss));
     let sizes: Vec<usize> = train.per_date.iter().map(Vec::len).collect();
-    let val_batches = val_part.fixed_batches(panel, cfg.batch_size);
+    // Validation batches are gathered again each epoch: holding them would copy the pictures of
+    // the whole validation span into RAM, which can be larger than the mapped panel itself.
+    let val_sizes: Vec<usize> = val.per_date.iter().map(Vec::len).collect();
+    let val_plan = plan_in_order(&val_sizes, cfg.batch_size);
     let n_train = train_part.samples();
     let bar = progress_bar(progress, cfg.epochs as u64);
     let mut report = TrainReport {
@@ -189,11 +170,10 @@ pub fn train(
             sum += l * batch.len() as f64;
             count += batch.len();
         }
-        let val_loss = weighted_mean(
-            val_batches
-                .iter()
-                .map(|b| (eval_loss(&mut model, b, loss), b.len())),
-        );
+        let val_loss = weighted_mean(val_plan.iter().map(|chunks| {
+            let b = val_part.batch(panel, chunks);
+            (eval_loss(&mut model, &b, loss), b.len())
+        }));
         let log = EpochLog {
             epoch: epoch + 1,
             train_loss: sum / count.max(1) as f64,
