@@ -247,29 +247,7 @@ pub fn write_panel(dir: &Path, meta: &PanelMeta, arrays: &PanelArrays) -> Result
             "refusing to write: meta.oracle and the oracle array must be given together",
         ));
     }
-    let name = dir
-        .file_name()
-        .ok_or_else(|| Error::Config(format!("output {} has no directory name", dir.display())))?;
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = parent.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    }
-    fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let written = write_files(&tmp, meta, arrays)
-        .and_then(|_| fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e)));
-    if written.is_err() {
-        // Best effort: the original error is the one worth reporting.
-        let _ = fs::remove_dir_all(&tmp);
-    }
-    written
+    crate::fsutil::write_dir_atomically(dir, |tmp| write_files(tmp, meta, arrays))
 }
 
 fn write_files(tmp: &Path, meta: &PanelMeta, a: &PanelArrays) -> Result<()> {
