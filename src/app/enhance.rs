@@ -96,6 +96,7 @@ pub fn run(opts: &EnhanceOptions) -> Result<EnhanceResult> {
             "to": day_dates[day_dates.len() - 1],
             "rebalances": r.signal_dates.len(),
             "uncapped_rebalances": r.uncapped.iter().map(|&t| dates[t].clone()).collect::<Vec<_>>(),
+            "skipped_rebalances": r.skipped.iter().map(|&t| dates[t].clone()).collect::<Vec<_>>(),
             "performance": r.performance,
             "mean_turnover": r.mean_turnover,
             "annual_turnover": r.annual_turnover,
@@ -136,7 +137,7 @@ pub fn performance_table(name: &str, r: &EnhanceResult) -> String {
     format!(
         "| portfolio | annual return | volatility | Sharpe | max drawdown | excess return | tracking error | excess max DD | IR | Calmar | monthly win | turnover / rebalance | annual turnover |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|\n\
-         | {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+         | {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}× |\n",
         pct(p.annual_return),
         pct(p.volatility),
         num(p.sharpe),
@@ -148,7 +149,7 @@ pub fn performance_table(name: &str, r: &EnhanceResult) -> String {
         num(p.calmar),
         pct(p.monthly_win_rate),
         pct(r.mean_turnover),
-        format!("{}×", num(r.annual_turnover))
+        num(r.annual_turnover)
     )
 }
 
@@ -189,6 +190,19 @@ fn render_report(
             "The turnover cap made {} of {} rebalances infeasible; they were solved without it.\n\n",
             r.uncapped.len(),
             r.signal_dates.len()
+        );
+    }
+    if !r.skipped.is_empty() {
+        s += &format!(
+            "{} of {} rebalances were infeasible even without the turnover cap and kept the drifted \
+             book: {}.\n\n",
+            r.skipped.len(),
+            r.signal_dates.len(),
+            r.skipped
+                .iter()
+                .map(|&t| day_dates[t - r.days[0]].clone())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     s += "## Per-year returns\n\n| year | portfolio | benchmark | excess |\n|---|---|---|---|\n";

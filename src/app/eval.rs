@@ -79,13 +79,14 @@ fn write_outputs(
     let cum_lines: Vec<Line> = evals
         .iter()
         .map(|(name, e)| {
-            let mut acc = 0.0;
+            // NaN (not drawn) before the factor's first date, flat across dates it skips.
+            let mut acc = f64::NAN;
             let mut it = e.ic_series.iter().peekable();
             let values = signal_days
                 .iter()
                 .map(|&t| {
                     if let Some((_, ic)) = it.next_if(|x| x.0 == t) {
-                        acc += ic;
+                        acc = if acc.is_nan() { *ic } else { acc + ic };
                     }
                     acc
                 })

@@ -78,6 +78,7 @@ pub fn line_chart(
     let mut chart = ChartBuilder::on(&root)
         .caption(title, (FONT, 26))
         .margin(16)
+        .margin_right(44)
         .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))

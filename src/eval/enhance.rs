@@ -9,16 +9,19 @@
 //! known industry and size and renormalized. A stock can trade at t+1 unless it is suspended
 //! at t+1, its t+1 open sits at either price limit, or its VWAP at t+1 is unknown. The
 //! optimizer's variables are the tradable stocks with a known industry and size that are
-//! *eligible* (listed, not ST, not suspended at t, a finite factor) or currently held; a held,
-//! ineligible stock may only be sold (upper bound = its weight, alpha = the date's lowest).
-//! Every other holding is fixed (it cannot trade) and enters the exposures as a constant.
-//! Alpha = the factor z-scored over the eligible stocks. Bounds: `max(0, b_i − δ) ≤ w_i ≤
+//! *eligible* (listed, not ST, not suspended at t) or currently held; a held, ineligible stock
+//! may only be sold (upper bound = its weight, alpha = the date's lowest). Every other holding
+//! is fixed (it cannot trade) and enters the exposures as a constant. Alpha = the factor
+//! z-scored over the eligible stocks that have one, 0 (the mean) for those without: a stock
+//! the factor does not cover is still held near its benchmark weight. Bounds: `max(0, b_i − δ) ≤ w_i ≤
 //! b_i + δ`. Size is the panel's log market cap, centred at the benchmark's exposure.
 //!
 //! Building the first portfolio from cash has no turnover cap. When the capped problem is
 //! infeasible (the drifted book is too far from the new exposures), that rebalance is solved
-//! without the cap and listed in [`EnhanceResult::uncapped`]; an instance infeasible even then
-//! is an error naming the date.
+//! without the cap and listed in [`EnhanceResult::uncapped`]. A later rebalance infeasible even
+//! then (e.g. a large benchmark member cannot trade, so no tradable mix matches the size
+//! exposure within the deviation bound) keeps the drifted book and is listed in
+//! [`EnhanceResult::skipped`]; an infeasible first build is an error naming the date.
 
 use serde::Serialize;
 
@@ -62,6 +65,8 @@ pub struct EnhanceResult {
     pub turnover: Vec<f64>,
     /// Signal dates whose rebalance had to drop the turnover cap.
     pub uncapped: Vec<usize>,
+    /// Signal dates whose rebalance was infeasible even without the cap (book kept).
+    pub skipped: Vec<usize>,
     pub performance: Performance,
     /// Mean two-way turnover per rebalance after the first build.
     pub mean_turnover: f64,
@@ -117,13 +122,22 @@ pub fn enhance(
         0.0,
         |k, _| Ok(bench_weights[k].clone()),
     )?;
-    let mut uncapped = Vec::new();
+    let (mut uncapped, mut skipped) = (Vec::new(), Vec::new());
     let run = run_book(p, &trade_days, end, cfg.cost, |k, book| {
-        let (w, capped) = rebalance(p, factor, &bench_weights[k], signals[k], book, k > 0, cfg)?;
-        if !capped && k > 0 {
-            uncapped.push(signals[k]);
+        match rebalance(p, factor, &bench_weights[k], signals[k], book, k > 0, cfg) {
+            Ok((w, capped)) => {
+                if !capped && k > 0 {
+                    uncapped.push(signals[k]);
+                }
+                Ok(w)
+            }
+            Err(Error::Data(m)) if k > 0 => {
+                eprintln!("warning: {m}; keeping the book");
+                skipped.push(signals[k]);
+                Ok(book.weights.clone())
+            }
+            Err(e) => Err(e),
         }
-        Ok(w)
     })?;
     let days: Vec<usize> = (trade_days[0]..=end).collect();
     let day_dates: Vec<String> = days.iter().map(|&d| p.dates[d].clone()).collect();
@@ -139,6 +153,7 @@ pub fn enhance(
         signal_dates: signals,
         turnover: run.turnover,
         uncapped,
+        skipped,
         performance,
     })
 }
@@ -191,11 +206,9 @@ fn rebalance(
             && v.is_finite()
             && v > 0.0
     };
-    let eligible = |i: usize| {
-        let f = p.flags(t, i);
-        f & (flags::LISTED | flags::SUSPENDED | flags::ST) == flags::LISTED
-            && factor[t * n + i].is_finite()
-    };
+    let eligible =
+        |i: usize| p.flags(t, i) & (flags::LISTED | flags::SUSPENDED | flags::ST) == flags::LISTED;
+    let has_factor = |i: usize| factor[t * n + i].is_finite();
     let vars: Vec<usize> = (0..n)
         .filter(|&i| tradable(i) && known_style(p, t, i) && (eligible(i) || w0[i] > 0.0))
         .collect();
@@ -207,7 +220,7 @@ fn rebalance(
     // Alpha: the factor z-scored over the eligible variables.
     let vals: Vec<f64> = vars
         .iter()
-        .filter(|&&i| eligible(i))
+        .filter(|&&i| eligible(i) && has_factor(i))
         .map(|&i| factor[t * n + i] as f64)
         .collect();
     let mean = vals.iter().sum::<f64>() / vals.len().max(1) as f64;
@@ -248,7 +261,11 @@ fn rebalance(
     let inst = |with_cap: bool| Instance {
         alpha: vars
             .iter()
-            .map(|&i| if eligible(i) { z(i) } else { lowest })
+            .map(|&i| match (eligible(i), has_factor(i)) {
+                (true, true) => z(i),
+                (true, false) => 0.0,
+                (false, _) => lowest,
+            })
             .collect(),
         lower: vars
             .iter()

@@ -210,11 +210,15 @@ impl Instance {
         match status {
             SolverStatus::Solved | SolverStatus::AlmostSolved => {}
             SolverStatus::PrimalInfeasible | SolverStatus::AlmostPrimalInfeasible => {
-                return Err(SolveError::Infeasible(
+                return Err(SolveError::Infeasible(if turn.is_some() {
                     "no weights meet the industry and size exposures, the per-stock bounds and \
                      the turnover cap together (loosen the deviation bound or the turnover cap)"
-                        .into(),
-                ))
+                        .into()
+                } else {
+                    "no weights meet the industry and size exposures within the per-stock bounds \
+                     (loosen the deviation bound)"
+                        .into()
+                }))
             }
             other => return Err(SolveError::Failed(format!("status {other:?}"))),
         }
