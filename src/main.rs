@@ -1,6 +1,9 @@
 use alphanet::app::args::{init_threads, parse_ratio, ModelArgs, TrainArgs};
-use alphanet::app::{commands, demo, gradcheck};
+use alphanet::app::{commands, demo, enhance, eval, gradcheck};
 use alphanet::data::synth::SynthConfig;
+use alphanet::eval::enhance::EnhanceConfig;
+use alphanet::eval::factor::FactorSpec;
+use alphanet::eval::layered::LayerConfig;
 use alphanet::model::Arch;
 use alphanet::{Error, Result};
 use clap::{Parser, Subcommand};
@@ -83,6 +86,48 @@ enum Cmd {
         out: PathBuf,
         #[arg(long)]
         threads: Option<usize>,
+    },
+    /// Neutralized RankIC and 5-group layered backtest of factors; writes report.md,
+    /// metrics.json and PNG charts.
+    Eval {
+        #[arg(long)]
+        panel: PathBuf,
+        /// NAME=PATH: a long CSV (date,code,factor) or a .npy [T, N] (NAME=PATH@FIRST_DATE when
+        /// it covers fewer dates than the panel). Repeat for several factors.
+        #[arg(long = "factor", required = true)]
+        factors: Vec<String>,
+        /// Report folder to create.
+        #[arg(long)]
+        out: PathBuf,
+        /// Trading days between rebalances / IC dates.
+        #[arg(long, default_value_t = LayerConfig::default().every)]
+        every: usize,
+        #[arg(long, default_value_t = LayerConfig::default().groups)]
+        groups: usize,
+        /// Cost per side as a fraction of traded value.
+        #[arg(long, default_value_t = LayerConfig::default().cost)]
+        cost: f64,
+    },
+    /// Weekly index-enhancement backtest of a factor against a benchmark of the panel.
+    Enhance {
+        #[arg(long)]
+        panel: PathBuf,
+        /// NAME=PATH as for `eval`.
+        #[arg(long)]
+        factor: String,
+        /// Benchmark name in the panel's meta.json (default: its only one).
+        #[arg(long)]
+        benchmark: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Per-stock bound on |w − benchmark weight|.
+        #[arg(long, default_value_t = EnhanceConfig::default().max_deviation)]
+        max_deviation: f64,
+        /// Cap on two-way turnover per rebalance.
+        #[arg(long, default_value_t = EnhanceConfig::default().max_turnover)]
+        max_turnover: f64,
+        #[arg(long, default_value_t = EnhanceConfig::default().cost)]
+        cost: f64,
     },
     /// Gradient checks of every op and every model × loss against f64 central differences.
     Gradcheck {
@@ -191,6 +236,54 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             init_threads(threads)?;
             commands::predict(&checkpoint, &panel, &from, &to, &out)?;
+        }
+        Cmd::Eval {
+            panel,
+            factors,
+            out,
+            every,
+            groups,
+            cost,
+        } => {
+            if every == 0 || groups < 2 || !(0.0..0.5).contains(&cost) {
+                return Err(Error::Config(format!(
+                    "--every {every} must be ≥ 1, --groups {groups} ≥ 2, --cost {cost} in [0, 0.5)"
+                )));
+            }
+            eval::run(&eval::EvalOptions {
+                panel,
+                factors: factors
+                    .iter()
+                    .map(|f| FactorSpec::parse(f))
+                    .collect::<Result<_>>()?,
+                out,
+                layers: LayerConfig {
+                    every,
+                    groups,
+                    cost,
+                },
+            })?;
+        }
+        Cmd::Enhance {
+            panel,
+            factor,
+            benchmark,
+            out,
+            max_deviation,
+            max_turnover,
+            cost,
+        } => {
+            enhance::run(&enhance::EnhanceOptions {
+                panel,
+                factor: FactorSpec::parse(&factor)?,
+                benchmark,
+                out,
+                config: EnhanceConfig {
+                    max_deviation,
+                    max_turnover,
+                    cost,
+                },
+            })?;
         }
         Cmd::Gradcheck { model } => {
             let rows = gradcheck::all_checks(model);

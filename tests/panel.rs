@@ -14,7 +14,7 @@ const SMALL: SynthConfig = SynthConfig {
     days: 80,
     seed: 3,
 };
-const FILES: [&str; 7] = [
+const FILES: [&str; 8] = [
     "features.npy",
     "price.npy",
     "tradable.npy",
@@ -22,6 +22,7 @@ const FILES: [&str; 7] = [
     "industry.npy",
     "size.npy",
     "oracle.npy",
+    "index.npy",
 ];
 
 fn small() -> (PanelMeta, PanelArrays) {

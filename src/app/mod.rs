@@ -3,5 +3,7 @@
 pub mod args;
 pub mod commands;
 pub mod demo;
+pub mod enhance;
+pub mod eval;
 pub mod fit;
 pub mod gradcheck;

@@ -10,6 +10,12 @@
 //! | `industry.npy` | i16 `[T, N]`, index into `meta.industry_names`, −1 unknown |
 //! | `size.npy` | f32 `[T, N]`, log market cap |
 //! | `oracle.npy` (optional) | f32 `[T, N]`, the known part of the label's expectation (synthetic panels) |
+//! | `index.npy` (optional) | f32 `[T, N, M]`, weights of the M benchmarks named by `meta.benchmarks` |
+//!
+//! **Benchmarks.** `index.npy[t, i, m]` is stock i's weight in benchmark m on date t (its
+//! membership that day, point in time, weighted as `meta.benchmarks[m].weighting` says). A
+//! row sums to 1 over the members and is 0 for non-members; a date whose row is all zero has no
+//! known composition. The file exists exactly when `meta.benchmarks` is non-empty.
 //!
 //! Writers build the whole directory under a hidden sibling and rename it into place, so a
 //! crash never leaves something that opens as a valid panel.
@@ -67,6 +73,16 @@ pub struct OracleMeta {
     pub rank_ic_mean: f64,
 }
 
+/// One benchmark of `index.npy` (e.g. CSI300).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchmarkMeta {
+    /// What `alphanet enhance --benchmark` names it by, e.g. `csi300`.
+    pub name: String,
+    /// How members are weighted, e.g. "total market cap" or a documented proxy
+    /// ("equal weight: the source has no market cap").
+    pub weighting: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PanelMeta {
     pub format_version: u32,
@@ -88,6 +104,9 @@ pub struct PanelMeta {
     pub missing_styles: Vec<String>,
     #[serde(default)]
     pub oracle: Option<OracleMeta>,
+    /// Benchmarks whose weights `index.npy` holds, in its last axis.
+    #[serde(default)]
+    pub benchmarks: Vec<BenchmarkMeta>,
     /// Free-form: generator parameters, source paths, import options.
     #[serde(default)]
     pub provenance: serde_json::Value,
@@ -151,6 +170,14 @@ impl PanelMeta {
                 self.price_fields
             ));
         }
+        let mut seen = HashSet::new();
+        if let Some(dup) = self
+            .benchmarks
+            .iter()
+            .find(|b| !seen.insert(b.name.as_str()))
+        {
+            return Err(format!("benchmark {:?} appears more than once", dup.name));
+        }
         if self.industry_names.len() > i16::MAX as usize {
             return Err(format!(
                 "{} industries do not fit an i16 index",
@@ -171,6 +198,8 @@ pub struct PanelArrays {
     pub industry: Vec<i16>,
     pub size: Vec<f32>,
     pub oracle: Option<Vec<f32>>,
+    /// `[T, N, M]` benchmark weights, present exactly when `meta.benchmarks` is non-empty.
+    pub index: Option<Vec<f32>>,
 }
 
 impl PanelArrays {
@@ -191,6 +220,8 @@ impl PanelArrays {
             price: &self.price,
             tradable: &self.tradable,
             styles: &self.styles,
+            industry: &self.industry,
+            size: &self.size,
         }
     }
 }
@@ -214,6 +245,9 @@ fn file_specs(meta: &PanelMeta) -> Vec<FileSpec> {
     ];
     if meta.oracle.is_some() {
         v.push(spec("oracle.npy", f32::DESCR, vec![]));
+    }
+    if !meta.benchmarks.is_empty() {
+        v.push(spec("index.npy", f32::DESCR, vec![meta.benchmarks.len()]));
     }
     v
 }
@@ -247,6 +281,12 @@ pub fn write_panel(dir: &Path, meta: &PanelMeta, arrays: &PanelArrays) -> Result
             "refusing to write: meta.oracle and the oracle array must be given together",
         ));
     }
+    if meta.benchmarks.is_empty() == arrays.index.is_some() {
+        return Err(panel_err(
+            dir,
+            "refusing to write: meta.benchmarks and the index array must be given together",
+        ));
+    }
     crate::fsutil::write_dir_atomically(dir, |tmp| write_files(tmp, meta, arrays))
 }
 
@@ -273,8 +313,12 @@ fn write_files(tmp: &Path, meta: &PanelMeta, a: &PanelArrays) -> Result<()> {
     put(tmp, meta, &specs[3], &a.styles)?;
     put(tmp, meta, &specs[4], &a.industry)?;
     put(tmp, meta, &specs[5], &a.size)?;
-    if let (Some(spec), Some(oracle)) = (specs.get(6), &a.oracle) {
-        put(tmp, meta, spec, oracle)?;
+    let mut optional = specs[6..].iter();
+    if let Some(oracle) = &a.oracle {
+        put(tmp, meta, optional.next().expect("oracle spec"), oracle)?;
+    }
+    if let Some(index) = &a.index {
+        put(tmp, meta, optional.next().expect("index spec"), index)?;
     }
     let json =
         serde_json::to_vec_pretty(meta).map_err(|e| panel_err(tmp, format!("meta.json: {e}")))?;
@@ -293,6 +337,7 @@ pub struct Panel {
     industry: NpyArray<i16>,
     size: NpyArray<f32>,
     oracle: Option<NpyArray<f32>>,
+    index: Option<NpyArray<f32>>,
     vwap_field: usize,
 }
 
@@ -369,8 +414,16 @@ impl Panel {
         let styles = open_checked(&specs[3])?.into_typed()?;
         let industry: NpyArray<i16> = open_checked(&specs[4])?.into_typed()?;
         let size = open_checked(&specs[5])?.into_typed()?;
-        let oracle = specs
-            .get(6)
+        let mut optional = specs[6..].iter();
+        let oracle = match meta.oracle {
+            Some(_) => optional
+                .next()
+                .map(|s| open_checked(s)?.into_typed())
+                .transpose()?,
+            None => None,
+        };
+        let index = optional
+            .next()
             .map(|s| open_checked(s)?.into_typed())
             .transpose()?;
 
@@ -396,6 +449,7 @@ impl Panel {
             industry,
             size,
             oracle,
+            index,
             vwap_field,
         })
     }
@@ -447,6 +501,42 @@ impl Panel {
         self.oracle.as_ref().map(|o| o.as_slice())
     }
 
+    /// Weights `[T, N]` of the benchmark called `name` (see the module doc), copied out of
+    /// `index.npy`'s last axis. The error lists the benchmarks the panel has.
+    pub fn benchmark_weights(&self, name: &str) -> Result<Vec<f32>> {
+        let names: Vec<&str> = self
+            .meta
+            .benchmarks
+            .iter()
+            .map(|b| b.name.as_str())
+            .collect();
+        let m = names.iter().position(|&b| b == name).ok_or_else(|| {
+            Error::Config(if names.is_empty() {
+                format!(
+                    "--benchmark {name}: panel {} has no benchmark (meta.json `benchmarks` is empty, no index.npy); \
+                     re-create it with an importer that writes index membership, or `alphanet synth`",
+                    self.dir.display()
+                )
+            } else {
+                format!(
+                    "--benchmark {name}: panel {} has benchmarks {names:?}",
+                    self.dir.display()
+                )
+            })
+        })?;
+        let index = self
+            .index
+            .as_ref()
+            .expect("index.npy opened with meta.benchmarks");
+        Ok(index
+            .as_slice()
+            .iter()
+            .skip(m)
+            .step_by(names.len())
+            .copied()
+            .collect())
+    }
+
     /// Index of `date` (`YYYY-MM-DD`); the error gives the panel's range and the nearest dates.
     pub fn date_index(&self, date: &str) -> Result<usize> {
         let dates = &self.meta.dates;
@@ -486,6 +576,8 @@ impl Panel {
             price: self.price(),
             tradable: self.tradable(),
             styles: self.styles(),
+            industry: self.industry(),
+            size: self.size(),
         }
     }
 }
@@ -504,6 +596,10 @@ pub struct PanelView<'a> {
     pub price: &'a [f32],
     pub tradable: &'a [u8],
     pub styles: &'a [f32],
+    /// `[T, N]`, −1 unknown.
+    pub industry: &'a [i16],
+    /// `[T, N]` log market cap.
+    pub size: &'a [f32],
 }
 
 impl PanelView<'_> {

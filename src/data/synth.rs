@@ -47,6 +47,9 @@
 //! **Styles** (K = 3): "size", "beta" (true β), "volatility" (true σ_i), each winsorized and
 //! z-scored per date over listed stocks. The other Barra styles are listed as missing.
 //!
+//! **Benchmark** (`index.npy`, named [`BENCHMARK_NAME`]): the top 30% of listed, unsuspended
+//! stocks by market cap, reviewed every 60 trading days, weighted daily by market cap.
+//!
 //! **Oracle.** `oracle[t,i]` = the part of E[label_t] known at t: the κ terms of days t+2..t+11
 //! whose s is already known, `κσ_i/10 · Σ_{u=t−8..t} (u−t+9)·s_u`, plus `−10λ·size_z_t` and the
 //! market drift `10·β_i·3e-4`; NaN where the label is unknown. `meta.oracle.rank_ic_mean` is its
@@ -59,8 +62,8 @@ use rand_distr::{Distribution, StandardNormal};
 
 use super::panel::{
     flags, format_date, limit_prices, limit_ratio, open_limit_flags, parse_date, round_price,
-    style_zscore, weekday, write_panel, OracleMeta, PanelArrays, PanelMeta, FEATURE_NAMES,
-    FORMAT_VERSION, PRICE_FIELDS,
+    style_zscore, weekday, write_panel, BenchmarkMeta, OracleMeta, PanelArrays, PanelMeta,
+    FEATURE_NAMES, FORMAT_VERSION, PRICE_FIELDS,
 };
 use super::samples::{spearman, SampleIndex, Universe, HORIZON, N_FEATURES, PICTURE_DAYS};
 use crate::error::{Error, Result};
@@ -90,6 +93,11 @@ const MAX_TURN: f64 = 0.5;
 const MAX_STOCKS: usize = 10_000;
 /// Fewest days that leave a date with both a full picture and a label.
 const MIN_DAYS: usize = PICTURE_DAYS + HORIZON + 10;
+/// The synthetic benchmark of `index.npy`: its name, the share of stocks it holds, and how
+/// often its members are reviewed (trading days).
+pub const BENCHMARK_NAME: &str = "synth_top30";
+const BENCHMARK_SHARE: f64 = 0.3;
+const BENCHMARK_RECONSTITUTE: usize = 60;
 
 pub const INDUSTRY_NAMES: [&str; 10] = [
     "Banks",
@@ -332,6 +340,7 @@ pub fn synth_arrays(cfg: &SynthConfig) -> Result<(PanelMeta, PanelArrays)> {
         industry: vec![-1; t_len * n],
         size: vec![f32::NAN; t_len * n],
         oracle: None,
+        index: None,
     };
     let mut signal = vec![0.0f64; t_len * n];
     let mut size_z = vec![0.0f64; t_len * n];
@@ -450,6 +459,15 @@ pub fn synth_arrays(cfg: &SynthConfig) -> Result<(PanelMeta, PanelArrays)> {
         proxies: Vec::new(),
         missing_styles: MISSING_STYLES.iter().map(|s| s.to_string()).collect(),
         oracle: None,
+        benchmarks: vec![BenchmarkMeta {
+            name: BENCHMARK_NAME.into(),
+            weighting: format!(
+                "total market cap (close × total shares); members = the top {:.0}% of listed, \
+                 unsuspended stocks by market cap, reconstituted every {BENCHMARK_RECONSTITUTE} \
+                 trading days",
+                100.0 * BENCHMARK_SHARE
+            ),
+        }],
         provenance: serde_json::json!({
             "generator": "alphanet synth",
             "seed": cfg.seed,
@@ -461,6 +479,7 @@ pub fn synth_arrays(cfg: &SynthConfig) -> Result<(PanelMeta, PanelArrays)> {
             "notes": "raw prices equal adjusted prices (no corporate actions); see src/data/synth.rs",
         }),
     };
+    a.index = Some(benchmark_weights(&a, n));
     let oracle = oracle_values(&stocks, &signal, &size_z, &a, &meta);
     let rank_ic_mean = oracle_rank_ic(&oracle, &a, &meta)?;
     a.oracle = Some(oracle);
@@ -521,6 +540,35 @@ fn oracle_values(
             .sum();
         *o = (KAPPA * s.sigma / 10.0 * known - 10.0 * LAMBDA * size_z[cell]
             + 10.0 * s.beta * MARKET_MEAN) as f32;
+    }
+    out
+}
+
+/// The synthetic benchmark `[T, N, 1]`: members picked by market cap on every
+/// `BENCHMARK_RECONSTITUTE`-th date among listed, unsuspended stocks, weighted each day by
+/// market cap (`exp(size)`), like a cap-weighted index with periodic reviews.
+fn benchmark_weights(a: &PanelArrays, n: usize) -> Vec<f32> {
+    let t_len = a.size.len() / n;
+    let mut out = vec![0.0f32; t_len * n];
+    let mut members: Vec<usize> = Vec::new();
+    for t in 0..t_len {
+        let cap = |i: usize| (a.size[t * n + i] as f64).exp();
+        if t % BENCHMARK_RECONSTITUTE == 0 {
+            let mut eligible: Vec<usize> = (0..n)
+                .filter(|&i| {
+                    a.tradable[t * n + i] & (flags::LISTED | flags::SUSPENDED) == flags::LISTED
+                        && a.size[t * n + i].is_finite()
+                })
+                .collect();
+            eligible.sort_by(|&x, &y| cap(y).total_cmp(&cap(x)).then(x.cmp(&y)));
+            eligible.truncate(((n as f64) * BENCHMARK_SHARE).round() as usize);
+            eligible.sort_unstable();
+            members = eligible;
+        }
+        let total: f64 = members.iter().map(|&i| cap(i)).sum();
+        for &i in &members {
+            out[t * n + i] = (cap(i) / total) as f32;
+        }
     }
     out
 }

@@ -1,3 +1,12 @@
-//! Evaluation of a factor against realised returns.
+//! Evaluation of a factor against realised returns (SPEC §7): neutralized RankIC, the layered
+//! backtest, index enhancement, their statistics and charts.
 
+pub mod book;
+pub mod chart;
+pub mod enhance;
+pub mod factor;
 pub mod ic;
+pub mod layered;
+pub mod neutralize;
+pub mod optimize;
+pub mod stats;

@@ -1,0 +1,323 @@
+//! `alphanet eval`: neutralized RankIC and the 5-group layered backtest of one or more factors
+//! on a panel, written as `report.md` (one row per factor, the report's layout),
+//! `metrics.json` and PNG charts in a new output folder.
+
+use std::path::{Path, PathBuf};
+
+use crate::data::panel::Panel;
+use crate::eval::chart::{line_chart, Line};
+use crate::eval::factor::FactorSpec;
+use crate::eval::layered::{evaluate, FactorEval, LayerConfig};
+use crate::fsutil::{write_dir_atomically, write_file_atomically};
+use crate::{Error, Result};
+
+pub struct EvalOptions {
+    pub panel: PathBuf,
+    pub factors: Vec<FactorSpec>,
+    pub out: PathBuf,
+    pub layers: LayerConfig,
+}
+
+/// A file-name-safe form of a factor name.
+pub fn slug(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub fn run(opts: &EvalOptions) -> Result<Vec<(String, FactorEval)>> {
+    if opts.factors.is_empty() {
+        return Err(Error::Config("give at least one --factor NAME=PATH".into()));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = opts.factors.iter().find(|f| !seen.insert(slug(&f.name))) {
+        return Err(Error::Config(format!(
+            "--factor name {:?} is used twice (names must differ after mapping to file names)",
+            dup.name
+        )));
+    }
+    if opts.out.exists() {
+        return Err(Error::Exists {
+            path: opts.out.clone(),
+        });
+    }
+    let panel = Panel::open(&opts.panel)?;
+    let mut evals = Vec::new();
+    for spec in &opts.factors {
+        let factor = spec.load(&panel)?;
+        eprintln!("evaluating {} ({})", spec.name, spec.path.display());
+        let e = evaluate(panel.view(), &factor, &opts.layers)
+            .map_err(|e| Error::Data(format!("factor {}: {e}", spec.name)))?;
+        evals.push((spec.name.clone(), e));
+    }
+    write_dir_atomically(&opts.out, |dir| write_outputs(dir, &panel, opts, &evals))?;
+    print!("{}", main_table(&evals));
+    println!("report: {}", opts.out.join("report.md").display());
+    Ok(evals)
+}
+
+fn write_outputs(
+    dir: &Path,
+    panel: &Panel,
+    opts: &EvalOptions,
+    evals: &[(String, FactorEval)],
+) -> Result<()> {
+    let dates = &panel.meta().dates;
+    // Cumulative RankIC over the union of signal dates (each factor on its own dates).
+    let mut signal_days: Vec<usize> = evals
+        .iter()
+        .flat_map(|(_, e)| e.ic_series.iter().map(|x| x.0))
+        .collect();
+    signal_days.sort_unstable();
+    signal_days.dedup();
+    let cum_lines: Vec<Line> = evals
+        .iter()
+        .map(|(name, e)| {
+            // NaN (not drawn) before the factor's first date, flat across dates it skips.
+            let mut acc = f64::NAN;
+            let mut it = e.ic_series.iter().peekable();
+            let values = signal_days
+                .iter()
+                .map(|&t| {
+                    if let Some((_, ic)) = it.next_if(|x| x.0 == t) {
+                        acc = if acc.is_nan() { *ic } else { acc + ic };
+                    }
+                    acc
+                })
+                .collect();
+            Line {
+                name: name.clone(),
+                values,
+            }
+        })
+        .collect();
+    let label_dates: Vec<String> = signal_days.iter().map(|&t| dates[t].clone()).collect();
+    line_chart(
+        &dir.join("ic_cumulative.png"),
+        "Cumulative neutralized RankIC (every 10 trading days)",
+        "cumulative RankIC",
+        &label_dates,
+        &cum_lines,
+        Some(0.0),
+    )?;
+
+    let mut charts = vec!["ic_cumulative.png".to_string()];
+    for (name, e) in evals {
+        let day_dates: Vec<String> = e.layers.days.iter().map(|&d| dates[d].clone()).collect();
+        let g = e.layers.groups.len();
+        let lines: Vec<Line> = e
+            .layers
+            .excess_navs()
+            .into_iter()
+            .enumerate()
+            .map(|(k, values)| Line {
+                name: group_name(k, g),
+                values,
+            })
+            .collect();
+        let file = format!("groups_{}.png", slug(name));
+        line_chart(
+            &dir.join(&file),
+            &format!("{name}: excess NAV of each group over the equal-weighted universe"),
+            "excess NAV",
+            &day_dates,
+            &lines,
+            Some(1.0),
+        )?;
+        charts.push(file);
+    }
+    // Long-short NAVs share one chart when the factors share their days (the usual case).
+    let same_days = evals
+        .iter()
+        .all(|(_, e)| e.layers.days == evals[0].1.layers.days);
+    let ls_groups: Vec<Vec<&(String, FactorEval)>> = if same_days {
+        vec![evals.iter().collect()]
+    } else {
+        evals.iter().map(|e| vec![e]).collect()
+    };
+    for group in ls_groups {
+        let file = if same_days {
+            "long_short.png".to_string()
+        } else {
+            format!("long_short_{}.png", slug(&group[0].0))
+        };
+        let day_dates: Vec<String> = group[0]
+            .1
+            .layers
+            .days
+            .iter()
+            .map(|&d| dates[d].clone())
+            .collect();
+        let lines: Vec<Line> = group
+            .iter()
+            .map(|(name, e)| Line {
+                name: name.clone(),
+                values: e.layers.long_short_nav(),
+            })
+            .collect();
+        line_chart(
+            &dir.join(&file),
+            "Long-short NAV (top group − bottom group, daily, after costs)",
+            "NAV",
+            &day_dates,
+            &lines,
+            Some(1.0),
+        )?;
+        charts.push(file);
+    }
+
+    let metrics = serde_json::json!({
+        "panel": panel.dir(),
+        "config": opts.layers,
+        "factors": evals.iter().zip(&opts.factors).map(|((name, e), spec)| serde_json::json!({
+            "name": name,
+            "file": spec.path,
+            "first_signal": dates[e.layers.signal_dates[0]],
+            "last_signal": dates[e.layers.signal_dates[e.layers.signal_dates.len() - 1]],
+            "rank_ic": e.ic,
+            "raw_rank_ic": e.raw_ic,
+            "rank_ic_series": e.ic_series.iter().map(|(t, ic)| (dates[*t].clone(), *ic)).collect::<Vec<_>>(),
+            "layers": e.summary,
+        })).collect::<Vec<_>>(),
+        "charts": charts,
+    });
+    write_file_atomically(
+        &dir.join("metrics.json"),
+        serde_json::to_string_pretty(&metrics)
+            .map_err(|e| Error::Data(format!("metrics.json: {e}")))?
+            .as_bytes(),
+    )?;
+    let report = render_report(panel, opts, evals, &charts);
+    write_file_atomically(&dir.join("report.md"), report.as_bytes())
+}
+
+fn group_name(k: usize, groups: usize) -> String {
+    match k {
+        0 => "G1 (bottom)".into(),
+        _ if k + 1 == groups => format!("G{groups} (top)"),
+        _ => format!("G{}", k + 1),
+    }
+}
+
+fn pct(x: f64) -> String {
+    if x.is_finite() {
+        format!("{:.2}%", 100.0 * x)
+    } else {
+        "–".into()
+    }
+}
+
+fn num(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.2}")
+    } else {
+        "–".into()
+    }
+}
+
+/// The headline table of the report (SPEC §0's columns), one row per factor.
+pub fn main_table(evals: &[(String, FactorEval)]) -> String {
+    let mut s = String::from(
+        "| factor | RankIC mean | RankIC std | IC_IR | IC>0 | top-group ann. excess | long-short ann. | LS Sharpe | TOP IR | TOP win |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (name, e) in evals {
+        let l = &e.summary;
+        s += &format!(
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            pct(e.ic.mean),
+            pct(e.ic.std),
+            num(e.ic.ir),
+            pct(e.ic.positive),
+            pct(l.group_excess[l.group_excess.len() - 1]),
+            pct(l.long_short_return),
+            num(l.long_short_sharpe),
+            num(l.top_ir),
+            pct(l.top_win_rate)
+        );
+    }
+    s
+}
+
+fn render_report(
+    panel: &Panel,
+    opts: &EvalOptions,
+    evals: &[(String, FactorEval)],
+    charts: &[String],
+) -> String {
+    let dates = &panel.meta().dates;
+    let cfg = &opts.layers;
+    let g = cfg.groups;
+    let mut s = String::from("# Factor evaluation\n\n");
+    s += &format!(
+        "Panel `{}` ({} source, {} stocks, {} .. {}).\n\n\
+         Every {} trading days t: universe of SPEC §3.3 (listed, not ST, not suspended at t or t+1, \
+         no limit-up or limit-down open at t+1, 30 days of history); factor neutralized per date \
+         (OLS residual on industry dummies + log market cap); RankIC = Spearman correlation with the \
+         raw return `vwap(t+11) / vwap(t+1) − 1`. Layered backtest: {g} equal groups by the \
+         neutralized factor, equal weight, traded at t+1's VWAP and held to the next rebalance, \
+         {:.2}% cost per side on turnover; benchmark = the equal-weighted universe (no costs). \
+         Annualized over 242 days; excess returns are daily differences compounded; Sharpe and IR \
+         are mean/std·√242 of daily (excess) returns.\n\n",
+        panel.dir().display(),
+        panel.meta().source,
+        panel.n_stocks(),
+        dates[0],
+        dates[dates.len() - 1],
+        cfg.every,
+        100.0 * cfg.cost
+    );
+    s += "## Summary\n\n";
+    s += &main_table(evals);
+    s += "\n## RankIC\n\n| factor | signal dates | span | RankIC mean | RankIC std | IC_IR | IC>0 | raw (not neutralized) RankIC mean | raw IC_IR |\n|---|---|---|---|---|---|---|---|---|\n";
+    for (name, e) in evals {
+        let sd = &e.layers.signal_dates;
+        s += &format!(
+            "| {name} | {} | {} .. {} | {} | {} | {} | {} | {} | {} |\n",
+            e.ic.dates,
+            dates[sd[0]],
+            dates[sd[sd.len() - 1]],
+            pct(e.ic.mean),
+            pct(e.ic.std),
+            num(e.ic.ir),
+            pct(e.ic.positive),
+            pct(e.raw_ic.mean),
+            num(e.raw_ic.ir)
+        );
+    }
+    s += "\n![cumulative RankIC](ic_cumulative.png)\n\n## Layered backtest\n\nAnnualized excess return of each group over the equal-weighted universe:\n\n| factor |";
+    for k in 0..g {
+        s += &format!(" {} |", group_name(k, g));
+    }
+    s += " long-short ann. | LS Sharpe | TOP IR | TOP monthly win | TOP excess max DD | TOP turnover / rebalance |\n|---|";
+    s += &"---|".repeat(g + 6);
+    s += "\n";
+    for (name, e) in evals {
+        let l = &e.summary;
+        s += &format!("| {name} |");
+        for x in &l.group_excess {
+            s += &format!(" {} |", pct(*x));
+        }
+        s += &format!(
+            " {} | {} | {} | {} | {} | {} |\n",
+            pct(l.long_short_return),
+            num(l.long_short_sharpe),
+            num(l.top_ir),
+            pct(l.top_win_rate),
+            pct(l.top_excess_max_drawdown),
+            pct(l.top_turnover)
+        );
+    }
+    s += "\n";
+    for c in charts.iter().filter(|c| c.as_str() != "ic_cumulative.png") {
+        s += &format!("![{c}]({c})\n\n");
+    }
+    s += "Files: `metrics.json` (all numbers, the RankIC series), the charts above.\n";
+    s
+}
