@@ -1,7 +1,10 @@
-//! One launch wrapper per kernel. Each takes the CPU reference op's arguments in the same order,
-//! with device buffers for slices; sizes are checked here (a mismatch is a programming error, as
-//! on the CPU side) and converted to the kernels' `int`. Wrappers whose op needs more than one
-//! launch (the recurrent backward passes and the losses) allocate their own scratch buffers.
+//! One launch wrapper per kernel. Each takes the CPU reference op's arguments in the same order
+//! and of the same scalar types (src/ops/*), with device buffers for slices and a
+//! [`DeviceFeatureSpec`] for the feature layer's `&FeatureSpec`; sizes are checked here (a
+//! mismatch is a programming error, as on the CPU side) and converted to the kernels' `int`.
+//! The losses return their value as the CPU ones do (one small download). Wrappers whose op
+//! needs more than one launch (the recurrent backward passes, the losses) allocate their own
+//! scratch buffers.
 
 use cudarc::driver::sys::CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
 use cudarc::driver::{CudaSlice, DevicePtr, LaunchArgs, LaunchConfig, PushKernelArg};
