@@ -1,5 +1,6 @@
-// BatchNorm, Keras semantics (SPEC §4): per channel over all R = batch × steps rows of
-// inp [R, C]; biased variance in training; moving statistics at inference.
+// BatchNorm, Keras semantics (SPEC §4), the CUDA twin of src/ops/batchnorm.rs: per channel over
+// all R = batch × steps rows of inp [R, C]; biased variance in training; moving statistics at
+// inference. eps and momentum are doubles, as on the CPU, rounded to float where the CPU does.
 //   y = γ·x̂ + β, x̂ = (x − μ)/√(σ² + eps)
 // Backward (training statistics):
 //   dβ = Σ dy, dγ = Σ dy·x̂, dx = γ/√(σ² + eps) · (dy − mean(dy) − x̂·mean(dy·x̂))
@@ -9,7 +10,7 @@
 
 extern "C" __global__ void batchnorm_forward(float* out, float* mean, float* var, const float* inp,
                                              const float* gamma, const float* beta, int r, int c,
-                                             float eps) {
+                                             double eps) {
     __shared__ float scratch[BLOCK];
     int ch = blockIdx.x;
     if (ch >= c) return;
@@ -26,7 +27,7 @@ extern "C" __global__ void batchnorm_forward(float* out, float* mean, float* var
         mean[ch] = mu;
         var[ch] = v;
     }
-    float scale = gamma[ch] / sqrtf(v + eps);
+    float scale = gamma[ch] / sqrtf(v + (float)eps);
     for (int k = threadIdx.x; k < r; k += blockDim.x) {
         size_t i = (size_t)k * c + ch;
         out[i] = (inp[i] - mu) * scale + beta[ch];
@@ -35,21 +36,21 @@ extern "C" __global__ void batchnorm_forward(float* out, float* mean, float* var
 
 extern "C" __global__ void batchnorm_inference(float* out, const float* inp, const float* gamma,
                                                const float* beta, const float* moving_mean,
-                                               const float* moving_var, int r, int c, float eps) {
+                                               const float* moving_var, int r, int c, double eps) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)r * c) return;
     int ch = i % c;
-    out[i] = (inp[i] - moving_mean[ch]) * (gamma[ch] / sqrtf(moving_var[ch] + eps)) + beta[ch];
+    out[i] = (inp[i] - moving_mean[ch]) * (gamma[ch] / sqrtf(moving_var[ch] + (float)eps)) + beta[ch];
 }
 
 extern "C" __global__ void batchnorm_backward(float* dinp, float* dgamma, float* dbeta,
                                               const float* dout, const float* inp, const float* mean,
                                               const float* var, const float* gamma, int r, int c,
-                                              float eps) {
+                                              double eps) {
     __shared__ float scratch[BLOCK];
     int ch = blockIdx.x;
     if (ch >= c) return;
-    float mu = mean[ch], inv_std = 1.0f / sqrtf(var[ch] + eps);
+    float mu = mean[ch], inv_std = 1.0f / sqrtf(var[ch] + (float)eps);
     float sdy = 0.0f, sdyx = 0.0f;
     for (int k = threadIdx.x; k < r; k += blockDim.x) {
         size_t i = (size_t)k * c + ch;
@@ -69,12 +70,14 @@ extern "C" __global__ void batchnorm_backward(float* dinp, float* dgamma, float*
     }
 }
 
-// Keras moving statistics: m ← momentum·m + (1 − momentum)·batch statistic.
+// Keras moving statistics: m ← momentum·m + (1 − momentum)·batch statistic, with 1 − momentum
+// taken in double before rounding (0.01, not 1 − 0.99f), as on the CPU.
 extern "C" __global__ void batchnorm_update_moving(float* moving_mean, float* moving_var,
                                                    const float* mean, const float* var, int c,
-                                                   float momentum) {
+                                                   double momentum) {
     int ch = blockIdx.x * blockDim.x + threadIdx.x;
     if (ch >= c) return;
-    moving_mean[ch] = momentum * moving_mean[ch] + (1.0f - momentum) * mean[ch];
-    moving_var[ch] = momentum * moving_var[ch] + (1.0f - momentum) * var[ch];
+    float m = (float)momentum, keep = (float)(1.0 - momentum);
+    moving_mean[ch] = m * moving_mean[ch] + keep * mean[ch];
+    moving_var[ch] = m * moving_var[ch] + keep * var[ch];
 }

@@ -30,12 +30,17 @@ HD unsigned long long splitmix64(unsigned long long x) {
     return x ^ (x >> 31);
 }
 
-// u = top 53 bits of splitmix64(seed ^ k·φ) / 2^53 ∈ [0, 1); keep when u ≥ p. Returns the
-// inverted-dropout mask value: 1/(1−p) when kept, 0 when dropped.
-HD float dropout_mask(unsigned long long seed, unsigned long long k, float p) {
+// u = top 53 bits of splitmix64(seed ^ k·φ) / 2^53 ∈ [0, 1): `dropout_uniform` of
+// src/ops/elementwise.rs, bit for bit.
+HD double dropout_uniform(unsigned long long seed, unsigned long long k) {
     unsigned long long bits = splitmix64(seed ^ (k * 0x9E3779B97F4A7C15ull)) >> 11;
-    double u = (double)bits * (1.0 / 9007199254740992.0);
-    return u >= (double)p ? 1.0f / (1.0f - p) : 0.0f;
+    return (double)bits * (1.0 / 9007199254740992.0);
+}
+
+// The inverted-dropout mask of element k: 1/(1−p) when u ≥ p (kept), else 0. p is a double and
+// 1/(1−p) is rounded once to float, as on the CPU, so both draw the same mask to the bit.
+HD float dropout_mask(unsigned long long seed, unsigned long long k, double p) {
+    return dropout_uniform(seed, k) >= p ? (float)(1.0 / (1.0 - p)) : 0.0f;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -53,24 +58,26 @@ HD void adam_element(float* p, float* m, float* v, float g, float lr_t, float be
 
 HD float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-// LSTM cell (Keras gates i, f, c, o): from pre-activations z to activated gates, c_t and h_t.
+// LSTM cell (Keras gates i, f, c, o): from pre-activations z to the seven values the CPU
+// reference caches per unit (src/ops/lstm.rs): activated gates, c_t, tanh(c_t), h_t.
 HD void lstm_cell_forward(float zi, float zf, float zc, float zo, float c_prev, float* gi,
-                          float* gf, float* gc, float* go, float* c, float* h) {
+                          float* gf, float* gc, float* go, float* c, float* tc, float* h) {
     *gi = sigmoidf(zi);
     *gf = sigmoidf(zf);
     *gc = tanhf(zc);
     *go = sigmoidf(zo);
     *c = *gf * c_prev + *gi * *gc;
-    *h = *go * tanhf(*c);
+    *tc = tanhf(*c);
+    *h = *go * *tc;
 }
 
-// LSTM cell backward. dh: gradient of h_t; dc: gradient of c_t from the step above. Writes the
-// gradients of the four pre-activations and returns the gradient carried to c_{t−1}:
+// LSTM cell backward. tc: the cached tanh(c_t); dh: gradient of h_t; dc: gradient of c_t from
+// the step above. Writes the gradients of the four pre-activations and returns the gradient
+// carried to c_{t−1}:
 //   dc_t += dh·o·(1 − tanh²c);  dz_i = dc·g·i(1−i), dz_f = dc·c_{t−1}·f(1−f),
 //   dz_c = dc·i·(1−g²),  dz_o = dh·tanh(c)·o(1−o);  dc_{t−1} = dc·f.
-HD float lstm_cell_backward(float gi, float gf, float gc, float go, float c, float c_prev,
+HD float lstm_cell_backward(float gi, float gf, float gc, float go, float tc, float c_prev,
                             float dh, float dc, float* dzi, float* dzf, float* dzc, float* dzo) {
-    float tc = tanhf(c);
     dc += dh * go * (1.0f - tc * tc);
     *dzi = dc * gc * gi * (1.0f - gi);
     *dzf = dc * c_prev * gf * (1.0f - gf);
@@ -106,13 +113,13 @@ HD float gru_cell_backward(float z, float r, float hh, float rh, float h_prev, f
 // Small symmetric positive definite solves (the v2.2 normal equations, n = K+1 ≤ 16).
 
 // In-place Cholesky A = L·Lᵀ of the row-major n×n matrix a; L is left in the lower triangle.
-// Returns 0 when a pivot is not positive (A not positive definite).
-HD int cholesky_factor(float* a, int n) {
+// A pivot that is not positive (rounding on a near-singular A) is clamped to the smallest
+// normal float, as the CPU reference (src/ops/loss.rs cholesky_solve) does, so both always solve.
+HD void cholesky_factor(float* a, int n) {
     for (int j = 0; j < n; j++) {
         float d = a[j * n + j];
         for (int k = 0; k < j; k++) d -= a[j * n + k] * a[j * n + k];
-        if (!(d > 0.0f)) return 0;
-        float l = sqrtf(d);
+        float l = sqrtf(d > 1.17549435e-38f ? d : 1.17549435e-38f);
         a[j * n + j] = l;
         for (int i = j + 1; i < n; i++) {
             float s = a[i * n + j];
@@ -120,7 +127,6 @@ HD int cholesky_factor(float* a, int n) {
             a[i * n + j] = s / l;
         }
     }
-    return 1;
 }
 
 // Solves L·Lᵀ·x = b in place (b becomes x), with L from cholesky_factor.

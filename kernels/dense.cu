@@ -1,7 +1,7 @@
 // Dense layer: out[B, O] = inp[B, I]·w[I, O] + bias.
 // Backward: dinp += dout·wᵀ, dw += inpᵀ·dout, dbias += Σ_b dout.
 // Also the two reductions the recurrent layers use for their weight gradients.
-// Launch: blockDim (16, 16); grids in src/cuda/kernels.rs.
+// Launch: blockDim (16, 16); grids in src/cuda/launch.rs.
 #include "gemm.cuh"
 
 extern "C" __global__ void dense_forward(float* out, const float* inp, const float* w,

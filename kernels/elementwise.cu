@@ -18,7 +18,7 @@ extern "C" __global__ void relu_backward(float* dinp, const float* dout, const f
 }
 
 // y = x·mask, mask = dropout_mask(seed, k, p) ∈ {0, 1/(1−p)}; dx += dy·mask.
-extern "C" __global__ void dropout_forward(float* out, float* mask, const float* inp, int n, float p,
+extern "C" __global__ void dropout_forward(float* out, float* mask, const float* inp, int n, double p,
                                            unsigned long long seed) {
     ELEMENT_INDEX();
     float m = dropout_mask(seed, k, p);
@@ -37,14 +37,16 @@ extern "C" __global__ void adam_update(float* params, float* m, float* v, const 
     adam_element(params + k, m + k, v + k, grad[k], lr_t, beta1, beta2, eps);
 }
 
-// out[b][f][k] = features[(t − 29 + k)·N·15 + i·15 + f] for sample b = (date t, stock i):
-// pictures are cut from the panel tensor [T, N, 15] already on the device.
-extern "C" __global__ void gather_pictures(float* out, const float* features, const int* dates,
-                                           const int* stocks, int b, int n_stocks) {
+// out[b][f][k] = features[(t − 29 + k)·N·15 + i·15 + f] for sample b = (date t, stock i), the
+// CUDA twin of src/data/samples.rs gather_pictures: the panel (features [T, N, 15], n_stocks),
+// the samples as b (t, i) pairs, the pictures [B, 15, 30]. Pictures are cut from the panel
+// tensor already on the device.
+extern "C" __global__ void gather_pictures(const float* features, int n_stocks,
+                                           const unsigned* samples, int b, float* out) {
     int n = b * PICTURE_FEATURES * PICTURE_DAYS;
     ELEMENT_INDEX();
     int s = k / (PICTURE_FEATURES * PICTURE_DAYS), r = k % (PICTURE_FEATURES * PICTURE_DAYS);
     int f = r / PICTURE_DAYS, day = r % PICTURE_DAYS;
-    size_t t = (size_t)(dates[s] - (PICTURE_DAYS - 1) + day);
-    out[k] = features[(t * n_stocks + stocks[s]) * PICTURE_FEATURES + f];
+    size_t t = (size_t)samples[2 * s] + 1 - PICTURE_DAYS + day, i = samples[2 * s + 1];
+    out[k] = features[(t * n_stocks + i) * PICTURE_FEATURES + f];
 }

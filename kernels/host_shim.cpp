@@ -8,7 +8,11 @@ extern "C" {
 
 unsigned long long khm_splitmix64(unsigned long long x) { return splitmix64(x); }
 
-float khm_dropout_mask(unsigned long long seed, unsigned long long k, float p) {
+double khm_dropout_uniform(unsigned long long seed, unsigned long long k) {
+    return dropout_uniform(seed, k);
+}
+
+float khm_dropout_mask(unsigned long long seed, unsigned long long k, double p) {
     return dropout_mask(seed, k, p);
 }
 
@@ -17,14 +21,15 @@ void khm_adam_element(float* p, float* m, float* v, float g, float lr_t, float b
     adam_element(p, m, v, g, lr_t, beta1, beta2, eps);
 }
 
-// out: i, f, c̃, o, c, h.
+// out: i, f, c̃, o, c, tanh c, h.
 void khm_lstm_cell_forward(const float* z, float c_prev, float* out) {
-    lstm_cell_forward(z[0], z[1], z[2], z[3], c_prev, out, out + 1, out + 2, out + 3, out + 4, out + 5);
+    lstm_cell_forward(z[0], z[1], z[2], z[3], c_prev, out, out + 1, out + 2, out + 3, out + 4, out + 5,
+                      out + 6);
 }
 
-// gates: i, f, c̃, o; dz: the four pre-activation gradients; returns ∂L/∂c_{t−1}.
-float khm_lstm_cell_backward(const float* gates, float c, float c_prev, float dh, float dc, float* dz) {
-    return lstm_cell_backward(gates[0], gates[1], gates[2], gates[3], c, c_prev, dh, dc, dz, dz + 1,
+// gates: i, f, c̃, o; tc: tanh c; dz: the four pre-activation gradients; returns ∂L/∂c_{t−1}.
+float khm_lstm_cell_backward(const float* gates, float tc, float c_prev, float dh, float dc, float* dz) {
+    return lstm_cell_backward(gates[0], gates[1], gates[2], gates[3], tc, c_prev, dh, dc, dz, dz + 1,
                               dz + 2, dz + 3);
 }
 
@@ -38,11 +43,10 @@ float khm_gru_cell_backward(float z, float r, float hh, float rh, float h_prev, 
     return gru_cell_backward(z, r, hh, rh, h_prev, dh, d, d + 1, d + 2, d + 3);
 }
 
-// Solves a·x = b in place (b becomes x; a is overwritten by its factor); 0 if not SPD.
-int khm_cholesky_solve(float* a, float* b, int n) {
-    if (!cholesky_factor(a, n)) return 0;
+// Solves a·x = b in place (b becomes x; a is overwritten by its factor).
+void khm_cholesky_solve(float* a, float* b, int n) {
+    cholesky_factor(a, n);
     cholesky_solve(a, b, n);
-    return 1;
 }
 
 // Value of a pair op on windows x, y and its gradients (gx, gy overwritten) for upstream 1.

@@ -1,11 +1,15 @@
 // LSTM, Keras gates i, f, c, o (SPEC §4), the whole sequence in one launch.
 // x [B, S, I], w_ih [I, 4H], w_hh [H, 4H], bias [4H] → h_out [B, H] (last hidden state),
-// cache [B, S, 6H]: per (sample, step) the activated gates i, f, c̃, o, then c_t, h_t.
+// cache [B, S, 7H]: per (sample, step) the activated gates i, f, c̃, o, then c_t, tanh(c_t),
+// h_t, the layout of the CPU reference (src/ops/lstm.rs).
 // Cell maths (lstm_cell_forward / lstm_cell_backward) is in common.cuh.
 //
 // Dynamic shared memory (floats): forward H·4H + RNN_SAMPLES·(4H + 2H + I),
 // backward H·4H + RNN_SAMPLES·(4H + 2H). One block per RNN_SAMPLES samples.
 #include "rnn.cuh"
+
+// Floats cached per (sample, step, unit): i, f, c̃, o, c_t, tanh(c_t), h_t.
+#define LSTM_SAVED 7
 
 extern "C" __global__ void lstm_forward(float* h_out, float* cache, const float* x, const float* w_ih,
                                         const float* w_hh, const float* bias, int b, int s, int i,
@@ -28,11 +32,11 @@ extern "C" __global__ void lstm_forward(float* h_out, float* cache, const float*
         for (int nj = threadIdx.x; nj < ns * h; nj += blockDim.x) {
             int n = nj / h, j = nj % h;
             const float* zn = z + n * g;
-            float* cr = cache + ((size_t)(n0 + n) * s + t) * 6 * h + j;
+            float* cr = cache + ((size_t)(n0 + n) * s + t) * LSTM_SAVED * h + j;
             lstm_cell_forward(zn[j], zn[h + j], zn[2 * h + j], zn[3 * h + j], cs[nj], cr, cr + h,
-                              cr + 2 * h, cr + 3 * h, cs + nj, hs + nj);
-            cr[4 * h] = cs[nj];
-            cr[5 * h] = hs[nj];
+                              cr + 2 * h, cr + 3 * h, cr + 4 * h, cr + 5 * h, cr + 6 * h);
+            cs[nj] = cr[4 * h];
+            hs[nj] = cr[6 * h];
         }
         __syncthreads();
     }
@@ -61,14 +65,14 @@ extern "C" __global__ void lstm_backward_steps(float* dx, float* dz, float* hpre
         for (int nj = threadIdx.x; nj < ns * h; nj += blockDim.x) {
             int n = nj / h, j = nj % h;
             size_t row = (size_t)(n0 + n) * s + t;
-            const float* cr = cache + row * 6 * h + j;
-            const float* prev = cr - 6 * h;  // the same unit at step t − 1
+            const float* cr = cache + row * LSTM_SAVED * h + j;
+            const float* prev = cr - LSTM_SAVED * h;  // the same unit at step t − 1
             float c_prev = t > 0 ? prev[4 * h] : 0.0f;
             float* d = dzs + n * g + j;
-            dcs[nj] = lstm_cell_backward(cr[0], cr[h], cr[2 * h], cr[3 * h], cr[4 * h], c_prev, dhs[nj],
+            dcs[nj] = lstm_cell_backward(cr[0], cr[h], cr[2 * h], cr[3 * h], cr[5 * h], c_prev, dhs[nj],
                                          dcs[nj], d, d + h, d + 2 * h, d + 3 * h);
             for (int q = 0; q < 4; q++) dz[row * g + q * h + j] = d[q * h];
-            hprev[row * h + j] = t > 0 ? prev[5 * h] : 0.0f;
+            hprev[row * h + j] = t > 0 ? prev[6 * h] : 0.0f;
         }
         __syncthreads();
         rnn_project_back(dhs, h, dzs, u, ns, h, g, 0);

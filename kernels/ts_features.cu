@@ -1,12 +1,14 @@
-// The fused feature-extraction layer (SPEC §4, §8 fused kernel 1). One block per sample: the
+// The fused feature-extraction layer (SPEC §4, §8 fused kernel 1), the CUDA twin of
+// src/ops/ts_features.rs with the FeatureSpec flattened into (n_features, days, window, stride,
+// ops, n_pairs, pairs). One block per sample: the
 // picture inp[b] ([F, D], days oldest first) is read once into shared memory, each
 // (feature, window) is centered once, and every op and pair reads those centered windows.
 //
 // out [B, S, C], S = (D − d)/stride + 1, channels in op-bit order: corr pairs, cov pairs,
-// stddev×F, zscore×F, return×F, decaylinear×F, mean×F (only the ops set in `ops`).
-// pairs: n_pairs (i, j) feature pairs, i < j, as 2·n_pairs u16.
+// stddev×F, zscore×F, return×F, decaylinear×F, mean×F (only the ops set in `ops`, whose bit
+// 1 << k is the CPU's `Op` number k). pairs: the spec's n_pairs (i, j), i < j, as 2·n_pairs u16.
 //
-// Dynamic shared memory: ts_features_smem_floats(...) floats (see src/cuda/kernels.rs).
+// Dynamic shared memory: F·D + F·S·(2d + 3) floats (ts_smem_bytes in src/cuda/launch.rs).
 #include "ts_ops.cuh"
 
 struct TsLayout {

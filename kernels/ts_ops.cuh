@@ -16,10 +16,12 @@
 
 struct WinStats {
     float mean;  // x̄
-    float ss;    // Σ(x − x̄)²
+    float ss;    // Sxx = Σ(x − x̄)²
+    float norm;  // √Sxx: corr divides by a product of norms, never of Sxx, which overflows f32
+                 // for large-scale features (volume), as in the CPU reference
 };
 
-// Fills xc with x − x̄ and returns x̄ and Σ(x − x̄)².
+// Fills xc with x − x̄ and returns x̄, Sxx and √Sxx.
 HD WinStats win_stats(float* xc, const float* x, int d) {
     float s = 0.0f;
     for (int k = 0; k < d; k++) s += x[k];
@@ -30,6 +32,7 @@ HD WinStats win_stats(float* xc, const float* x, int d) {
         xc[k] = x[k] - st.mean;
         st.ss += xc[k] * xc[k];
     }
+    st.norm = sqrtf(st.ss);
     return st;
 }
 
@@ -42,16 +45,19 @@ HD float win_dot(const float* a, const float* b, int d) {
     return s;
 }
 
-// ts_corr = Σxc·yc / √(Sxx·Syy);  ts_cov = Σxc·yc / (d − 1).
+// Population standard deviation σ = √Sxx / √d.
+HD float win_stddev(WinStats st, int d) { return st.norm / sqrtf((float)d); }
+
+// ts_corr = Σxc·yc / (√Sxx·√Syy);  ts_cov = Σxc·yc / (d − 1).
 HD float ts_pair_value(int op, const float* xc, const float* yc, WinStats sx, WinStats sy, int d) {
     float cxy = win_dot(xc, yc, d);
     if (op == OP_COV) return cxy / (float)(d - 1);
     if (win_flat(sx, d) || win_flat(sy, d)) return 0.0f;
-    return cxy / sqrtf(sx.ss * sy.ss);
+    return cxy / (sx.norm * sy.norm);
 }
 
 // Adds g·∂(op)/∂x_k to gx[k]; the derivative in y is the same call with x and y swapped.
-//   ∂corr/∂x_k = yc_k/√(Sxx·Syy) − corr·xc_k/Sxx;  ∂cov/∂x_k = yc_k/(d − 1).
+//   ∂corr/∂x_k = yc_k/(√Sxx·√Syy) − corr·xc_k/Sxx;  ∂cov/∂x_k = yc_k/(d − 1).
 // (The x̄ terms vanish because Σ yc_k = Σ xc_k = 0.)
 HD void ts_pair_grad(int op, float* gx, const float* xc, const float* yc, WinStats sx, WinStats sy,
                      float g, int d) {
@@ -61,21 +67,21 @@ HD void ts_pair_grad(int op, float* gx, const float* xc, const float* yc, WinSta
         return;
     }
     if (win_flat(sx, d) || win_flat(sy, d)) return;
-    float inv = 1.0f / sqrtf(sx.ss * sy.ss);
-    float r = win_dot(xc, yc, d) * inv;
-    for (int k = 0; k < d; k++) gx[k] += g * (yc[k] * inv - r * xc[k] / sx.ss);
+    float den = sx.norm * sy.norm;
+    float partner = g / den, own = g * (win_dot(xc, yc, d) / den) / (sx.norm * sx.norm);
+    for (int k = 0; k < d; k++) gx[k] += partner * yc[k] - own * xc[k];
 }
 
 // Σ_k w_k, w_k = k / (d(d+1)/2) for k = 1..d: the weight of x_k in ts_decaylinear.
 HD float decay_weight(int k, int d) { return (float)(k + 1) / (0.5f * (float)d * (float)(d + 1)); }
 
 // The single-series ops. x: raw window, xc: centered, st: its statistics.
-//   stddev = √(Sxx/d);  zscore = x̄/stddev;  return = x_d/x_1 − 1;
+//   stddev = √Sxx/√d;  zscore = x̄/stddev;  return = x_d/x_1 − 1;
 //   decaylinear = Σ w_k x_k;  mean = x̄.
 HD float ts_single_value(int op, const float* x, WinStats st, int d) {
     switch (op) {
-        case OP_STDDEV: return sqrtf(st.ss / (float)d);
-        case OP_ZSCORE: return win_flat(st, d) ? 0.0f : st.mean / sqrtf(st.ss / (float)d);
+        case OP_STDDEV: return win_stddev(st, d);
+        case OP_ZSCORE: return win_flat(st, d) ? 0.0f : st.mean / win_stddev(st, d);
         case OP_RETURN: return x[0] == 0.0f ? 0.0f : x[d - 1] / x[0] - 1.0f;
         case OP_DECAYLINEAR: {
             float s = 0.0f;
@@ -93,7 +99,7 @@ HD float ts_single_value(int op, const float* x, WinStats st, int d) {
 //   ∂decaylinear/∂x_k = w_k;  ∂mean/∂x_k = 1/d
 HD void ts_single_grad(int op, float* gx, const float* x, const float* xc, WinStats st, float g,
                        int d) {
-    float sd = sqrtf(st.ss / (float)d);
+    float sd = win_stddev(st, d);
     switch (op) {
         case OP_STDDEV:
             if (sd > 0.0f)

@@ -4,7 +4,10 @@
 
 use std::os::raw::{c_float, c_int};
 
-/// Op bits of the feature layer's `ops` mask (ts_ops.cuh), in channel order.
+use crate::ops::ts_features::OpSet;
+
+/// Op bits of the feature layer's `ops` mask (ts_ops.cuh), in channel order: bit `1 << k` is
+/// the CPU's `Op` number k.
 pub const OP_CORR: u32 = 1;
 pub const OP_COV: u32 = 2;
 pub const OP_STDDEV: u32 = 4;
@@ -12,6 +15,11 @@ pub const OP_ZSCORE: u32 = 8;
 pub const OP_RETURN: u32 = 16;
 pub const OP_DECAYLINEAR: u32 = 32;
 pub const OP_MEAN: u32 = 64;
+/// The `ops` mask of an op set.
+pub fn ops_mask(ops: OpSet) -> u32 {
+    ops.iter().map(|op| 1u32 << op as u32).sum()
+}
+
 /// The picture's shape (common.cuh).
 pub const PICTURE_FEATURES: usize = 15;
 pub const PICTURE_DAYS: usize = 30;
@@ -20,7 +28,8 @@ pub const MAX_WINDOW: usize = 64;
 
 extern "C" {
     fn khm_splitmix64(x: u64) -> u64;
-    fn khm_dropout_mask(seed: u64, k: u64, p: c_float) -> c_float;
+    fn khm_dropout_uniform(seed: u64, k: u64) -> f64;
+    fn khm_dropout_mask(seed: u64, k: u64, p: f64) -> c_float;
     fn khm_adam_element(
         p: *mut f32,
         m: *mut f32,
@@ -34,7 +43,7 @@ extern "C" {
     fn khm_lstm_cell_forward(z: *const f32, c_prev: f32, out: *mut f32);
     fn khm_lstm_cell_backward(
         gates: *const f32,
-        c: f32,
+        tc: f32,
         c_prev: f32,
         dh: f32,
         dc: f32,
@@ -50,7 +59,7 @@ extern "C" {
         dh: f32,
         d: *mut f32,
     ) -> f32;
-    fn khm_cholesky_solve(a: *mut f32, b: *mut f32, n: c_int) -> c_int;
+    fn khm_cholesky_solve(a: *mut f32, b: *mut f32, n: c_int);
     fn khm_ts_pair(
         op: c_int,
         x: *const f32,
@@ -70,8 +79,13 @@ pub fn splitmix64(x: u64) -> u64 {
     unsafe { khm_splitmix64(x) }
 }
 
+/// The uniform in [0, 1) that decides whether element k is dropped.
+pub fn dropout_uniform(seed: u64, k: u64) -> f64 {
+    unsafe { khm_dropout_uniform(seed, k) }
+}
+
 /// Inverted-dropout mask of element k: 1/(1−p) if kept, else 0.
-pub fn dropout_mask(seed: u64, k: u64, p: f32) -> f32 {
+pub fn dropout_mask(seed: u64, k: u64, p: f64) -> f32 {
     unsafe { khm_dropout_mask(seed, k, p) }
 }
 
@@ -90,24 +104,25 @@ pub fn adam_element(
     unsafe { khm_adam_element(p, m, v, g, lr_t, beta1, beta2, eps) }
 }
 
-/// LSTM cell from pre-activations z = [i, f, c, o] → [i, f, c̃, o, c_t, h_t].
-pub fn lstm_cell_forward(z: [f32; 4], c_prev: f32) -> [f32; 6] {
-    let mut out = [0.0; 6];
+/// LSTM cell from pre-activations z = [i, f, c, o] → [i, f, c̃, o, c_t, tanh c_t, h_t], the
+/// CPU cache layout of one unit.
+pub fn lstm_cell_forward(z: [f32; 4], c_prev: f32) -> [f32; 7] {
+    let mut out = [0.0; 7];
     unsafe { khm_lstm_cell_forward(z.as_ptr(), c_prev, out.as_mut_ptr()) };
     out
 }
 
-/// LSTM cell backward: (dz [i, f, c, o], ∂L/∂c_{t−1}).
+/// LSTM cell backward from the cached gates and tanh c_t: (dz [i, f, c, o], ∂L/∂c_{t−1}).
 pub fn lstm_cell_backward(
     gates: [f32; 4],
-    c: f32,
+    tc: f32,
     c_prev: f32,
     dh: f32,
     dc: f32,
 ) -> ([f32; 4], f32) {
     let mut dz = [0.0; 4];
     let dc_prev =
-        unsafe { khm_lstm_cell_backward(gates.as_ptr(), c, c_prev, dh, dc, dz.as_mut_ptr()) };
+        unsafe { khm_lstm_cell_backward(gates.as_ptr(), tc, c_prev, dh, dc, dz.as_mut_ptr()) };
     (dz, dc_prev)
 }
 
@@ -133,12 +148,13 @@ pub fn gru_cell_backward(
     (d, dh_prev)
 }
 
-/// Solves a·x = b (a row-major n×n SPD) with the kernels' Cholesky; None if a is not SPD.
-pub fn cholesky_solve(a: &[f32], b: &[f32]) -> Option<Vec<f32>> {
+/// Solves a·x = b (a row-major n×n, symmetric positive definite) with the kernels' Cholesky.
+pub fn cholesky_solve(a: &[f32], b: &[f32]) -> Vec<f32> {
     let n = b.len();
     assert_eq!(a.len(), n * n);
     let (mut a, mut x) = (a.to_vec(), b.to_vec());
-    (unsafe { khm_cholesky_solve(a.as_mut_ptr(), x.as_mut_ptr(), n as c_int) } != 0).then_some(x)
+    unsafe { khm_cholesky_solve(a.as_mut_ptr(), x.as_mut_ptr(), n as c_int) };
+    x
 }
 
 /// A pair op (OP_CORR or OP_COV) on windows x, y: (value, ∂/∂x, ∂/∂y).

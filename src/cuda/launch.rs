@@ -1,13 +1,19 @@
-//! One launch wrapper per kernel. Each takes the CPU reference op's arguments in the same order,
-//! with device buffers for slices; sizes are checked here (a mismatch is a programming error, as
-//! on the CPU side) and converted to the kernels' `int`. Wrappers whose op needs more than one
-//! launch (the recurrent backward passes and the losses) allocate their own scratch buffers.
+//! One launch wrapper per kernel. Each takes the CPU reference op's arguments in the same order
+//! and of the same scalar types (src/ops/*), with device buffers for slices and a
+//! [`DeviceFeatureSpec`] for the feature layer's `&FeatureSpec`; sizes are checked here (a
+//! mismatch is a programming error, as on the CPU side) and converted to the kernels' `int`.
+//! The losses return their value as the CPU ones do (one small download). Wrappers whose op
+//! needs more than one launch (the recurrent backward passes, the losses) allocate their own
+//! scratch buffers.
 
 use cudarc::driver::sys::CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
 use cudarc::driver::{CudaSlice, DevicePtr, LaunchArgs, LaunchConfig, PushKernelArg};
 
 use super::context::Gpu;
+use super::host_maths::{ops_mask, PICTURE_DAYS, PICTURE_FEATURES};
 use crate::error::{Error, Result};
+use crate::ops::loss::NeutralizedLoss;
+use crate::ops::ts_features::FeatureSpec;
 
 type Buf = CudaSlice<f32>;
 
@@ -56,11 +62,42 @@ fn grid_tiles(m: usize, n: usize, z: u32) -> LaunchConfig {
     }
 }
 
-/// Dynamic shared memory of the feature kernels: picture, centered windows, window stats and
-/// window gradients (see TsLayout in ts_features.cu).
-fn ts_smem_bytes(n_features: usize, days: usize, window: usize, stride: usize) -> usize {
-    let s = (days - window) / stride + 1;
-    4 * (n_features * days + n_features * s * (2 * window + 2))
+/// A [`FeatureSpec`] with its pairs on the device: what the feature kernels take in place of the
+/// CPU's `&FeatureSpec`, flattened to (n_features, days, window, stride, ops, n_pairs, pairs).
+pub struct DeviceFeatureSpec {
+    pub spec: FeatureSpec,
+    /// The spec's pairs (i, j) as 2·n_pairs u16.
+    pairs: CudaSlice<u16>,
+}
+
+/// The feature kernels' launch (one block per sample, the picture and every window's centered
+/// values, stats (3 floats) and gradients in dynamic shared memory, see TsLayout in
+/// ts_features.cu) and their scalar arguments b, F, D, d, stride, ops, n_pairs.
+fn ts_launch(b: usize, s: &FeatureSpec) -> Result<(LaunchConfig, [i32; 7])> {
+    let floats = s.n_features * s.days + s.n_features * s.steps() * (2 * s.window + 3);
+    let cfg = LaunchConfig {
+        grid_dim: (b.max(1) as u32, 1, 1),
+        block_dim: (128, 1, 1),
+        shared_mem_bytes: (4 * floats) as u32,
+    };
+    let ops = ops_mask(s.ops) as usize;
+    let args = ints([
+        b,
+        s.n_features,
+        s.days,
+        s.window,
+        s.stride,
+        ops,
+        s.pairs.len(),
+    ])?;
+    Ok((cfg, args))
+}
+
+fn push_ts_args<'a>(l: &mut LaunchArgs<'a>, args: &'a [i32; 7], pairs: &'a CudaSlice<u16>) {
+    for a in args {
+        l.arg(a);
+    }
+    l.arg(pairs);
 }
 
 /// Sizes that tell the LSTM and GRU forwards apart: gate columns, cache floats per (sample,
@@ -113,91 +150,54 @@ impl Gpu {
 
     // ---- feature extraction -----------------------------------------------------------------
 
+    /// The spec as the feature kernels take it: its pair list uploaded once.
+    pub fn feature_spec(&self, spec: &FeatureSpec) -> Result<DeviceFeatureSpec> {
+        let flat: Vec<u16> = spec.pairs.iter().flat_map(|&(i, j)| [i, j]).collect();
+        Ok(DeviceFeatureSpec {
+            spec: spec.clone(),
+            // A zero-length allocation is not allowed: a spec without pairs keeps one dummy.
+            pairs: self.upload(if flat.is_empty() { &[0, 0] } else { &flat })?,
+        })
+    }
+
     /// inp [B, F, D] → out [B, S, C]; see kernels/ts_features.cu for the channel order.
-    #[allow(clippy::too_many_arguments)]
     pub fn ts_features_forward(
         &self,
         out: &mut Buf,
         inp: &Buf,
         b: usize,
-        n_features: usize,
-        days: usize,
-        window: usize,
-        stride: usize,
-        ops: u32,
-        n_pairs: usize,
-        pairs: &CudaSlice<u16>,
+        spec: &DeviceFeatureSpec,
     ) -> Result<()> {
-        let c = super::host_maths::ts_channels(ops, n_features, n_pairs);
-        let s = (days - window) / stride + 1;
+        let s = &spec.spec;
         assert!(
-            inp.len() >= b * n_features * days
-                && out.len() >= b * s * c
-                && pairs.len() >= 2 * n_pairs
+            inp.len() >= b * s.n_features * s.days && out.len() >= b * s.steps() * s.channels()
         );
-        let cfg = LaunchConfig {
-            grid_dim: (b.max(1) as u32, 1, 1),
-            block_dim: (128, 1, 1),
-            shared_mem_bytes: ts_smem_bytes(n_features, days, window, stride) as u32,
-        };
-        let [b, f, d, w, st, o, p] =
-            ints([b, n_features, days, window, stride, ops as usize, n_pairs])?;
+        let (cfg, args) = ts_launch(b, s)?;
         self.launch("ts_features_forward", cfg, |l| {
-            l.arg(out)
-                .arg(inp)
-                .arg(&b)
-                .arg(&f)
-                .arg(&d)
-                .arg(&w)
-                .arg(&st)
-                .arg(&o)
-                .arg(&p)
-                .arg(pairs);
+            l.arg(out).arg(inp);
+            push_ts_args(l, &args, &spec.pairs);
         })
     }
 
     /// dinp [B, F, D] += ∂L/∂inp given dout [B, S, C].
-    #[allow(clippy::too_many_arguments)]
     pub fn ts_features_backward(
         &self,
         dinp: &mut Buf,
         dout: &Buf,
         inp: &Buf,
         b: usize,
-        n_features: usize,
-        days: usize,
-        window: usize,
-        stride: usize,
-        ops: u32,
-        n_pairs: usize,
-        pairs: &CudaSlice<u16>,
+        spec: &DeviceFeatureSpec,
     ) -> Result<()> {
-        let c = super::host_maths::ts_channels(ops, n_features, n_pairs);
-        let s = (days - window) / stride + 1;
+        let s = &spec.spec;
         assert!(
-            inp.len() >= b * n_features * days
+            inp.len() >= b * s.n_features * s.days
                 && dinp.len() >= inp.len()
-                && dout.len() >= b * s * c
+                && dout.len() >= b * s.steps() * s.channels()
         );
-        let cfg = LaunchConfig {
-            grid_dim: (b.max(1) as u32, 1, 1),
-            block_dim: (128, 1, 1),
-            shared_mem_bytes: ts_smem_bytes(n_features, days, window, stride) as u32,
-        };
-        let [b, f, d, w, st, o, p] =
-            ints([b, n_features, days, window, stride, ops as usize, n_pairs])?;
+        let (cfg, args) = ts_launch(b, s)?;
         self.launch("ts_features_backward", cfg, |l| {
-            l.arg(dinp)
-                .arg(dout)
-                .arg(inp)
-                .arg(&b)
-                .arg(&f)
-                .arg(&d)
-                .arg(&w)
-                .arg(&st)
-                .arg(&o)
-                .arg(&p)
-                .arg(pairs);
+            l.arg(dinp).arg(dout).arg(inp);
+            push_ts_args(l, &args, &spec.pairs);
         })
     }
 
@@ -284,7 +284,7 @@ impl Gpu {
         beta: &Buf,
         r: usize,
         c: usize,
-        eps: f32,
+        eps: f64,
     ) -> Result<()> {
         assert!(
             inp.len() >= r * c
@@ -324,7 +324,7 @@ impl Gpu {
         moving_var: &Buf,
         r: usize,
         c: usize,
-        eps: f32,
+        eps: f64,
     ) -> Result<()> {
         assert!(
             inp.len() >= r * c
@@ -359,7 +359,7 @@ impl Gpu {
         gamma: &Buf,
         r: usize,
         c: usize,
-        eps: f32,
+        eps: f64,
     ) -> Result<()> {
         assert!(
             inp.len() >= r * c
@@ -396,7 +396,7 @@ impl Gpu {
         mean: &Buf,
         var: &Buf,
         c: usize,
-        momentum: f32,
+        momentum: f64,
     ) -> Result<()> {
         assert!(
             moving_mean.len() >= c && moving_var.len() >= c && mean.len() >= c && var.len() >= c
@@ -518,7 +518,7 @@ impl Gpu {
 
     // ---- recurrent layers ---------------------------------------------------------------------
 
-    /// LSTM over x [B, S, I] → h_out [B, H], cache [B, S, 6H] (i, f, c̃, o, c_t, h_t).
+    /// LSTM over x [B, S, I] → h_out [B, H], cache [B, S, 7H] (i, f, c̃, o, c_t, tanh c_t, h_t).
     #[allow(clippy::too_many_arguments)]
     pub fn lstm_forward(
         &self,
@@ -536,7 +536,7 @@ impl Gpu {
         let g = 4 * h;
         let shape = RnnShape {
             g,
-            saved: 6 * h,
+            saved: 7 * h,
             bias: g,
             smem: h * g + RNN_SAMPLES * (g + 2 * h + i),
         };
@@ -655,7 +655,7 @@ impl Gpu {
         assert!(
             dx.len() >= rows * i
                 && x.len() >= rows * i
-                && cache.len() >= rows * 6 * h
+                && cache.len() >= rows * 7 * h
                 && dh_out.len() >= b * h
         );
         assert!(
@@ -770,7 +770,7 @@ impl Gpu {
         mask: &mut Buf,
         inp: &Buf,
         n: usize,
-        p: f32,
+        p: f64,
         seed: u64,
     ) -> Result<()> {
         assert!(out.len() >= n && mask.len() >= n && inp.len() >= n);
@@ -817,124 +817,105 @@ impl Gpu {
         })
     }
 
-    /// out [B, 15, 30]: the pictures of samples (dates[k], stocks[k]) cut from the panel's
-    /// feature tensor [T, N, 15] on the device. Dates must be ≥ 29 (checked by the caller).
+    /// The pictures [B, 15, 30] of `samples`, b (date t, stock i) pairs as 2·b u32, cut from the
+    /// panel's feature tensor [T, N, 15] on the device. Dates must be ≥ 29 and both indices
+    /// inside the panel (checked by the caller, as the CPU's `gather_pictures` asserts).
     pub fn gather_pictures(
         &self,
-        out: &mut Buf,
         features: &Buf,
-        dates: &CudaSlice<i32>,
-        stocks: &CudaSlice<i32>,
-        b: usize,
         n_stocks: usize,
+        samples: &CudaSlice<u32>,
+        out: &mut Buf,
     ) -> Result<()> {
-        let per = crate::cuda::host_maths::PICTURE_FEATURES * crate::cuda::host_maths::PICTURE_DAYS;
-        assert!(out.len() >= b * per && dates.len() >= b && stocks.len() >= b);
-        let (nb, n) = (int(b)?, int(n_stocks)?);
+        let per = PICTURE_FEATURES * PICTURE_DAYS;
+        let b = samples.len() / 2;
+        assert!(out.len() >= b * per);
+        let (n, nb) = (int(n_stocks)?, int(b)?);
         self.launch("gather_pictures", grid1(b * per), |l| {
-            l.arg(out)
-                .arg(features)
-                .arg(dates)
-                .arg(stocks)
-                .arg(&nb)
-                .arg(&n);
+            l.arg(features).arg(&n).arg(samples).arg(&nb).arg(out);
         })
     }
 
     // ---- losses -------------------------------------------------------------------------------
 
-    /// loss[0] = Σ w_i (ŷ_i − y_i)² / N (w = 1 without weights); dpred += 2w(ŷ − y)/N.
+    /// L = Σ w_i (ŷ_i − y_i)² / N (w = 1 without weights), returned; dpred = 2w(ŷ − y)/N, written.
     pub fn mse_loss(
         &self,
-        loss: &mut Buf,
         dpred: &mut Buf,
         pred: &Buf,
-        target: &Buf,
-        weight: Option<&Buf>,
+        y: &Buf,
+        w: Option<&Buf>,
         n: usize,
-    ) -> Result<()> {
+    ) -> Result<f32> {
         assert!(
-            !loss.is_empty()
-                && dpred.len() >= n
-                && pred.len() >= n
-                && target.len() >= n
-                && weight.is_none_or(|w| w.len() >= n)
+            dpred.len() >= n && pred.len() >= n && y.len() >= n && w.is_none_or(|w| w.len() >= n)
         );
-        let parts = blocks(n, BLOCK) as usize;
-        let mut partials = self.zeros::<f32>(parts)?;
+        let mut partials = self.zeros::<f32>(blocks(n, BLOCK) as usize)?;
         let n32 = int(n)?;
-        let (w_ptr, _w_sync) = self.optional_ptr(weight);
-        self.launch("mse_loss_partial", grid1(n), |l| {
-            l.arg(&mut partials)
-                .arg(dpred)
+        let (w_ptr, _w_sync) = self.optional_ptr(w);
+        self.launch("mse_loss", grid1(n), |l| {
+            l.arg(dpred)
                 .arg(pred)
-                .arg(target)
+                .arg(y)
                 .arg(&w_ptr)
-                .arg(&n32);
+                .arg(&n32)
+                .arg(&mut partials);
         })?;
-        self.loss_sum(loss, &partials, parts)
+        Ok(self.download(&partials)?.iter().sum::<f32>() * (1.0 / n as f32))
     }
 
-    /// The v2.2 neutralized MSE over date groups (offsets [n_groups + 1], styles [N, K]), see
-    /// kernels/loss.cu; K ≤ MAX_STYLES.
+    /// The v2.2 neutralized MSE over the date groups delimited by `offsets` [n_groups + 1]
+    /// (styles [N, K], K ≤ MAX_STYLES), see kernels/loss.cu; dpred is written.
     #[allow(clippy::too_many_arguments)]
-    pub fn mse_neutral_loss(
+    pub fn neutralized_mse_loss(
         &self,
-        loss: &mut Buf,
         dpred: &mut Buf,
         pred: &Buf,
-        target: &Buf,
-        weight: Option<&Buf>,
+        y: &Buf,
+        w: Option<&Buf>,
         styles: &Buf,
         offsets: &CudaSlice<i32>,
-        n_groups: usize,
         n: usize,
         k: usize,
-    ) -> Result<()> {
+    ) -> Result<NeutralizedLoss<f32>> {
         if k > MAX_STYLES {
             return Err(Error::Config(format!(
                 "the neutralized loss takes at most {MAX_STYLES} style factors, got {k}"
             )));
         }
         assert!(
-            dpred.len() >= n
+            offsets.len() >= 2
+                && dpred.len() >= n
                 && pred.len() >= n
-                && target.len() >= n
+                && y.len() >= n
                 && styles.len() >= n * k
-                && offsets.len() > n_groups
+                && w.is_none_or(|w| w.len() >= n)
         );
-        let mut partials = self.zeros::<f32>(n_groups.max(1))?;
-        let [ng, n32, k32] = ints([n_groups, n, k])?;
-        let (w_ptr, _w_sync) = self.optional_ptr(weight);
+        let groups = offsets.len() - 1;
+        let mut partials = self.zeros::<f32>(2 * groups)?;
+        let [n32, k32] = ints([n, k])?;
+        let (w_ptr, _w_sync) = self.optional_ptr(w);
         let cfg = LaunchConfig {
-            grid_dim: (n_groups.max(1) as u32, 1, 1),
+            grid_dim: (groups as u32, 1, 1),
             block_dim: (BLOCK, 1, 1),
             shared_mem_bytes: 0,
         };
-        self.launch("mse_neutral_loss_partial", cfg, |l| {
-            l.arg(&mut partials)
-                .arg(dpred)
+        self.launch("neutralized_mse_loss", cfg, |l| {
+            l.arg(dpred)
                 .arg(pred)
-                .arg(target)
+                .arg(y)
                 .arg(&w_ptr)
                 .arg(styles)
                 .arg(offsets)
-                .arg(&ng)
                 .arg(&n32)
-                .arg(&k32);
+                .arg(&k32)
+                .arg(&mut partials);
         })?;
-        self.loss_sum(loss, &partials, n_groups)
-    }
-
-    fn loss_sum(&self, loss: &mut Buf, partials: &Buf, m: usize) -> Result<()> {
-        let m32 = int(m)?;
-        let cfg = LaunchConfig {
-            grid_dim: (1, 1, 1),
-            block_dim: (BLOCK, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        self.launch("loss_sum", cfg, |l| {
-            l.arg(loss).arg(partials).arg(&m32);
+        let partials = self.download(&partials)?;
+        let (losses, fallback) = partials.split_at(groups);
+        Ok(NeutralizedLoss {
+            loss: losses.iter().sum::<f32>() * (1.0 / n as f32),
+            fallback_groups: fallback.iter().filter(|&&f| f > 0.0).count(),
         })
     }
 

@@ -16,6 +16,7 @@ pub use context::{
     compile_nvrtc, nvrtc_available, probe, DeviceInfo, Gpu, KernelModule, MODULES, PTXAS_REPORT,
 };
 pub use cudarc::driver::CudaSlice;
+pub use launch::{DeviceFeatureSpec, MAX_STYLES};
 
 use crate::error::{Error, Result};
 

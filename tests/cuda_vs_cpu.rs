@@ -1,0 +1,946 @@
+//! CPU vs CUDA (SPEC §9): every kernel's launch wrapper, forward and backward, against its CPU
+//! reference op on the same random inputs; three full training steps of a v2 model composed from
+//! the wrappers against the CPU tape's `train_step`; and determinism (two GPU runs bit-identical).
+//!
+//! Without a usable GPU every test prints why and passes, unless ALPHANET_REQUIRE_GPU=1
+//! (scripts/gpu_check.sh), where a missing GPU is a failure.
+
+use alphanet::autograd::adam::{adam_update, AdamConfig};
+use alphanet::cuda::{CudaSlice, Gpu};
+use alphanet::data::panel::PanelView;
+use alphanet::data::samples::{gather_pictures, PICTURE_LEN};
+use alphanet::model::{LossConfig, Model, ModelConfig};
+use alphanet::ops::batchnorm::*;
+use alphanet::ops::dense::{dense_backward, dense_forward};
+use alphanet::ops::elementwise::*;
+use alphanet::ops::gru::{gru_backward, gru_cache_len, gru_forward};
+use alphanet::ops::loss::{long_side_weights, mse_loss, neutralized_mse_loss};
+use alphanet::ops::lstm::{lstm_backward, lstm_cache_len, lstm_forward};
+use alphanet::ops::pooling::{pool_backward, pool_forward, pooled_steps};
+use alphanet::ops::ts_features::*;
+use alphanet::rng::{stream, Rng};
+use alphanet::train::step::{train_step, Batch};
+use alphanet::Result;
+use rand::Rng as _;
+
+type Buf = CudaSlice<f32>;
+
+/// The GPU, or None after printing why there is none (a failure under ALPHANET_REQUIRE_GPU=1).
+fn gpu(test: &str) -> Option<Gpu> {
+    match Gpu::new(0) {
+        Ok(gpu) => {
+            eprintln!("{test}: {} (kernels from {})", gpu.info, gpu.kernels_from);
+            Some(gpu)
+        }
+        Err(e) => {
+            let required = std::env::var("ALPHANET_REQUIRE_GPU").is_ok_and(|v| v == "1");
+            assert!(!required, "ALPHANET_REQUIRE_GPU=1 but no usable GPU: {e}");
+            eprintln!("{test}: skipped, no usable GPU: {e}");
+            None
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Tol {
+    atol: f32,
+    rtol: f32,
+}
+
+/// Windowed ops and every reduction (sums in a different order on each side): SPEC §9.
+const WINDOWED: Tol = Tol {
+    atol: 1e-4,
+    rtol: 1e-3,
+};
+/// Element-wise arithmetic: nvcc fuses a·b + c into one rounding where the CPU rounds twice,
+/// a difference of up to half an ulp of an O(1) product, even when the result itself is ~0.
+const ELEMENT: Tol = Tol {
+    atol: 1e-6,
+    rtol: 1e-6,
+};
+/// Copies, comparisons and the dropout hash: the same bits.
+const EXACT: Tol = Tol {
+    atol: 0.0,
+    rtol: 0.0,
+};
+
+/// One output of one op, from both sides.
+struct Out {
+    what: String,
+    gpu: Vec<f32>,
+    cpu: Vec<f32>,
+    tol: Tol,
+}
+
+impl Out {
+    fn new(what: &str, gpu: Vec<f32>, cpu: &[f32], tol: Tol) -> Out {
+        Out {
+            what: what.to_string(),
+            gpu,
+            cpu: cpu.to_vec(),
+            tol,
+        }
+    }
+
+    /// None when every element is within tolerance, else the worst element.
+    fn mismatch(&self) -> Option<String> {
+        if self.gpu.len() != self.cpu.len() {
+            return Some(format!(
+                "{} GPU vs {} CPU values",
+                self.gpu.len(),
+                self.cpu.len()
+            ));
+        }
+        let excess =
+            |(a, r): (&f32, &f32)| (a - r).abs() - (self.tol.atol + self.tol.rtol * r.abs());
+        let (k, worst) = self
+            .gpu
+            .iter()
+            .zip(&self.cpu)
+            .map(|p| {
+                if p.0 == p.1 {
+                    f32::NEG_INFINITY
+                } else {
+                    excess(p)
+                }
+            })
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(&b.1))?;
+        (worst > 0.0 || worst.is_nan())
+            .then(|| format!("[{k}]: GPU {} vs CPU {}", self.gpu[k], self.cpu[k]))
+    }
+}
+
+fn uniform(r: &mut Rng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    (0..n).map(|_| r.gen_range(lo..hi)).collect()
+}
+
+/// Host → device, device → host.
+fn up(gpu: &Gpu, x: &[f32]) -> Result<Buf> {
+    gpu.upload(x)
+}
+
+fn down(gpu: &Gpu, x: &Buf) -> Result<Vec<f32>> {
+    gpu.download(x)
+}
+
+type Case = fn(&Gpu, &mut Rng) -> Result<Vec<Out>>;
+
+/// Every kernel, by the CPU op it mirrors.
+const CASES: &[(&str, Case)] = &[
+    (
+        "ts_features v2: 15 features, all pairs, stride 10",
+        |g, r| features(g, r, 10, 10, OpSet::ALL, all_pairs(15)),
+    ),
+    ("ts_features v3 branch: stride 5", |g, r| {
+        features(g, r, 10, 5, OpSet::ALL, all_pairs(15))
+    }),
+    (
+        "ts_features v2.1 pairs, peer op set, window 7 stride 3",
+        |g, r| {
+            features(
+                g,
+                r,
+                7,
+                3,
+                OpSet::PEER6,
+                pairs_among(&[0, 1, 4, 6, 9, 10, 13, 14]),
+            )
+        },
+    ),
+    ("pool v1: 3 steps, window 3, stride 3", |g, r| {
+        pool(g, r, 3, 285, 3, 3)
+    }),
+    ("pool overlapping: 7 steps, window 3, stride 2", |g, r| {
+        pool(g, r, 7, 20, 3, 2)
+    }),
+    ("batchnorm features: 111 rows × 285", |g, r| {
+        batchnorm(g, r, 111, 285)
+    }),
+    ("batchnorm hidden: 600 rows × 30", |g, r| {
+        batchnorm(g, r, 600, 30)
+    }),
+    ("dense v2 output: 37 × 30 → 1", |g, r| {
+        dense(g, r, 37, 30, 1)
+    }),
+    ("dense 70 × 50 → 20", |g, r| dense(g, r, 70, 50, 20)),
+    ("lstm: 70 samples, 3 steps, 45 → 30", |g, r| {
+        recurrent(g, r, false, 3)
+    }),
+    ("gru: 70 samples, 5 steps, 45 → 30", |g, r| {
+        recurrent(g, r, true, 5)
+    }),
+    ("relu", relu),
+    ("dropout p = 0.3", dropout),
+    ("adam", adam),
+    ("gather_pictures", gather),
+    ("mse_loss plain and weighted", mse),
+    ("neutralized_mse_loss", neutralized),
+];
+
+fn features(
+    gpu: &Gpu,
+    r: &mut Rng,
+    window: usize,
+    stride: usize,
+    ops: OpSet,
+    pairs: Vec<(u16, u16)>,
+) -> Result<Vec<Out>> {
+    let spec = FeatureSpec {
+        n_features: 15,
+        days: 30,
+        window,
+        stride,
+        ops,
+        pairs,
+    };
+    let (b, fd) = (37, spec.n_features * spec.days);
+    let sc = spec.steps() * spec.channels();
+    let mut x = uniform(r, b * fd, 0.5, 2.0);
+    // Two volume-like features: a corr of theirs divides by √Sxx·√Syy, whose Sxx·Syy overflows.
+    for sample in x.chunks_exact_mut(fd) {
+        sample[..2 * spec.days].iter_mut().for_each(|v| *v *= 1e10);
+    }
+    let (dout, dx0) = (uniform(r, b * sc, -1.0, 1.0), uniform(r, b * fd, -1.0, 1.0));
+    let mut out = vec![0.0; b * sc];
+    ts_features_forward(&mut out, &x, b, &spec);
+    let mut dx = dx0.clone();
+    ts_features_backward(&mut dx, &dout, &x, b, &spec);
+
+    let dspec = gpu.feature_spec(&spec)?;
+    let (xd, doutd) = (up(gpu, &x)?, up(gpu, &dout)?);
+    let (mut outd, mut dxd) = (gpu.zeros(b * sc)?, up(gpu, &dx0)?);
+    gpu.ts_features_forward(&mut outd, &xd, b, &dspec)?;
+    gpu.ts_features_backward(&mut dxd, &doutd, &xd, b, &dspec)?;
+    Ok(vec![
+        Out::new("out", down(gpu, &outd)?, &out, WINDOWED),
+        Out::new("dinp (+=)", down(gpu, &dxd)?, &dx, WINDOWED),
+    ])
+}
+
+fn pool(
+    gpu: &Gpu,
+    r: &mut Rng,
+    steps: usize,
+    c: usize,
+    window: usize,
+    stride: usize,
+) -> Result<Vec<Out>> {
+    let b = 37;
+    let n_out = b * pooled_steps(steps, window, stride) * 3 * c;
+    let x = uniform(r, b * steps * c, -1.0, 1.0);
+    let (dout, dx0) = (uniform(r, n_out, -1.0, 1.0), uniform(r, x.len(), -1.0, 1.0));
+    let mut out = vec![0.0; n_out];
+    pool_forward(&mut out, &x, b, steps, c, window, stride);
+    let mut dx = dx0.clone();
+    pool_backward(&mut dx, &dout, &x, b, steps, c, window, stride);
+
+    let (xd, doutd) = (up(gpu, &x)?, up(gpu, &dout)?);
+    let (mut outd, mut dxd) = (gpu.zeros(n_out)?, up(gpu, &dx0)?);
+    gpu.pool_forward(&mut outd, &xd, b, steps, c, window, stride)?;
+    gpu.pool_backward(&mut dxd, &doutd, &xd, b, steps, c, window, stride)?;
+    Ok(vec![
+        Out::new("out", down(gpu, &outd)?, &out, WINDOWED),
+        Out::new("dinp (+=)", down(gpu, &dxd)?, &dx, WINDOWED),
+    ])
+}
+
+fn batchnorm(gpu: &Gpu, r: &mut Rng, rows: usize, c: usize) -> Result<Vec<Out>> {
+    let (eps, momentum) = (1e-3, 0.99);
+    let x = uniform(r, rows * c, -2.0, 3.0);
+    let (gamma, beta) = (uniform(r, c, 0.5, 1.5), uniform(r, c, -0.5, 0.5));
+    let (mm0, mv0) = (uniform(r, c, -0.5, 0.5), uniform(r, c, 0.5, 2.0));
+    let (dout, dx0) = (
+        uniform(r, rows * c, -1.0, 1.0),
+        uniform(r, rows * c, -1.0, 1.0),
+    );
+    let (dg0, db0) = (uniform(r, c, -1.0, 1.0), uniform(r, c, -1.0, 1.0));
+
+    let (mut out, mut mean, mut var) = (vec![0.0; rows * c], vec![0.0; c], vec![0.0; c]);
+    batchnorm_forward(
+        &mut out, &mut mean, &mut var, &x, &gamma, &beta, rows, c, eps,
+    );
+    let mut inf = vec![0.0; rows * c];
+    batchnorm_inference(&mut inf, &x, &gamma, &beta, &mm0, &mv0, rows, c, eps);
+    let (mut dx, mut dg, mut db) = (dx0.clone(), dg0.clone(), db0.clone());
+    batchnorm_backward(
+        &mut dx, &mut dg, &mut db, &dout, &x, &mean, &var, &gamma, rows, c, eps,
+    );
+    let (mut mm, mut mv) = (mm0.clone(), mv0.clone());
+    batchnorm_update_moving(&mut mm, &mut mv, &mean, &var, c, momentum);
+
+    let (xd, gd, bd) = (up(gpu, &x)?, up(gpu, &gamma)?, up(gpu, &beta)?);
+    let (mut outd, mut meand, mut vard) = (gpu.zeros(rows * c)?, gpu.zeros(c)?, gpu.zeros(c)?);
+    gpu.batchnorm_forward(
+        &mut outd, &mut meand, &mut vard, &xd, &gd, &bd, rows, c, eps,
+    )?;
+    let (mut mmd, mut mvd) = (up(gpu, &mm0)?, up(gpu, &mv0)?);
+    let mut infd = gpu.zeros(rows * c)?;
+    gpu.batchnorm_inference(&mut infd, &xd, &gd, &bd, &mmd, &mvd, rows, c, eps)?;
+    // The backward and the moving update take the CPU's batch statistics, so each is compared
+    // on its own and not through the forward's rounding.
+    let (meanc, varc) = (up(gpu, &mean)?, up(gpu, &var)?);
+    let (mut dxd, mut dgd, mut dbd) = (up(gpu, &dx0)?, up(gpu, &dg0)?, up(gpu, &db0)?);
+    let doutd = up(gpu, &dout)?;
+    gpu.batchnorm_backward(
+        &mut dxd, &mut dgd, &mut dbd, &doutd, &xd, &meanc, &varc, &gd, rows, c, eps,
+    )?;
+    gpu.batchnorm_update_moving(&mut mmd, &mut mvd, &meanc, &varc, c, momentum)?;
+    Ok(vec![
+        Out::new("out", down(gpu, &outd)?, &out, WINDOWED),
+        Out::new("mean", down(gpu, &meand)?, &mean, WINDOWED),
+        Out::new("var", down(gpu, &vard)?, &var, WINDOWED),
+        Out::new("inference out", down(gpu, &infd)?, &inf, ELEMENT),
+        Out::new("dinp (+=)", down(gpu, &dxd)?, &dx, WINDOWED),
+        Out::new("dgamma (+=)", down(gpu, &dgd)?, &dg, WINDOWED),
+        Out::new("dbeta (+=)", down(gpu, &dbd)?, &db, WINDOWED),
+        Out::new("moving mean", down(gpu, &mmd)?, &mm, ELEMENT),
+        Out::new("moving var", down(gpu, &mvd)?, &mv, ELEMENT),
+    ])
+}
+
+fn dense(gpu: &Gpu, r: &mut Rng, b: usize, i: usize, o: usize) -> Result<Vec<Out>> {
+    let (x, w, bias) = (
+        uniform(r, b * i, -1.0, 1.0),
+        uniform(r, i * o, -1.0, 1.0),
+        uniform(r, o, -1.0, 1.0),
+    );
+    let dout = uniform(r, b * o, -1.0, 1.0);
+    let (dx0, dw0, db0) = (
+        uniform(r, b * i, -1.0, 1.0),
+        uniform(r, i * o, -1.0, 1.0),
+        uniform(r, o, -1.0, 1.0),
+    );
+    let mut out = vec![0.0; b * o];
+    dense_forward(&mut out, &x, &w, &bias, b, i, o);
+    let (mut dx, mut dw, mut db) = (dx0.clone(), dw0.clone(), db0.clone());
+    dense_backward(&mut dx, &mut dw, &mut db, &dout, &x, &w, b, i, o);
+
+    let (xd, wd, bd, doutd) = (up(gpu, &x)?, up(gpu, &w)?, up(gpu, &bias)?, up(gpu, &dout)?);
+    let mut outd = gpu.zeros(b * o)?;
+    gpu.dense_forward(&mut outd, &xd, &wd, &bd, b, i, o)?;
+    let (mut dxd, mut dwd, mut dbd) = (up(gpu, &dx0)?, up(gpu, &dw0)?, up(gpu, &db0)?);
+    gpu.dense_backward(&mut dxd, &mut dwd, &mut dbd, &doutd, &xd, &wd, b, i, o)?;
+    Ok(vec![
+        Out::new("out", down(gpu, &outd)?, &out, WINDOWED),
+        Out::new("dinp (+=)", down(gpu, &dxd)?, &dx, WINDOWED),
+        Out::new("dw (+=)", down(gpu, &dwd)?, &dw, WINDOWED),
+        Out::new("dbias (+=)", down(gpu, &dbd)?, &db, WINDOWED),
+    ])
+}
+
+/// LSTM (gru = false) or GRU over 70 samples: more than a CPU sample chunk (64) and not a
+/// multiple of the kernels' samples per block (4).
+fn recurrent(gpu: &Gpu, r: &mut Rng, gru: bool, s: usize) -> Result<Vec<Out>> {
+    let (b, i, h) = (70, 45, 30);
+    let (g, bias_len, cache_len) = if gru {
+        (3 * h, 6 * h, gru_cache_len(b, s, h))
+    } else {
+        (4 * h, 4 * h, lstm_cache_len(b, s, h))
+    };
+    let x = uniform(r, b * s * i, -1.0, 1.0);
+    let (w_ih, w_hh) = (uniform(r, i * g, -0.3, 0.3), uniform(r, h * g, -0.3, 0.3));
+    let bias = uniform(r, bias_len, -0.5, 0.5);
+    let dh = uniform(r, b * h, -1.0, 1.0);
+    let init = [x.len(), i * g, h * g, bias_len].map(|n| uniform(r, n, -1.0, 1.0));
+    let (forward, backward) = if gru {
+        (
+            gru_forward::<f32> as Forward,
+            gru_backward::<f32> as Backward,
+        )
+    } else {
+        (
+            lstm_forward::<f32> as Forward,
+            lstm_backward::<f32> as Backward,
+        )
+    };
+    let (mut h_out, mut cache) = (vec![0.0; b * h], vec![0.0; cache_len]);
+    forward(&mut h_out, &mut cache, &x, &w_ih, &w_hh, &bias, b, s, i, h);
+    let [mut dx, mut dwi, mut dwh, mut db] = init.clone();
+    backward(
+        &mut dx, &mut dwi, &mut dwh, &mut db, &dh, &cache, &x, &w_ih, &w_hh, b, s, i, h,
+    );
+
+    let (xd, wid, whd, bd, dhd) = (
+        up(gpu, &x)?,
+        up(gpu, &w_ih)?,
+        up(gpu, &w_hh)?,
+        up(gpu, &bias)?,
+        up(gpu, &dh)?,
+    );
+    let (mut hd, mut cd) = (gpu.zeros(b * h)?, gpu.zeros(cache_len)?);
+    let [mut dxd, mut dwid, mut dwhd, mut dbd] = [
+        up(gpu, &init[0])?,
+        up(gpu, &init[1])?,
+        up(gpu, &init[2])?,
+        up(gpu, &init[3])?,
+    ];
+    if gru {
+        gpu.gru_forward(&mut hd, &mut cd, &xd, &wid, &whd, &bd, b, s, i, h)?;
+        gpu.gru_backward(
+            &mut dxd, &mut dwid, &mut dwhd, &mut dbd, &dhd, &cd, &xd, &wid, &whd, b, s, i, h,
+        )?;
+    } else {
+        gpu.lstm_forward(&mut hd, &mut cd, &xd, &wid, &whd, &bd, b, s, i, h)?;
+        gpu.lstm_backward(
+            &mut dxd, &mut dwid, &mut dwhd, &mut dbd, &dhd, &cd, &xd, &wid, &whd, b, s, i, h,
+        )?;
+    }
+    Ok(vec![
+        Out::new("h_out", down(gpu, &hd)?, &h_out, WINDOWED),
+        Out::new("cache", down(gpu, &cd)?, &cache, WINDOWED),
+        Out::new("dx (+=)", down(gpu, &dxd)?, &dx, WINDOWED),
+        Out::new("dw_ih (+=)", down(gpu, &dwid)?, &dwi, WINDOWED),
+        Out::new("dw_hh (+=)", down(gpu, &dwhd)?, &dwh, WINDOWED),
+        Out::new("dbias (+=)", down(gpu, &dbd)?, &db, WINDOWED),
+    ])
+}
+
+/// `*_forward(h_out, cache, x, w_ih, w_hh, bias, b, s, i, h)`.
+type Forward =
+    fn(&mut [f32], &mut [f32], &[f32], &[f32], &[f32], &[f32], usize, usize, usize, usize);
+/// `*_backward(dx, dw_ih, dw_hh, dbias, dh_out, cache, x, w_ih, w_hh, b, s, i, h)`.
+type Backward = fn(
+    &mut [f32],
+    &mut [f32],
+    &mut [f32],
+    &mut [f32],
+    &[f32],
+    &[f32],
+    &[f32],
+    &[f32],
+    &[f32],
+    usize,
+    usize,
+    usize,
+    usize,
+);
+
+const N: usize = 3001;
+
+fn relu(gpu: &Gpu, r: &mut Rng) -> Result<Vec<Out>> {
+    let (x, dout, dx0) = (
+        uniform(r, N, -1.0, 1.0),
+        uniform(r, N, -1.0, 1.0),
+        uniform(r, N, -1.0, 1.0),
+    );
+    let mut out = vec![0.0; N];
+    relu_forward(&mut out, &x, N);
+    let mut dx = dx0.clone();
+    relu_backward(&mut dx, &dout, &x, N);
+    let (xd, doutd) = (up(gpu, &x)?, up(gpu, &dout)?);
+    let (mut outd, mut dxd) = (gpu.zeros(N)?, up(gpu, &dx0)?);
+    gpu.relu_forward(&mut outd, &xd, N)?;
+    gpu.relu_backward(&mut dxd, &doutd, &xd, N)?;
+    Ok(vec![
+        Out::new("out", down(gpu, &outd)?, &out, EXACT),
+        Out::new("dinp (+=)", down(gpu, &dxd)?, &dx, EXACT),
+    ])
+}
+
+fn dropout(gpu: &Gpu, r: &mut Rng) -> Result<Vec<Out>> {
+    let (p, seed) = (0.3, 0x5EED_u64 << 40);
+    let (x, dout, dx0) = (
+        uniform(r, N, -1.0, 1.0),
+        uniform(r, N, -1.0, 1.0),
+        uniform(r, N, -1.0, 1.0),
+    );
+    let (mut out, mut mask) = (vec![0.0; N], vec![0.0; N]);
+    dropout_forward(&mut out, &mut mask, &x, N, p, seed);
+    let mut dx = dx0.clone();
+    dropout_backward(&mut dx, &dout, &mask, N);
+    let (xd, doutd) = (up(gpu, &x)?, up(gpu, &dout)?);
+    let (mut outd, mut maskd, mut dxd) = (gpu.zeros(N)?, gpu.zeros(N)?, up(gpu, &dx0)?);
+    gpu.dropout_forward(&mut outd, &mut maskd, &xd, N, p, seed)?;
+    gpu.dropout_backward(&mut dxd, &doutd, &maskd, N)?;
+    Ok(vec![
+        Out::new("mask", down(gpu, &maskd)?, &mask, EXACT),
+        Out::new("out", down(gpu, &outd)?, &out, EXACT),
+        Out::new("dinp (+=)", down(gpu, &dxd)?, &dx, ELEMENT),
+    ])
+}
+
+fn adam(gpu: &Gpu, r: &mut Rng) -> Result<Vec<Out>> {
+    let (lr_t, b1, b2, eps) = (3e-4f32, 0.9f32, 0.999f32, 1e-7f32);
+    let (p0, m0, v0) = (
+        uniform(r, N, -1.0, 1.0),
+        uniform(r, N, -0.1, 0.1),
+        uniform(r, N, 0.0, 0.01),
+    );
+    let grad = uniform(r, N, -1.0, 1.0);
+    let (mut p, mut m, mut v) = (p0.clone(), m0.clone(), v0.clone());
+    adam_update(&mut p, &mut m, &mut v, &grad, N, lr_t, b1, b2, eps);
+    let (mut pd, mut md, mut vd) = (up(gpu, &p0)?, up(gpu, &m0)?, up(gpu, &v0)?);
+    gpu.adam_update(
+        &mut pd,
+        &mut md,
+        &mut vd,
+        &up(gpu, &grad)?,
+        N,
+        lr_t,
+        b1,
+        b2,
+        eps,
+    )?;
+    Ok(vec![
+        Out::new("params", down(gpu, &pd)?, &p, ELEMENT),
+        Out::new("m", down(gpu, &md)?, &m, ELEMENT),
+        Out::new("v", down(gpu, &vd)?, &v, ELEMENT),
+    ])
+}
+
+fn gather(gpu: &Gpu, r: &mut Rng) -> Result<Vec<Out>> {
+    let (n_dates, n_stocks, b) = (45, 17, 60);
+    let features = uniform(r, n_dates * n_stocks * 15, -1.0, 1.0);
+    let samples: Vec<(u32, u32)> = (0..b)
+        .map(|_| {
+            (
+                r.gen_range(29..n_dates as u32),
+                r.gen_range(0..n_stocks as u32),
+            )
+        })
+        .collect();
+    let view = PanelView {
+        n_dates,
+        n_stocks,
+        n_styles: 0,
+        n_price_fields: 0,
+        vwap_field: 0,
+        dates: &[],
+        features: &features,
+        price: &[],
+        tradable: &[],
+        styles: &[],
+    };
+    let mut out = vec![0.0; b * PICTURE_LEN];
+    gather_pictures(view, &samples, &mut out);
+    let flat: Vec<u32> = samples.iter().flat_map(|&(t, i)| [t, i]).collect();
+    let mut outd = gpu.zeros(b * PICTURE_LEN)?;
+    gpu.gather_pictures(
+        &up(gpu, &features)?,
+        n_stocks,
+        &gpu.upload(&flat)?,
+        &mut outd,
+    )?;
+    Ok(vec![Out::new("pictures", down(gpu, &outd)?, &out, EXACT)])
+}
+
+fn mse(gpu: &Gpu, r: &mut Rng) -> Result<Vec<Out>> {
+    let n = 700;
+    let (pred, y, dpred0) = (
+        uniform(r, n, -1.0, 1.0),
+        uniform(r, n, -1.0, 1.0),
+        uniform(r, n, -1.0, 1.0),
+    );
+    let w = long_side_weights(&y, 2.0);
+    let (pd, yd, wd) = (up(gpu, &pred)?, up(gpu, &y)?, up(gpu, &w)?);
+    let mut outs = Vec::new();
+    for (name, weights) in [("plain", None), ("weighted", Some(&w[..]))] {
+        let mut dpred = dpred0.clone();
+        let loss = mse_loss(&mut dpred, &pred, &y, weights, n);
+        let mut dpredd = up(gpu, &dpred0)?;
+        let lossd = gpu.mse_loss(&mut dpredd, &pd, &yd, weights.map(|_| &wd), n)?;
+        outs.push(Out::new(
+            &format!("{name} loss"),
+            vec![lossd],
+            &[loss],
+            WINDOWED,
+        ));
+        outs.push(Out::new(
+            &format!("{name} dpred (=)"),
+            down(gpu, &dpredd)?,
+            &dpred,
+            ELEMENT,
+        ));
+    }
+    Ok(outs)
+}
+
+fn neutralized(gpu: &Gpu, r: &mut Rng) -> Result<Vec<Out>> {
+    // Three dates; the 3-row one is below 2(K+1) rows and falls back to plain MSE.
+    let (k, offsets) = (3, [0usize, 300, 303, 560]);
+    let n = offsets[3];
+    let (pred, y, dpred0) = (
+        uniform(r, n, -1.0, 1.0),
+        uniform(r, n, -1.0, 1.0),
+        uniform(r, n, -1.0, 1.0),
+    );
+    let mut styles = uniform(r, n * k, -2.0, 2.0);
+    styles[7] = f32::NAN;
+    styles[400] = f32::INFINITY;
+    let w = long_side_weights(&y, 2.0);
+    let mut dpred = dpred0.clone();
+    let loss = neutralized_mse_loss(&mut dpred, &pred, &y, Some(&w), &styles, &offsets, n, k);
+
+    let offsets32: Vec<i32> = offsets.iter().map(|&o| o as i32).collect();
+    let mut dpredd = up(gpu, &dpred0)?;
+    let lossd = gpu.neutralized_mse_loss(
+        &mut dpredd,
+        &up(gpu, &pred)?,
+        &up(gpu, &y)?,
+        Some(&up(gpu, &w)?),
+        &up(gpu, &styles)?,
+        &gpu.upload(&offsets32)?,
+        n,
+        k,
+    )?;
+    Ok(vec![
+        Out::new("loss", vec![lossd.loss], &[loss.loss], WINDOWED),
+        Out::new(
+            "fallback groups",
+            vec![lossd.fallback_groups as f32],
+            &[loss.fallback_groups as f32],
+            EXACT,
+        ),
+        Out::new("dpred (=)", down(gpu, &dpredd)?, &dpred, WINDOWED),
+    ])
+}
+
+/// Runs every case with its own random stream; returns the GPU outputs of each, and the lines
+/// of every mismatch.
+fn run_cases(gpu: &Gpu) -> (Vec<Vec<Vec<f32>>>, Vec<String>) {
+    let (mut outputs, mut failures) = (Vec::new(), Vec::new());
+    for (name, case) in CASES {
+        let outs = case(gpu, &mut stream(17, name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for o in &outs {
+            let verdict = o.mismatch();
+            eprintln!(
+                "{:<56} {:<18} {:>7} values  {}",
+                name,
+                o.what,
+                o.cpu.len(),
+                verdict.as_deref().unwrap_or("ok")
+            );
+            if let Some(v) = verdict {
+                failures.push(format!("{name} {}: {v}", o.what));
+            }
+        }
+        outputs.push(outs.into_iter().map(|o| o.gpu).collect());
+    }
+    (outputs, failures)
+}
+
+#[test]
+fn every_kernel_matches_its_cpu_op() {
+    let Some(gpu) = gpu("every_kernel_matches_its_cpu_op") else {
+        return;
+    };
+    let (_, failures) = run_cases(&gpu);
+    assert!(failures.is_empty(), "GPU ≠ CPU:\n{}", failures.join("\n"));
+}
+
+// ---- a v2 model trained on the GPU, composed from the launch wrappers -------------------------
+
+const BATCH: usize = 300;
+const STEPS: usize = 3;
+
+/// v2 (features → BN → LSTM → BN → Dropout → Dense) with dropout on, so that every layer runs.
+fn v2_setup() -> (Model<f32>, Batch<f32>, LossConfig, AdamConfig) {
+    let cfg = ModelConfig {
+        dropout: 0.1,
+        seed: 5,
+        ..ModelConfig::default()
+    };
+    let model = Model::<f32>::new(&cfg).unwrap();
+    let mut r = stream(5, "cuda_vs_cpu batch");
+    let x = uniform(&mut r, BATCH * cfg.n_features * cfg.days, 0.5, 2.0);
+    let y = uniform(&mut r, BATCH, -1.0, 1.0);
+    let w = long_side_weights(&y, 2.0);
+    let batch = Batch {
+        x,
+        y,
+        w,
+        styles: vec![],
+        k: 0,
+        offsets: vec![0, BATCH],
+    };
+    let loss = LossConfig {
+        neutralize: false,
+        long_weight: Some(2.0),
+    };
+    (model, batch, loss, AdamConfig::default())
+}
+
+/// What one training step leaves behind: the loss (with its L2 term), every parameter's gradient
+/// and value after Adam (in store order) and the BN moving statistics.
+struct StepOut {
+    loss: f32,
+    grads: Vec<Vec<f32>>,
+    params: Vec<Vec<f32>>,
+    moving: Vec<Vec<f32>>,
+}
+
+fn cpu_steps() -> Vec<StepOut> {
+    let (mut model, batch, loss, adam) = v2_setup();
+    (0..STEPS)
+        .map(|step| {
+            let (l, _) = train_step(&mut model, &batch, &loss, &adam, step as u64);
+            let per_param = |v: &[f32]| -> Vec<Vec<f32>> {
+                let entries = &model.store.entries;
+                entries
+                    .iter()
+                    .map(|e| v[e.range.clone()].to_vec())
+                    .collect()
+            };
+            StepOut {
+                loss: l as f32,
+                grads: per_param(&model.store.grad),
+                params: per_param(&model.store.data),
+                moving: model
+                    .bn
+                    .iter()
+                    .flat_map(|s| [s.moving_mean.clone(), s.moving_var.clone()])
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The same steps on the GPU: the model's parameters, Adam moments and BN moving statistics live
+/// on the device, one buffer per named tensor; only the loss comes back each step (and the 30
+/// output weights, whose L2 gradient is added on the host: there is no L2 kernel).
+fn gpu_steps(gpu: &Gpu) -> Result<Vec<StepOut>> {
+    let (model, batch, loss_cfg, adam) = v2_setup();
+    let cfg = &model.cfg;
+    let store = &model.store;
+    let id = |name: &str| store.find(name).unwrap().0;
+    let per_param = |v: &[f32]| -> Result<Vec<Buf>> {
+        store
+            .entries
+            .iter()
+            .map(|e| up(gpu, &v[e.range.clone()]))
+            .collect()
+    };
+    let (mut data, mut m, mut v) = (
+        per_param(&store.data)?,
+        per_param(&store.m)?,
+        per_param(&store.v)?,
+    );
+    let mut moving = model
+        .bn
+        .iter()
+        .map(|s| Ok([up(gpu, &s.moving_mean)?, up(gpu, &s.moving_var)?]))
+        .collect::<Result<Vec<_>>>()?;
+    let (eps, momentum) = (model.bn[0].eps, model.bn[0].momentum);
+    let spec = gpu.feature_spec(&model.specs[0])?;
+    let (b, s, c, h) = (BATCH, spec.spec.steps(), spec.spec.channels(), cfg.hidden);
+    let (x, y, w) = (up(gpu, &batch.x)?, up(gpu, &batch.y)?, up(gpu, &batch.w)?);
+
+    let mut steps = Vec::new();
+    for step in 0..STEPS {
+        let p = |name: &str| &data[id(name)];
+        // Forward.
+        let mut feat = gpu.zeros(b * s * c)?;
+        gpu.ts_features_forward(&mut feat, &x, b, &spec)?;
+        let (mut a, mut mean0, mut var0) = (gpu.zeros(b * s * c)?, gpu.zeros(c)?, gpu.zeros(c)?);
+        let (g0, b0) = (p("bn_features.gamma"), p("bn_features.beta"));
+        gpu.batchnorm_forward(&mut a, &mut mean0, &mut var0, &feat, g0, b0, b * s, c, eps)?;
+        let [mm, mv] = &mut moving[0];
+        gpu.batchnorm_update_moving(mm, mv, &mean0, &var0, c, momentum)?;
+        let (wi, wh, lb) = (p("lstm.kernel"), p("lstm.recurrent_kernel"), p("lstm.bias"));
+        let (mut hs, mut cache) = (gpu.zeros(b * h)?, gpu.zeros(lstm_cache_len(b, s, h))?);
+        gpu.lstm_forward(&mut hs, &mut cache, &a, wi, wh, lb, b, s, c, h)?;
+        let (mut hb, mut mean1, mut var1) = (gpu.zeros(b * h)?, gpu.zeros(h)?, gpu.zeros(h)?);
+        let (g1, b1) = (p("bn_lstm.gamma"), p("bn_lstm.beta"));
+        gpu.batchnorm_forward(&mut hb, &mut mean1, &mut var1, &hs, g1, b1, b, h, eps)?;
+        let [mm, mv] = &mut moving[1];
+        gpu.batchnorm_update_moving(mm, mv, &mean1, &var1, h, momentum)?;
+        let (mut dropped, mut mask) = (gpu.zeros(b * h)?, gpu.zeros(b * h)?);
+        gpu.dropout_forward(
+            &mut dropped,
+            &mut mask,
+            &hb,
+            b * h,
+            cfg.dropout,
+            step as u64,
+        )?;
+        let (ok, ob) = (p("output.kernel"), p("output.bias"));
+        let mut pred = gpu.zeros(b)?;
+        gpu.dense_forward(&mut pred, &dropped, ok, ob, b, h, 1)?;
+        let mut dpred = gpu.zeros(b)?;
+        let weights = loss_cfg.long_weight.map(|_| &w);
+        let data_loss = gpu.mse_loss(&mut dpred, &pred, &y, weights, b)?;
+
+        // Backward.
+        let mut grads = store
+            .entries
+            .iter()
+            .map(|e| gpu.zeros(e.range.len()))
+            .collect::<Result<Vec<Buf>>>()?;
+        let (mut dropped_d, mut hb_d, mut hs_d) =
+            (gpu.zeros(b * h)?, gpu.zeros(b * h)?, gpu.zeros(b * h)?);
+        let (mut a_d, mut feat_d) = (gpu.zeros(b * s * c)?, gpu.zeros(b * s * c)?);
+        let (dok, dob) = pair_mut(&mut grads, id("output.kernel"), id("output.bias"));
+        gpu.dense_backward(&mut dropped_d, dok, dob, &dpred, &dropped, ok, b, h, 1)?;
+        gpu.dropout_backward(&mut hb_d, &dropped_d, &mask, b * h)?;
+        let (dg1, db1) = pair_mut(&mut grads, id("bn_lstm.gamma"), id("bn_lstm.beta"));
+        gpu.batchnorm_backward(
+            &mut hs_d, dg1, db1, &hb_d, &hs, &mean1, &var1, g1, b, h, eps,
+        )?;
+        let [dwi, dwh, dlb] = three_mut(
+            &mut grads,
+            [
+                id("lstm.kernel"),
+                id("lstm.recurrent_kernel"),
+                id("lstm.bias"),
+            ],
+        );
+        gpu.lstm_backward(
+            &mut a_d, dwi, dwh, dlb, &hs_d, &cache, &a, wi, wh, b, s, c, h,
+        )?;
+        let (dg0, db0) = pair_mut(&mut grads, id("bn_features.gamma"), id("bn_features.beta"));
+        gpu.batchnorm_backward(
+            &mut feat_d,
+            dg0,
+            db0,
+            &a_d,
+            &feat,
+            &mean0,
+            &var0,
+            g0,
+            b * s,
+            c,
+            eps,
+        )?;
+
+        // L2 on the output kernel (ParamStore::l2_penalty), then Adam (adam_step).
+        let l2 = store.entries[id("output.kernel")].l2;
+        let theta = down(gpu, ok)?;
+        let mut dok = down(gpu, &grads[id("output.kernel")])?;
+        for (g, &t) in dok.iter_mut().zip(&theta) {
+            *g += (2.0 * l2) as f32 * t;
+        }
+        grads[id("output.kernel")] = up(gpu, &dok)?;
+        let l2_loss = l2 * theta.iter().map(|&t| (t as f64) * (t as f64)).sum::<f64>();
+        let t = (step + 1) as i32;
+        let lr_t = adam.lr * (1.0 - adam.beta2.powi(t)).sqrt() / (1.0 - adam.beta1.powi(t));
+        for k in 0..data.len() {
+            let n = data[k].len();
+            let (b1, b2, e) = (adam.beta1 as f32, adam.beta2 as f32, adam.eps as f32);
+            gpu.adam_update(
+                &mut data[k],
+                &mut m[k],
+                &mut v[k],
+                &grads[k],
+                n,
+                lr_t as f32,
+                b1,
+                b2,
+                e,
+            )?;
+        }
+        steps.push(StepOut {
+            loss: (data_loss as f64 + l2_loss) as f32,
+            grads: grads.iter().map(|g| down(gpu, g)).collect::<Result<_>>()?,
+            params: data.iter().map(|p| down(gpu, p)).collect::<Result<_>>()?,
+            moving: moving
+                .iter()
+                .flatten()
+                .map(|m| down(gpu, m))
+                .collect::<Result<_>>()?,
+        });
+    }
+    Ok(steps)
+}
+
+/// Two distinct elements of `v`, both mutable.
+fn pair_mut<T>(v: &mut [T], i: usize, j: usize) -> (&mut T, &mut T) {
+    let [a, b] = v.get_disjoint_mut([i, j]).expect("distinct indices");
+    (a, b)
+}
+
+fn three_mut<T>(v: &mut [T], ids: [usize; 3]) -> [&mut T; 3] {
+    v.get_disjoint_mut(ids).expect("distinct indices")
+}
+
+#[test]
+fn v2_training_steps_match_cpu() {
+    let Some(gpu) = gpu("v2_training_steps_match_cpu") else {
+        return;
+    };
+    let names: Vec<String> = v2_setup()
+        .0
+        .store
+        .entries
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
+    let (cpu, dev) = (cpu_steps(), gpu_steps(&gpu).unwrap());
+    // Adam scales every update to about ±lr whatever the gradient's size, so a gradient that is
+    // zero up to rounding may move a parameter by lr either way on each side.
+    let lr = AdamConfig::default().lr as f32;
+    let params_tol = Tol {
+        atol: 2.0 * lr * STEPS as f32,
+        rtol: 1e-3,
+    };
+    let mut failures = Vec::new();
+    for (step, (c, d)) in cpu.iter().zip(&dev).enumerate() {
+        let mut outs = vec![Out::new("loss", vec![d.loss], &[c.loss], WINDOWED)];
+        for (k, name) in names.iter().enumerate() {
+            outs.push(Out::new(
+                &format!("grad {name}"),
+                d.grads[k].clone(),
+                &c.grads[k],
+                WINDOWED,
+            ));
+            outs.push(Out::new(
+                &format!("param {name}"),
+                d.params[k].clone(),
+                &c.params[k],
+                params_tol,
+            ));
+        }
+        for (k, (dm, cm)) in d.moving.iter().zip(&c.moving).enumerate() {
+            outs.push(Out::new(
+                &format!("BN moving stat {k}"),
+                dm.clone(),
+                cm,
+                WINDOWED,
+            ));
+        }
+        for o in outs {
+            let verdict = o.mismatch();
+            eprintln!(
+                "step {step} {:<40} {}",
+                o.what,
+                verdict.as_deref().unwrap_or("ok")
+            );
+            if let Some(v) = verdict {
+                failures.push(format!("step {step} {}: {v}", o.what));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "GPU ≠ CPU:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn gpu_reruns_are_bit_identical() {
+    let Some(gpu) = gpu("gpu_reruns_are_bit_identical") else {
+        return;
+    };
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+    let (first, _) = run_cases(&gpu);
+    let (second, _) = run_cases(&gpu);
+    for ((name, _), (a, b)) in CASES.iter().zip(first.iter().zip(&second)) {
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!(bits(x), bits(y), "{name}: two runs differ");
+        }
+    }
+    let (a, b) = (gpu_steps(&gpu).unwrap(), gpu_steps(&gpu).unwrap());
+    for (step, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_eq!(
+            x.loss.to_bits(),
+            y.loss.to_bits(),
+            "step {step}: loss differs"
+        );
+        for (p, q) in x
+            .grads
+            .iter()
+            .chain(&x.params)
+            .chain(&x.moving)
+            .zip(y.grads.iter().chain(&y.params).chain(&y.moving))
+        {
+            assert_eq!(bits(p), bits(q), "step {step}: training differs");
+        }
+    }
+}
