@@ -85,6 +85,9 @@ enum Cmd {
         out: PathBuf,
         #[arg(long)]
         threads: Option<usize>,
+        /// Also print the factor's daily RankIC against the labels (training universe).
+        #[arg(long)]
+        eval: bool,
     },
     /// Import real market data into a panel.
     Import {
@@ -235,9 +238,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             to,
             out,
             threads,
+            eval,
         } => {
             init_threads(threads)?;
-            commands::predict(&checkpoint, &panel, &from, &to, &out)?;
+            commands::predict(&checkpoint, &panel, &from, &to, &out, eval)?;
         }
         Cmd::Import { source } => match source {
             ImportSource::Qlib {
