@@ -12,7 +12,7 @@
 //!   descriptors, orthogonalized to size and beta. DASTD: weighted std of r over 252 days,
 //!   half-life 42. CMRA: `max_T Z_T − min_T Z_T`, `Z_T = ln(P_t / P_{t−21T})`, T = 1..12 (the log
 //!   form of Barra's cumulative range).
-//! - **nonlinear_size**: size³ orthogonalized to size.
+//! - **nonlinear_size**: size³ (winsorized, z-scored) orthogonalized to size.
 //! - **liquidity**: `0.35·STOM + 0.35·STOQ + 0.30·STOA`, `STO_W = ln(21 · mean turnover over
 //!   the last W days)` for W = 21, 63, 252 (suspended days count as 0), orthogonalized to size.
 //! - **book_to_price** = 1/PB, **earnings_yield** = 1/PE (sources with valuations only).
@@ -156,7 +156,9 @@ fn date_styles(inp: &StyleInputs, raw: &[f32], t: usize, out: &mut [f32]) {
         })
         .collect();
     ols_residual(&mut resvol, &[&size, &beta]);
-    let mut nonlinear: Vec<f32> = size.iter().map(|s| s * s * s).collect();
+    // Winsorize the heavy-tailed cube before the regression, as the other composites are, so
+    // the final winsorization barely moves the residual off orthogonality.
+    let mut nonlinear = z(size.iter().map(|s| s * s * s).collect());
     ols_residual(&mut nonlinear, &[&size]);
     let mut liquidity = z(raw_col(LIQ));
     ols_residual(&mut liquidity, &[&size]);
