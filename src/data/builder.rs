@@ -113,10 +113,6 @@ impl PanelBuilder {
         }
     }
 
-    pub fn n_dates(&self) -> usize {
-        self.dates.len()
-    }
-
     /// Scatters stock `i`'s history into the panel. Features of suspended days stay NaN (a
     /// picture holding one is dropped); their prices are the source's flat prices.
     pub fn add_stock(&mut self, i: usize, h: &StockHistory) {

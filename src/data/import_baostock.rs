@@ -18,7 +18,7 @@ use super::builder::{
     calendar_range, normalize_code, Day, ImportSummary, Market, PanelBuilder, Provenance,
     StockHistory,
 };
-use super::industry::{csv_error, read_industries};
+use super::industry::{csv_error, industries_for};
 use super::panel::{parse_date, write_panel};
 use crate::error::{Error, Result};
 
@@ -105,10 +105,8 @@ pub fn import_baostock(o: &BaostockOptions, progress: &ProgressBar) -> Result<Im
         &format!("the dates of {}", o.src.display()),
     )?;
     let codes: Vec<String> = stocks.iter().map(|s| s.0.clone()).collect();
-    let (industry_names, industry_of) = match &o.industry {
-        Some(p) => read_industries(p, &codes)?,
-        None => (Vec::new(), vec![-1; codes.len()]),
-    };
+    let (industry_names, industry_of, industry_note) =
+        industries_for(o.industry.as_deref(), &codes)?;
     let mut builder = PanelBuilder::new(
         calendar[range.clone()].to_vec(),
         codes.clone(),
@@ -124,10 +122,7 @@ pub fn import_baostock(o: &BaostockOptions, progress: &ProgressBar) -> Result<Im
         progress.inc(1);
     }
     let mut proxies: Vec<String> = PROXIES.iter().map(|s| s.to_string()).collect();
-    proxies.push(match &o.industry {
-        Some(p) => format!("industry = snapshot {} (not point-in-time)", p.display()),
-        None => "industry unknown (-1): no --industry file given".into(),
-    });
+    proxies.push(industry_note);
     let (meta, arrays) = builder.finish(
         Market::CapWeighted,
         Provenance {

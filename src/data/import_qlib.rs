@@ -25,7 +25,7 @@ use super::builder::{
     calendar_range, is_index_code, Day, ImportSummary, Market, PanelBuilder, Provenance,
     StockHistory,
 };
-use super::industry::read_industries;
+use super::industry::industries_for;
 use super::panel::{parse_date, write_panel};
 use crate::error::{Error, Result};
 
@@ -116,10 +116,8 @@ pub fn import_qlib(o: &QlibOptions, progress: &ProgressBar) -> Result<ImportSumm
             skipped.len()
         )));
     }
-    let (industry_names, industry_of) = match &o.industry {
-        Some(p) => read_industries(p, &codes)?,
-        None => (Vec::new(), vec![-1; codes.len()]),
-    };
+    let (industry_names, industry_of, industry_note) =
+        industries_for(o.industry.as_deref(), &codes)?;
     let mut builder = PanelBuilder::new(dates, codes.clone(), industry_of, false);
     progress.set_length(codes.len() as u64);
     for (i, (code, dir)) in codes.iter().zip(&dirs).enumerate() {
@@ -136,10 +134,7 @@ pub fn import_qlib(o: &QlibOptions, progress: &ProgressBar) -> Result<ImportSumm
         None => Market::CapWeighted,
     };
     let mut proxies: Vec<String> = PROXIES.iter().map(|s| s.to_string()).collect();
-    proxies.push(match &o.industry {
-        Some(p) => format!("industry = snapshot {} (not point-in-time)", p.display()),
-        None => "industry unknown (-1): no --industry file given".into(),
-    });
+    proxies.push(industry_note);
     let n_stocks = codes.len();
     let (meta, arrays) = builder.finish(
         market,

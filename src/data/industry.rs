@@ -8,6 +8,29 @@ use std::path::Path;
 use super::builder::normalize_code;
 use crate::error::{Error, Result};
 
+/// The industries of `codes` from an optional snapshot file, with the line `meta.json` records
+/// about it: no file leaves every industry unknown (−1).
+pub fn industries_for(
+    path: Option<&Path>,
+    codes: &[String],
+) -> Result<(Vec<String>, Vec<i16>, String)> {
+    Ok(match path {
+        Some(p) => {
+            let (names, index) = read_industries(p, codes)?;
+            (
+                names,
+                index,
+                format!("industry = snapshot {} (not point-in-time)", p.display()),
+            )
+        }
+        None => (
+            Vec::new(),
+            vec![-1; codes.len()],
+            "industry unknown (-1): no --industry file given".into(),
+        ),
+    })
+}
+
 /// The industries of `codes` from the CSV at `path`: the sorted names of the industries that
 /// occur among `codes`, and each code's index into them (−1 where the snapshot has no row or an
 /// empty industry).
