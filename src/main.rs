@@ -1,5 +1,7 @@
 use alphanet::app::args::{init_threads, parse_ratio, ModelArgs, TrainArgs};
-use alphanet::app::{commands, demo, enhance, eval, gradcheck};
+use alphanet::app::{commands, demo, enhance, eval, gradcheck, import, panel_info};
+use alphanet::data::import_baostock::BaostockOptions;
+use alphanet::data::import_qlib::QlibOptions;
 use alphanet::data::synth::SynthConfig;
 use alphanet::eval::enhance::EnhanceConfig;
 use alphanet::eval::factor::FactorSpec;
@@ -86,6 +88,9 @@ enum Cmd {
         out: PathBuf,
         #[arg(long)]
         threads: Option<usize>,
+        /// Also print the factor's daily RankIC against the labels (training universe).
+        #[arg(long)]
+        eval: bool,
     },
     /// Neutralized RankIC and 5-group layered backtest of factors; writes report.md,
     /// metrics.json and PNG charts.
@@ -129,6 +134,14 @@ enum Cmd {
         #[arg(long, default_value_t = EnhanceConfig::default().cost)]
         cost: f64,
     },
+    /// Import real market data into a panel.
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
+    /// Dates, stocks, samples per date after the universe filters, missing values, styles,
+    /// proxies.
+    PanelInfo { panel: PathBuf },
     /// Gradient checks of every op and every model × loss against f64 central differences.
     Gradcheck {
         /// Only this architecture's whole-model checks (ops are always checked).
@@ -148,6 +161,43 @@ enum Cmd {
         trials: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportSource {
+    /// A qlib `dump_bin` directory (calendars/, instruments/, features/<code>/<field>.day.bin).
+    Qlib {
+        #[arg(long)]
+        src: PathBuf,
+        /// Panel directory to create.
+        #[arg(long)]
+        out: PathBuf,
+        /// Codes and point-in-time universe: all, csi300 (instruments/<name>.txt) or a file.
+        #[arg(long, default_value = "all")]
+        instruments: String,
+        /// First date (YYYY-MM-DD).
+        #[arg(long)]
+        start: Option<String>,
+        /// Last date.
+        #[arg(long)]
+        end: Option<String>,
+        /// Industry snapshot CSV (updateDate,code,code_name,industry,...).
+        #[arg(long)]
+        industry: Option<PathBuf>,
+    },
+    /// A directory of baostock daily CSVs, one per stock (sh.600000.csv).
+    Baostock {
+        #[arg(long)]
+        src: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        industry: Option<PathBuf>,
+        #[arg(long)]
+        start: Option<String>,
+        #[arg(long)]
+        end: Option<String>,
     },
 }
 
@@ -233,9 +283,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             to,
             out,
             threads,
+            eval,
         } => {
             init_threads(threads)?;
-            commands::predict(&checkpoint, &panel, &from, &to, &out)?;
+            commands::predict(&checkpoint, &panel, &from, &to, &out, eval)?;
         }
         Cmd::Eval {
             panel,
@@ -285,6 +336,37 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 },
             })?;
         }
+        Cmd::Import { source } => match source {
+            ImportSource::Qlib {
+                src,
+                out,
+                instruments,
+                start,
+                end,
+                industry,
+            } => import::qlib(&QlibOptions {
+                src,
+                out,
+                instruments,
+                start,
+                end,
+                industry,
+            })?,
+            ImportSource::Baostock {
+                src,
+                out,
+                industry,
+                start,
+                end,
+            } => import::baostock(&BaostockOptions {
+                src,
+                out,
+                industry,
+                start,
+                end,
+            })?,
+        },
+        Cmd::PanelInfo { panel } => print!("{}", panel_info::panel_info(&panel)?.render()),
         Cmd::Gradcheck { model } => {
             let rows = gradcheck::all_checks(model);
             print!("{}", gradcheck::render(&rows));

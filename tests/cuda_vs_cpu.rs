@@ -511,6 +511,8 @@ fn gather(gpu: &Gpu, r: &mut Rng) -> Result<Vec<Out>> {
         price: &[],
         tradable: &[],
         styles: &[],
+        industry: &[],
+        size: &[],
     };
     let mut out = vec![0.0; b * PICTURE_LEN];
     gather_pictures(view, &samples, &mut out);

@@ -1,6 +1,6 @@
 //! `synth`, `train`, `predict` and `coverage`.
 
-use super::fit::fit;
+use super::fit::{fit, held_out};
 use crate::coverage;
 use crate::data::panel::Panel;
 use crate::data::samples::{HORIZON, PICTURE_DAYS};
@@ -98,12 +98,15 @@ pub fn train(
     Ok(())
 }
 
+/// Writes the factor of a checkpoint over `from..=to`; with `eval`, also prints its daily
+/// RankIC against the labels on the training universe (SPEC §3.3).
 pub fn predict(
     checkpoint_dir: &Path,
     panel_dir: &Path,
     from: &str,
     to: &str,
     out: &Path,
+    eval: bool,
 ) -> Result<()> {
     if out.exists() {
         return Err(Error::Exists {
@@ -123,7 +126,20 @@ pub fn predict(
         });
     }
     let dates = date_range(&panel, Some(from), Some(to), 0..0)?;
-    let factor = predict_factor(&panel, &mut model, dates.clone(), 4096)?;
+    let factor = if eval {
+        let ho = held_out(&panel, &mut model, dates.clone(), 1, 4096)?;
+        println!(
+            "RankIC {from} .. {to}: mean {:.4}, std {:.4}, IR {:.2}, positive {:.1}% over {} dates",
+            ho.ic.mean,
+            ho.ic.std,
+            ho.ic.ir,
+            100.0 * ho.ic.positive,
+            ho.ic.dates
+        );
+        ho.factor
+    } else {
+        predict_factor(&panel, &mut model, dates.clone(), 4096)?
+    };
     crate::fsutil::write_dir_atomically(out, |tmp| {
         write_factor(tmp, &panel, &factor, dates.clone())
     })?;

@@ -7,3 +7,5 @@ pub mod enhance;
 pub mod eval;
 pub mod fit;
 pub mod gradcheck;
+pub mod import;
+pub mod panel_info;

@@ -1,6 +1,12 @@
-//! Market data: the on-disk panel, the synthetic market, and samples drawn from a panel.
+//! Market data: the on-disk panel, the synthetic market, importers of real data, and samples
+//! drawn from a panel.
 
+pub mod builder;
+pub mod import_baostock;
+pub mod import_qlib;
+pub mod industry;
 pub mod npy;
 pub mod panel;
 pub mod samples;
+pub mod styles;
 pub mod synth;

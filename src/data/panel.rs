@@ -50,6 +50,39 @@ pub const FEATURE_NAMES: [&str; 15] = [
     "vwap/close",
 ];
 
+/// The 15 features of SPEC §3.1 for one stock-day (`return1` NaN when there is no prior close).
+#[allow(clippy::too_many_arguments)]
+pub fn feature_row(
+    ret1: f64,
+    open: f64,
+    close: f64,
+    high: f64,
+    low: f64,
+    volume: f64,
+    vwap: f64,
+    turn: f64,
+    free_turn: f64,
+) -> [f32; 15] {
+    [
+        ret1,
+        open,
+        close,
+        high,
+        low,
+        volume,
+        vwap,
+        turn,
+        free_turn,
+        close / free_turn,
+        open / turn,
+        volume / low,
+        vwap / high,
+        low / high,
+        vwap / close,
+    ]
+    .map(|x| x as f32)
+}
+
 /// The standard price fields; all adjusted except `raw_close` (used for limit checks).
 pub const PRICE_FIELDS: [&str; 6] = ["open", "high", "low", "close", "vwap", "raw_close"];
 
@@ -62,6 +95,9 @@ pub mod flags {
     pub const ST: u8 = 4;
     pub const LIMIT_UP_OPEN: u8 = 8;
     pub const LIMIT_DOWN_OPEN: u8 = 16;
+    /// Not a member of the panel's point-in-time universe at t (e.g. CSI300 when imported with
+    /// `--instruments csi300`); the stock's data is still there for pictures and labels.
+    pub const OUTSIDE_UNIVERSE: u8 = 32;
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

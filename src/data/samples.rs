@@ -47,6 +47,8 @@ pub enum Universe {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Exclusions {
     pub not_listed: usize,
+    /// Listed but outside the panel's point-in-time universe (e.g. not in CSI300) at t.
+    pub outside_universe: usize,
     pub no_label: usize,
     pub st: usize,
     /// Suspended at t or t+1.
@@ -62,8 +64,9 @@ pub struct Exclusions {
 }
 
 impl Exclusions {
-    fn add(&mut self, o: &Exclusions) {
+    pub fn add(&mut self, o: &Exclusions) {
         self.not_listed += o.not_listed;
+        self.outside_universe += o.outside_universe;
         self.no_label += o.no_label;
         self.st += o.st;
         self.suspended += o.suspended;
@@ -79,9 +82,10 @@ impl std::fmt::Display for Exclusions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "not listed {}, no label {}, ST {}, suspended at t/t+1 {}, limit-up at t+1 {}, \
+            "not listed {}, outside universe {}, no label {}, ST {}, suspended at t/t+1 {}, limit-up at t+1 {}, \
              limit-down at t+1 {}, under 30 days of history {}, non-finite picture {}, dates with < 2 stocks {}",
             self.not_listed,
+            self.outside_universe,
             self.no_label,
             self.st,
             self.suspended,
@@ -109,6 +113,8 @@ pub fn date_universe(
         let f = p.flags(t, i);
         if f & flags::LISTED == 0 {
             excl.not_listed += 1;
+        } else if f & flags::OUTSIDE_UNIVERSE != 0 {
+            excl.outside_universe += 1;
         } else if !labels[t * n + i].is_finite() {
             excl.no_label += 1;
         } else if f & flags::ST != 0 {

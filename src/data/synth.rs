@@ -61,9 +61,9 @@ use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::panel::{
-    flags, format_date, limit_prices, limit_ratio, open_limit_flags, parse_date, round_price,
-    style_zscore, weekday, write_panel, BenchmarkMeta, OracleMeta, PanelArrays, PanelMeta,
-    FEATURE_NAMES, FORMAT_VERSION, PRICE_FIELDS,
+    feature_row, flags, format_date, limit_prices, limit_ratio, open_limit_flags, parse_date,
+    round_price, style_zscore, weekday, write_panel, BenchmarkMeta, OracleMeta, PanelArrays,
+    PanelMeta, FEATURE_NAMES, FORMAT_VERSION, PRICE_FIELDS,
 };
 use super::samples::{spearman, SampleIndex, Universe, HORIZON, N_FEATURES, PICTURE_DAYS};
 use crate::error::{Error, Result};
@@ -241,39 +241,6 @@ struct State {
     vol_ar: f64,
     gamma: f64,
     suspended_left: usize,
-}
-
-/// The 15 features of SPEC §3.1 for one stock-day (`return1` NaN when there is no prior close).
-#[allow(clippy::too_many_arguments)]
-fn feature_row(
-    ret1: f64,
-    open: f64,
-    close: f64,
-    high: f64,
-    low: f64,
-    volume: f64,
-    vwap: f64,
-    turn: f64,
-    free_turn: f64,
-) -> [f32; N_FEATURES] {
-    [
-        ret1,
-        open,
-        close,
-        high,
-        low,
-        volume,
-        vwap,
-        turn,
-        free_turn,
-        close / free_turn,
-        open / turn,
-        volume / low,
-        vwap / high,
-        low / high,
-        vwap / close,
-    ]
-    .map(|x| x as f32)
 }
 
 /// Pearson correlation with the degenerate-window rule of SPEC §4 (0 when either variance is

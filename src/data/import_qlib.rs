@@ -1,0 +1,463 @@
+//! `alphanet import qlib`: the qlib `dump_bin` layout.
+//!
+//! ```text
+//! calendars/day.txt                 one YYYY-MM-DD per line; line k+1 is calendar index k
+//! instruments/<name>.txt            CODE<TAB>from<TAB>to, a code may have several intervals
+//! features/<code>/<field>.day.bin   little-endian f32: [start index, value at start, …]
+//! ```
+//!
+//! Fields read: `open high low close` (back-adjusted), `volume` (raw shares), `factor`
+//! (raw = adjusted / factor). The instrument file picks the codes (those with an interval that
+//! overlaps the imported dates) and is the point-in-time universe: a listed day outside every
+//! interval of its code gets [`flags::OUTSIDE_UNIVERSE`](super::panel::flags) (`all.txt`
+//! intervals span each code's data, so `--instruments all` excludes nothing). Index codes
+//! (SH000xxx, SZ399xxx) are not stocks; `SH000300`, when present, is the market for Beta.
+//!
+//! What qlib lacks is proxied, and the proxies go into `meta.json` ([`PROXIES`]).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use indicatif::ProgressBar;
+
+use super::builder::{
+    calendar_range, is_index_code, Day, ImportSummary, Market, PanelBuilder, Provenance,
+    StockHistory,
+};
+use super::industry::industries_for;
+use super::panel::{parse_date, write_panel};
+use crate::error::{Error, Result};
+
+/// Trailing window (traded days) of the turnover and size proxies, and the fewest traded days
+/// it needs.
+const PROXY_WINDOW: usize = 250;
+const PROXY_MIN_DAYS: usize = 20;
+/// The benchmark whose returns are the market in Beta, when the dump has it.
+pub const MARKET_INDEX: &str = "SH000300";
+const FIELDS: [&str; 6] = ["open", "high", "low", "close", "volume", "factor"];
+
+pub const PROXIES: [&str; 8] = [
+    "vwap = (high + low + close) / 3 of adjusted prices (qlib has no amount)",
+    "turn = volume / mean volume of the trailing 250 traded days (at least 20): relative volume, \
+     not a turnover rate (qlib has no share counts)",
+    "free_turn = turn (no free-float data)",
+    "size = ln(mean of raw close x volume over the trailing 250 traded days (at least 20)): \
+     traded value as a proxy for float market cap",
+    "ST unknown: no stock is flagged ST, and limits use the non-ST ratio",
+    "suspended = volume 0, or a row with missing prices after the first valid one (prices \
+     carried forward)",
+    "limit reference = previous adjusted close / today's factor (the ex-rights previous close)",
+    "listed = from the first row of data; delisted stocks are absent from qlib dumps \
+     (survivorship bias)",
+];
+
+pub struct QlibOptions {
+    pub src: PathBuf,
+    pub out: PathBuf,
+    /// `all`, `csi300` (any name of a file under `instruments/`), or a path to such a file.
+    pub instruments: String,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    /// CSRC industry snapshot CSV (codes like `sh.600000`).
+    pub industry: Option<PathBuf>,
+}
+
+fn data_err(msg: String) -> Error {
+    Error::Data(msg)
+}
+
+/// Imports the qlib directory `o.src` into a new panel at `o.out`, one stock at a time.
+pub fn import_qlib(o: &QlibOptions, progress: &ProgressBar) -> Result<ImportSummary> {
+    if o.out.exists() {
+        return Err(Error::Exists {
+            path: o.out.clone(),
+        });
+    }
+    let cal_path = o.src.join("calendars").join("day.txt");
+    if !cal_path.is_file() {
+        return Err(data_err(format!(
+            "{}: no calendars/day.txt: not a qlib dump_bin directory (expected calendars/day.txt, \
+             instruments/<name>.txt, features/<code>/<field>.day.bin)",
+            o.src.display()
+        )));
+    }
+    let calendar = read_calendar(&cal_path)?;
+    let range = calendar_range(
+        &calendar,
+        o.start.as_deref(),
+        o.end.as_deref(),
+        &cal_path.display().to_string(),
+    )?;
+    let dates = calendar[range.clone()].to_vec();
+    let inst_path = resolve_instruments(&o.src, &o.instruments)?;
+    let intervals = read_instruments(&inst_path)?;
+    let (first, last) = (&dates[0], &dates[dates.len() - 1]);
+    let mut codes = Vec::new();
+    let mut skipped = Vec::new();
+    let mut dirs = Vec::new();
+    for (code, spans) in &intervals {
+        if is_index_code(code) || !spans.iter().any(|(a, b)| a <= last && b >= first) {
+            continue;
+        }
+        match feature_dir(&o.src, code) {
+            Some(d) => {
+                codes.push(code.clone());
+                dirs.push(d);
+            }
+            None => skipped.push(code.clone()),
+        }
+    }
+    if codes.is_empty() {
+        return Err(data_err(format!(
+            "{}: no stock with data in {first} .. {last} ({} codes listed, {} without a features/ directory)",
+            inst_path.display(),
+            intervals.len(),
+            skipped.len()
+        )));
+    }
+    let (industry_names, industry_of, industry_note) =
+        industries_for(o.industry.as_deref(), &codes)?;
+    let mut builder = PanelBuilder::new(dates, codes.clone(), industry_of, false);
+    progress.set_length(codes.len() as u64);
+    for (i, (code, dir)) in codes.iter().zip(&dirs).enumerate() {
+        let bins = StockBins::read(dir, calendar.len())?;
+        let h = bins.history(&calendar, range.clone(), &intervals[code]);
+        builder.add_stock(i, &h);
+        progress.inc(1);
+    }
+    let market = match feature_dir(&o.src, MARKET_INDEX) {
+        Some(dir) => Market::Index {
+            code: MARKET_INDEX.into(),
+            returns: index_returns(&dir, calendar.len(), range.clone())?,
+        },
+        None => Market::CapWeighted,
+    };
+    let mut proxies: Vec<String> = PROXIES.iter().map(|s| s.to_string()).collect();
+    proxies.push(industry_note);
+    let n_stocks = codes.len();
+    let (meta, arrays) = builder.finish(
+        market,
+        Provenance {
+            source: "qlib".into(),
+            benchmark: (o.instruments != "all").then(|| benchmark_name(&inst_path)),
+            industry_names,
+            proxies,
+            details: serde_json::json!({
+                "importer": "alphanet import qlib",
+                "src": o.src.display().to_string(),
+                "instruments": inst_path.display().to_string(),
+                "start": o.start,
+                "end": o.end,
+                "industry_file": o.industry.as_ref().map(|p| p.display().to_string()),
+                "skipped_codes_without_data": skipped,
+            }),
+        },
+    );
+    write_panel(&o.out, &meta, &arrays)?;
+    Ok(ImportSummary {
+        n_dates: meta.n_dates(),
+        n_stocks,
+        skipped,
+        missing_rows: 0,
+    })
+}
+
+/// `calendars/day.txt`: strictly increasing dates, one per line.
+pub fn read_calendar(path: &Path) -> Result<Vec<String>> {
+    let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut dates: Vec<String> = Vec::new();
+    for (k, line) in text.lines().enumerate() {
+        let d = line.trim();
+        if d.is_empty() {
+            continue;
+        }
+        if parse_date(d).is_none() {
+            return Err(data_err(format!(
+                "{}:{}: {d:?} is not a YYYY-MM-DD date",
+                path.display(),
+                k + 1
+            )));
+        }
+        if dates.last().is_some_and(|p| p.as_str() >= d) {
+            return Err(data_err(format!(
+                "{}:{}: {d} does not follow {} (dates must increase)",
+                path.display(),
+                k + 1,
+                dates[dates.len() - 1]
+            )));
+        }
+        dates.push(d.to_string());
+    }
+    if dates.is_empty() {
+        return Err(data_err(format!("{}: no dates", path.display())));
+    }
+    Ok(dates)
+}
+
+/// The benchmark a universe file stands for: its file stem (`instruments/csi300.txt` → `csi300`).
+fn benchmark_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "universe".into())
+}
+
+/// `--instruments` as a path: a name of `instruments/<name>.txt`, else a file path.
+fn resolve_instruments(src: &Path, arg: &str) -> Result<PathBuf> {
+    let named = src.join("instruments").join(format!("{arg}.txt"));
+    if named.is_file() {
+        return Ok(named);
+    }
+    let path = PathBuf::from(arg);
+    if path.is_file() {
+        return Ok(path);
+    }
+    Err(Error::Config(format!(
+        "--instruments {arg}: neither {} nor a file {arg} exists (use all, csi300 or a path to \
+         a CODE<TAB>from<TAB>to file)",
+        named.display()
+    )))
+}
+
+/// Code → its membership intervals `[from, to]` (inclusive dates), codes sorted.
+pub type Intervals = BTreeMap<String, Vec<(String, String)>>;
+
+/// An instruments file: `CODE<TAB>from<TAB>to` per line (any whitespace separates).
+pub fn read_instruments(path: &Path) -> Result<Intervals> {
+    let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut out: Intervals = BTreeMap::new();
+    for (k, line) in text.lines().enumerate() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        if parts.is_empty() {
+            continue;
+        }
+        let bad = |why: &str| {
+            data_err(format!(
+                "{}:{}: {why} in {line:?} (expected CODE<TAB>YYYY-MM-DD<TAB>YYYY-MM-DD)",
+                path.display(),
+                k + 1
+            ))
+        };
+        let [code, from, to] = parts[..] else {
+            return Err(bad(&format!("{} fields", parts.len())));
+        };
+        if parse_date(from).is_none() || parse_date(to).is_none() {
+            return Err(bad("a date that is not YYYY-MM-DD"));
+        }
+        if from > to {
+            return Err(bad("an interval that ends before it starts"));
+        }
+        out.entry(code.to_ascii_uppercase())
+            .or_default()
+            .push((from.to_string(), to.to_string()));
+    }
+    if out.is_empty() {
+        return Err(data_err(format!("{}: no instruments", path.display())));
+    }
+    Ok(out)
+}
+
+/// `features/<code>`, upper- or lower-case (qlib writes lower-case directories).
+fn feature_dir(src: &Path, code: &str) -> Option<PathBuf> {
+    [code.to_string(), code.to_ascii_lowercase()]
+        .into_iter()
+        .map(|c| src.join("features").join(c))
+        .find(|d| d.is_dir())
+}
+
+/// One `.day.bin`: its start calendar index and values.
+fn read_bin(path: &Path, cal_len: usize) -> Result<(usize, Vec<f32>)> {
+    let bytes = fs::read(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            data_err(format!(
+                "{}: missing (each code needs {} .day.bin)",
+                path.display(),
+                FIELDS.join(", ")
+            ))
+        } else {
+            Error::io(path, e)
+        }
+    })?;
+    if bytes.len() < 4 || bytes.len() % 4 != 0 {
+        return Err(data_err(format!(
+            "{}: {} bytes is not a start index plus whole float32 values (truncated file?)",
+            path.display(),
+            bytes.len()
+        )));
+    }
+    let v: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let s = v[0];
+    if !(s.is_finite() && s >= 0.0 && s.fract() == 0.0) {
+        return Err(data_err(format!(
+            "{}: element 0 (the start calendar index) is {s}, not an index",
+            path.display()
+        )));
+    }
+    let start = s as usize;
+    let rows = v.len() - 1;
+    if start + rows > cal_len {
+        return Err(data_err(format!(
+            "{}: values cover calendar indices {start}..{} but calendars/day.txt has {cal_len} \
+             dates: the code's data lies outside the calendar range",
+            path.display(),
+            start + rows
+        )));
+    }
+    Ok((start, v[1..].to_vec()))
+}
+
+/// The fields of one code, checked to share start index and length.
+struct StockBins {
+    start: usize,
+    /// open, high, low, close, volume, factor.
+    f: [Vec<f32>; 6],
+}
+
+impl StockBins {
+    fn read(dir: &Path, cal_len: usize) -> Result<StockBins> {
+        let mut start = 0;
+        let mut f: [Vec<f32>; 6] = Default::default();
+        for (k, name) in FIELDS.iter().enumerate() {
+            let path = dir.join(format!("{name}.day.bin"));
+            let (s, v) = read_bin(&path, cal_len)?;
+            if k > 0 && (s != start || v.len() != f[0].len()) {
+                return Err(data_err(format!(
+                    "{}: starts at calendar index {s} with {} values, but {}.day.bin starts at \
+                     {start} with {}: truncated or misaligned file",
+                    path.display(),
+                    v.len(),
+                    FIELDS[0],
+                    f[0].len()
+                )));
+            }
+            start = s;
+            f[k] = v;
+        }
+        Ok(StockBins { start, f })
+    }
+
+    /// The stock's days on the panel calendar `range` of `calendar`; proxies look back before
+    /// the range where the file has data.
+    fn history(
+        &self,
+        calendar: &[String],
+        range: std::ops::Range<usize>,
+        member: &[(String, String)],
+    ) -> StockHistory {
+        let [open, high, low, close, volume, factor] = &self.f;
+        let rows = close.len();
+        let mut window: VecDeque<(f64, f64)> = VecDeque::new();
+        let (mut sum_vol, mut sum_value) = (0.0, 0.0);
+        // The last valid (adjusted close, factor).
+        let mut last: Option<(f64, f64)> = None;
+        let mut days = Vec::new();
+        let first = self.start.max(range.start);
+        for j in 0..rows {
+            let k = self.start + j;
+            let px = [open[j], high[j], low[j], close[j], factor[j]].map(|x| x as f64);
+            let valid = px.iter().all(|x| x.is_finite() && *x > 0.0);
+            let vol = volume[j] as f64;
+            let traded = valid && vol.is_finite() && vol > 0.0;
+            if traded {
+                window.push_back((vol, px[3] / px[4] * vol));
+                sum_vol += vol;
+                sum_value += px[3] / px[4] * vol;
+                if window.len() > PROXY_WINDOW {
+                    let (v, a) = window.pop_front().expect("window is not empty");
+                    sum_vol -= v;
+                    sum_value -= a;
+                }
+            }
+            let enough = window.len() >= PROXY_MIN_DAYS;
+            let mean = |s: f64| {
+                if enough {
+                    s / window.len() as f64
+                } else {
+                    f64::NAN
+                }
+            };
+            let day = match (valid, last) {
+                (true, _) => {
+                    let [o, h, l, c, fac] = px;
+                    Some(Day {
+                        open: o,
+                        high: h,
+                        low: l,
+                        close: c,
+                        vwap: (h + l + c) / 3.0,
+                        raw_close: c / fac,
+                        volume: if vol.is_finite() { vol } else { 0.0 },
+                        turn: vol / mean(sum_vol),
+                        suspended: !traded,
+                        st: false,
+                        limit_ref: last.map_or(f64::NAN, |(pc, _)| pc / fac),
+                        raw_open: o / fac,
+                        log_cap: mean(sum_value).ln(),
+                        book_to_price: f64::NAN,
+                        earnings_yield: f64::NAN,
+                        member: false,
+                    })
+                }
+                (false, Some((pc, fac))) => Some(Day {
+                    open: pc,
+                    high: pc,
+                    low: pc,
+                    close: pc,
+                    vwap: pc,
+                    raw_close: pc / fac,
+                    volume: 0.0,
+                    turn: 0.0,
+                    suspended: true,
+                    st: false,
+                    limit_ref: f64::NAN,
+                    raw_open: f64::NAN,
+                    log_cap: mean(sum_value).ln(),
+                    book_to_price: f64::NAN,
+                    earnings_yield: f64::NAN,
+                    member: false,
+                }),
+                (false, None) => None,
+            };
+            if valid {
+                last = Some((px[3], px[4]));
+            }
+            if k >= first && k < range.end {
+                let date = calendar[k].as_str();
+                days.push(day.map(|d| {
+                    Day {
+                        member: member
+                            .iter()
+                            .any(|(a, b)| a.as_str() <= date && date <= b.as_str()),
+                        ..d
+                    }
+                }));
+            }
+        }
+        StockHistory {
+            first: first.min(range.end) - range.start,
+            days,
+        }
+    }
+}
+
+/// Daily close-to-close returns of an index over the panel `range` (NaN where unknown).
+fn index_returns(dir: &Path, cal_len: usize, range: std::ops::Range<usize>) -> Result<Vec<f64>> {
+    let (start, close) = read_bin(&dir.join("close.day.bin"), cal_len)?;
+    let at = |k: usize| {
+        k.checked_sub(start)
+            .and_then(|j| close.get(j))
+            .map_or(f64::NAN, |&c| c as f64)
+    };
+    Ok(range
+        .map(|k| {
+            if k == 0 {
+                f64::NAN
+            } else {
+                at(k) / at(k - 1) - 1.0
+            }
+        })
+        .collect())
+}
