@@ -5,3 +5,5 @@ pub mod commands;
 pub mod demo;
 pub mod fit;
 pub mod gradcheck;
+pub mod merge;
+pub mod run;
