@@ -154,22 +154,50 @@ fn unsharded_run_writes_every_variant_and_says_it_shrank() {
         let finite = npy.as_slice().iter().filter(|x| x.is_finite()).count();
         assert!(finite > npy.as_slice().len() * 3 / 4, "{v}: {finite}");
     }
-    // Window 0's factor is the mean of its two seeds' predictions (and they differ).
-    let pred = |id: &str| {
-        NpyArray::<f32>::open(&run.join("jobs").join(id).join("prediction.npy")).unwrap()
-    };
-    let (a, b) = (pred("v2.1-w000-s00"), pred("v2.1-w000-s01"));
-    let factor =
-        NpyArray::<f32>::open(&run.join("factors").join("v2.1").join("factor.npy")).unwrap();
-    assert!(a
-        .as_slice()
-        .iter()
-        .zip(b.as_slice())
-        .any(|(x, y)| x.is_finite() && x != y));
-    for ((&x, &y), &f) in a.as_slice().iter().zip(b.as_slice()).zip(factor.as_slice()) {
-        let mean = ((x as f64 + y as f64) / 2.0) as f32;
-        assert!(mean == f || (mean.is_nan() && f.is_nan()), "{x} {y} {f}");
+    // Each window's rows of the factor are the mean of its two seeds' predictions (which differ).
+    let npy = |p: PathBuf| NpyArray::<f32>::open(&p).unwrap();
+    let factor = npy(run.join("factors/v2.1/factor.npy"));
+    let recs = records(run);
+    let first = recs[0].predict.start;
+    for w in 0..3 {
+        let id = |s: usize| format!("v2.1-w{w:03}-s{s:02}");
+        let (a, b) = (
+            npy(run.join("jobs").join(id(0)).join("prediction.npy")),
+            npy(run.join("jobs").join(id(1)).join("prediction.npy")),
+        );
+        let dates = &recs.iter().find(|r| r.id == id(0)).unwrap().predict;
+        let rows = &factor.as_slice()[(dates.start - first) * 40..(dates.end - first) * 40];
+        assert_eq!(rows.len(), a.as_slice().len());
+        assert!(a
+            .as_slice()
+            .iter()
+            .zip(b.as_slice())
+            .any(|(x, y)| x.is_finite() && x != y));
+        for ((&x, &y), &f) in a.as_slice().iter().zip(b.as_slice()).zip(rows) {
+            let mean = ((x as f64 + y as f64) / 2.0) as f32;
+            assert!(mean == f || (mean.is_nan() && f.is_nan()), "{x} {y} {f}");
+        }
     }
+    // A job's checkpoint is the model that made its predictions.
+    let job = &recs[5];
+    let check = fixture().root.join("predict-check");
+    ok(Command::new(env!("CARGO_BIN_EXE_alphanet"))
+        .arg("predict")
+        .arg("--checkpoint")
+        .arg(run.join("jobs").join(&job.id).join("checkpoint"))
+        .arg("--panel")
+        .arg(&fixture().panel)
+        .args(["--from", &job.predict_dates.0, "--to", &job.predict_dates.1])
+        .arg("--out")
+        .arg(&check)
+        .output()
+        .unwrap());
+    assert_eq!(
+        std::fs::read(check.join("factor.npy")).unwrap(),
+        std::fs::read(run.join("jobs").join(&job.id).join("prediction.npy")).unwrap(),
+        "{}",
+        job.id
+    );
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["jobs"].as_array().unwrap().len(), JOBS);
