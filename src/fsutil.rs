@@ -41,3 +41,30 @@ fn temp_sibling(path: &Path) -> PathBuf {
         .unwrap_or_else(|| "out".into());
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
+
+/// Removes the temp siblings of `path` that writers killed mid-write left behind (any process).
+/// Only for paths that no other live process is writing.
+pub fn remove_stale_temps(path: &Path) -> Result<()> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(());
+    };
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let entries = match std::fs::read_dir(parent) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(parent, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(parent, e))?;
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let p = entry.path();
+            let removed = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            removed.map_err(|e| Error::io(&p, e))?;
+        }
+    }
+    Ok(())
+}

@@ -13,6 +13,7 @@ pub mod gradcheck;
 pub mod model;
 pub mod ops;
 pub mod rng;
+pub mod rolling;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -1,5 +1,9 @@
 use alphanet::app::args::{init_threads, parse_ratio, ModelArgs, TrainArgs};
-use alphanet::app::{commands, demo, enhance, eval, gradcheck, import, panel_info};
+use alphanet::app::run::{RunOptions, RunSpec};
+use alphanet::app::{
+    commands, demo, enhance, eval, gradcheck, import, merge, panel_info, run as rolling_run,
+};
+use alphanet::cuda::DeviceChoice;
 use alphanet::data::import_baostock::BaostockOptions;
 use alphanet::data::import_qlib::QlibOptions;
 use alphanet::data::synth::SynthConfig;
@@ -7,6 +11,8 @@ use alphanet::eval::enhance::EnhanceConfig;
 use alphanet::eval::factor::FactorSpec;
 use alphanet::eval::layered::LayerConfig;
 use alphanet::model::Arch;
+use alphanet::rolling::jobs::Shard;
+use alphanet::rolling::schedule::{Period, ScheduleConfig};
 use alphanet::{Error, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -142,6 +148,62 @@ enum Cmd {
     /// Dates, stocks, samples per date after the universe filters, missing values, styles,
     /// proxies.
     PanelInfo { panel: PathBuf },
+    /// The rolling protocol: retrain every period on the preceding in-sample window, a seed
+    /// ensemble per window, one factor per variant over the whole test span (SPEC §6).
+    Run {
+        #[arg(long)]
+        panel: PathBuf,
+        /// Run folder: created, or resumed (finished jobs are skipped).
+        #[arg(long)]
+        out: PathBuf,
+        /// Variants, comma separated, one factor each; `+` combines (v2.1+v2.3).
+        #[arg(long, default_value = "v2,v2.1,v2.2,v2.3")]
+        variants: String,
+        /// Models per window and variant (ensemble size).
+        #[arg(long, default_value_t = 10)]
+        seeds: usize,
+        /// First prediction date (the first trading date on or after it).
+        #[arg(long)]
+        start: String,
+        /// Retraining period: months (6M), years (1Y) or trading days (120d).
+        #[arg(long, default_value = "6M")]
+        retrain_every: String,
+        /// Trading days of in-sample history per window (shrunk, with a note, if the panel is shorter).
+        #[arg(long, default_value_t = 1500)]
+        insample_days: usize,
+        /// Use every k-th in-sample date.
+        #[arg(long, default_value_t = 2)]
+        sample_every: usize,
+        /// Chronological train:validation split.
+        #[arg(long, default_value = "4:1")]
+        split: String,
+        /// Run the i-th (0-based) of N slices of the jobs, e.g. $SLURM_ARRAY_TASK_ID/N.
+        #[arg(long, default_value = "0/1")]
+        shard: String,
+        /// auto, cpu or cuda:K (validated; training runs on the CPU for now).
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Feature-layer ops, comma separated.
+        #[arg(long, default_value = "corr,cov,stddev,zscore,return,decaylinear,mean")]
+        ops: String,
+        /// Dropout before the output layer.
+        #[arg(long, default_value_t = 0.0)]
+        dropout: f64,
+        /// Recurrent units.
+        #[arg(long, default_value_t = 30)]
+        hidden: usize,
+        /// --seed is the ensemble's base seed.
+        #[command(flatten)]
+        train: TrainArgs,
+    },
+    /// Assemble the ensemble factors and the manifest of a run whose shards ran separately.
+    Merge {
+        /// The run folder.
+        run: PathBuf,
+        /// The panel, if it moved since the run.
+        #[arg(long)]
+        panel: Option<PathBuf>,
+    },
     /// Gradient checks of every op and every model × loss against f64 central differences.
     Gradcheck {
         /// Only this architecture's whole-model checks (ops are always checked).
@@ -367,6 +429,52 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })?,
         },
         Cmd::PanelInfo { panel } => print!("{}", panel_info::panel_info(&panel)?.render()),
+        Cmd::Run {
+            panel,
+            out,
+            variants,
+            seeds,
+            start,
+            retrain_every,
+            insample_days,
+            sample_every,
+            split,
+            shard,
+            device,
+            ops,
+            dropout,
+            hidden,
+            train,
+        } => {
+            init_threads(train.threads)?;
+            let spec = RunSpec {
+                variants: variants
+                    .split(',')
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+                    .collect(),
+                seeds,
+                schedule: ScheduleConfig {
+                    start,
+                    every: retrain_every.parse::<Period>()?,
+                    insample_days,
+                    split: parse_ratio(&split)?,
+                },
+                sample_every,
+                hidden,
+                dropout,
+                ops,
+                train: train.config()?,
+            };
+            rolling_run::run(&RunOptions {
+                panel,
+                out,
+                spec,
+                shard: shard.parse::<Shard>()?,
+                device: device.parse::<DeviceChoice>()?,
+            })?;
+        }
+        Cmd::Merge { run, panel } => merge::merge(&run, panel.as_deref())?,
         Cmd::Gradcheck { model } => {
             let rows = gradcheck::all_checks(model);
             print!("{}", gradcheck::render(&rows));

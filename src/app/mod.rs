@@ -8,4 +8,6 @@ pub mod eval;
 pub mod fit;
 pub mod gradcheck;
 pub mod import;
+pub mod merge;
 pub mod panel_info;
+pub mod run;

@@ -1,0 +1,8 @@
+//! The rolling protocol of SPEC §6 as independent jobs: retraining windows from the calendar,
+//! (variant, window, seed) jobs with stable ids and shards, atomic job records, the seed
+//! ensemble, and what a run manifest records. `app::run` and `app::merge` drive it.
+
+pub mod ensemble;
+pub mod jobs;
+pub mod manifest;
+pub mod schedule;
