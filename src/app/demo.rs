@@ -6,6 +6,7 @@ use super::fit::{fit, held_out};
 use crate::data::panel::Panel;
 use crate::data::samples::HORIZON;
 use crate::data::synth::{write_synth, SynthConfig};
+use crate::eval::chart::{line_chart, Line};
 use crate::fsutil::write_file_atomically;
 use crate::model::{LossConfig, ModelConfig};
 use crate::train::checkpoint;
@@ -91,8 +92,9 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         1,
         opts.train.batch_size.max(1000),
     )?;
-    let oracle = ho
-        .oracle_ic
+    let (oracle, oracle_series) = ho
+        .oracle
+        .clone()
         .ok_or_else(|| Error::Data("the synthetic panel has no oracle.npy".into()))?;
     eprintln!("[4/4] writing report into {}", opts.out.display());
     checkpoint::save(
@@ -103,6 +105,12 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         Some(&fitted.report),
     )?;
     write_factor(&opts.out, &panel, &ho.factor, test.clone())?;
+    cumulative_ic_chart(
+        &opts.out.join("ic_cumulative.png"),
+        dates,
+        &ho.series,
+        &oracle_series,
+    )?;
     let result = DemoResult {
         ic_mean: ho.ic.mean,
         ic_ir: ho.ic.ir,
@@ -134,6 +142,41 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     println!("{}", summary_line(&result));
     println!("report: {}", opts.out.join("report.md").display());
     Ok(result)
+}
+
+/// Cumulative daily RankIC of the model and of the oracle over the held-out dates.
+fn cumulative_ic_chart(
+    path: &Path,
+    dates: &[String],
+    model: &[(usize, f64)],
+    oracle: &[(usize, f64)],
+) -> Result<()> {
+    let cumulative = |s: &[(usize, f64)]| {
+        s.iter()
+            .scan(0.0, |acc, &(_, ic)| {
+                *acc += ic;
+                Some(*acc)
+            })
+            .collect::<Vec<f64>>()
+    };
+    let labels: Vec<String> = model.iter().map(|&(t, _)| dates[t].clone()).collect();
+    line_chart(
+        path,
+        "held-out cumulative RankIC: model vs the planted signal",
+        "cumulative RankIC",
+        &labels,
+        &[
+            Line {
+                name: "model".into(),
+                values: cumulative(model),
+            },
+            Line {
+                name: "oracle (planted signal)".into(),
+                values: cumulative(oracle),
+            },
+        ],
+        Some(0.0),
+    )
 }
 
 fn summary_line(r: &DemoResult) -> String {
@@ -191,6 +234,7 @@ fn render_report(
             e.epoch, e.train_loss, e.val_loss, e.samples_per_s
         );
     }
+    s += "\n![cumulative RankIC](ic_cumulative.png)\n";
     s += "\nFiles: `panel/` (the synthetic panel), `checkpoint/`, `factor.npy` / `factor.csv` (held-out factor), `metrics.json`.\n";
     s
 }

@@ -58,7 +58,9 @@ pub fn fit(
 pub struct HeldOut {
     pub factor: Vec<f32>,
     pub ic: IcSummary,
-    pub oracle_ic: Option<IcSummary>,
+    /// The planted signal's RankIC on the same dates, where the panel has one (synthetic).
+    pub oracle: Option<(IcSummary, Vec<(usize, f64)>)>,
+    /// (date index, RankIC) of the factor.
     pub series: Vec<(usize, f64)>,
 }
 
@@ -73,16 +75,16 @@ pub fn held_out(
     let index = SampleIndex::build(panel.view(), dates, 1)?;
     let labels = raw_labels(panel.view());
     let n = panel.n_stocks();
-    let series = rank_ic_series(&factor, &labels, n, &index, every);
-    let ic = IcSummary::of(&series.iter().map(|p| p.1).collect::<Vec<_>>());
-    let oracle_ic = panel.oracle().map(|o| {
-        let s = rank_ic_series(o, &labels, n, &index, every);
-        IcSummary::of(&s.iter().map(|p| p.1).collect::<Vec<_>>())
-    });
+    let summarize = |f: &[f32]| {
+        let s = rank_ic_series(f, &labels, n, &index, every);
+        (IcSummary::of(&s.iter().map(|p| p.1).collect::<Vec<_>>()), s)
+    };
+    let (ic, series) = summarize(&factor);
+    let oracle = panel.oracle().map(summarize);
     Ok(HeldOut {
         factor,
         ic,
-        oracle_ic,
+        oracle,
         series,
     })
 }
