@@ -55,7 +55,7 @@ pub fn gru_forward<T: Float>(
     forward_chunks(h_out, cache, x, b, s, i, h, k, |nb, x, h_out, cache| {
         let zeros = vec![T::zero(); h];
         let mut xz = vec![T::zero(); nb * s * g];
-        input_projection(&mut xz, x, w_ih, b_i, nb * s, i, g);
+        input_projection(&mut xz, g, x, w_ih, b_i, nb * s, i, g);
         // The recurrent term is kept apart from xz because r gates only its candidate part.
         let mut hz = vec![T::zero(); nb * g];
         for t in 0..s {

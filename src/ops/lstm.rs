@@ -49,21 +49,17 @@ pub fn lstm_forward<T: Float>(
     assert_eq!(w_ih.len(), i * g, "lstm_forward: w_ih length");
     assert_eq!(w_hh.len(), h * g, "lstm_forward: w_hh length");
     forward_chunks(h_out, cache, x, b, s, i, h, k, |nb, x, h_out, cache| {
+        // Gate pre-activations go straight into the cache's gate slots (rows K apart) and are
+        // activated in place; h_{t−1} is copied out contiguous for the recurrent GEMM.
         let zeros = vec![T::zero(); h];
-        let mut z = vec![T::zero(); nb * s * g];
-        input_projection(&mut z, x, w_ih, bias, nb * s, i, g);
+        let mut h_prev = vec![T::zero(); nb * h];
+        input_projection(cache, k, x, w_ih, bias, nb * s, i, g);
         for t in 0..s {
             if t > 0 {
-                step_forward(
-                    &mut z[t * g..],
-                    s * g,
-                    &cache[(t - 1) * k + H_AT * h..],
-                    s * k,
-                    w_hh,
-                    nb,
-                    h,
-                    g,
-                );
+                for (n, hp) in h_prev.chunks_exact_mut(h).enumerate() {
+                    hp.copy_from_slice(&cache[(n * s + t - 1) * k + H_AT * h..][..h]);
+                }
+                step_forward(&mut cache[t * k..], s * k, &h_prev, h, w_hh, nb, h, g);
             }
             for n in 0..nb {
                 let (prev, cur) = cache[n * s * k..][..s * k].split_at_mut(t * k);
@@ -73,7 +69,6 @@ pub fn lstm_forward<T: Float>(
                     &zeros[..]
                 };
                 let (gates, rest) = cur[..k].split_at_mut(4 * h);
-                gates.copy_from_slice(&z[(n * s + t) * g..][..g]);
                 sigmoid_in_place(&mut gates[..2 * h]);
                 tanh_in_place(&mut gates[2 * h..3 * h]);
                 sigmoid_in_place(&mut gates[3 * h..]);

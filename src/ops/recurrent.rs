@@ -25,6 +25,7 @@ pub(crate) fn sigmoid<T: Float>(x: T) -> T {
 /// `x ← σ(x)` over a slice. In f32 (training) the exponential is [`exp_f32`], which the compiler
 /// vectorizes; libm's scalar `expf`/`tanhf` were a quarter of a training step. f64 (gradient
 /// checks) keeps the standard library's.
+#[inline(always)]
 pub(crate) fn sigmoid_in_place<T: Float>(x: &mut [T]) {
     match as_f32(x) {
         Some(x) => x.iter_mut().for_each(|v| *v = 1.0 / (1.0 + exp_f32(-*v))),
@@ -34,6 +35,7 @@ pub(crate) fn sigmoid_in_place<T: Float>(x: &mut [T]) {
 
 /// `x ← tanh(x)` over a slice, as `1 − 2/(1 + e^{2x})` in f32 (absolute error below 2e-7,
 /// saturating cleanly to ±1), the standard library's in f64.
+#[inline(always)]
 pub(crate) fn tanh_in_place<T: Float>(x: &mut [T]) {
     match as_f32(x) {
         Some(x) => x
@@ -45,6 +47,7 @@ pub(crate) fn tanh_in_place<T: Float>(x: &mut [T]) {
 
 /// The slice as `f32` when `T` is `f32`: the one place the generic ops take a precision-specific
 /// path, so that the f64 checks still exercise the plain formulas.
+#[inline(always)]
 fn as_f32<T: Float>(x: &mut [T]) -> Option<&mut [f32]> {
     (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
         // SAFETY: T is f32, so the slice's layout is that of [f32].
@@ -175,10 +178,13 @@ pub(crate) fn backward_chunks<T: Float>(
     add_in_order(&mut [dw_ih, dw_hh, dbias], &partials);
 }
 
-/// `z[rows, G] = x[rows, I] · W_ih[I, G] + bias[G]`: the input half of every gate for every
-/// step of a chunk in one GEMM, since it does not depend on the recurrence.
+/// `z[rows, G] = x[rows, I] · W_ih[I, G] + bias[G]`, rows of `z` being `ldz` apart: the input
+/// half of every gate for every step of a chunk in one GEMM, since it does not depend on the
+/// recurrence.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn input_projection<T: Float>(
     z: &mut [T],
+    ldz: usize,
     x: &[T],
     w_ih: &[T],
     bias: &[T],
@@ -187,10 +193,25 @@ pub(crate) fn input_projection<T: Float>(
     g: usize,
 ) {
     assert_eq!(bias.len(), g, "input_projection: bias length");
-    for row in z.chunks_exact_mut(g) {
-        row.copy_from_slice(bias);
+    for r in 0..rows {
+        z[r * ldz..][..g].copy_from_slice(bias);
     }
-    crate::float::matmul(z, x, w_ih, rows, i, g, true);
+    T::gemm(
+        rows,
+        i,
+        g,
+        T::one(),
+        x,
+        i as isize,
+        1,
+        w_ih,
+        g as isize,
+        1,
+        T::one(),
+        z,
+        ldz as isize,
+        1,
+    );
 }
 
 /// Backward of [`input_projection`]: `dx += dZ·W_ihᵀ` (skipped when `dx` is empty),

@@ -407,6 +407,9 @@ struct LaneStats<T> {
     centered: Vec<Lanes<T>>,
     /// `sqrt(Sxx)` (see [`WindowStats::norm`]).
     norm: Vec<Lanes<T>>,
+    /// `1/sqrt(Sxx)`, or 0 for a degenerate series: corr is then a product, with no division
+    /// or branch in the pair loop, and comes out 0 for degenerate pairs by itself.
+    inv_norm: Vec<Lanes<T>>,
     flat: Vec<[bool; LANES]>,
     /// One step's `[C]` channels.
     out: Vec<Lanes<T>>,
@@ -421,6 +424,7 @@ impl<T: Float> LaneStats<T> {
             mean: vec![zero; f],
             centered: vec![zero; f * d],
             norm: vec![zero; f],
+            inv_norm: vec![zero; f],
             flat: vec![[false; LANES]; f],
             out: vec![zero; plan.channels],
         }
@@ -458,11 +462,15 @@ impl<T: Float> LaneStats<T> {
                     sxx[l] += ck[l] * ck[l];
                 }
             }
+            let norm = sxx.map(|v| v.sqrt());
             for l in 0..LANES {
-                self.flat[fi][l] = sxx[l] / dt < tiny * (T::one() + mean[l] * mean[l]);
+                let flat = sxx[l] / dt < tiny * (T::one() + mean[l] * mean[l]);
+                let inv = T::one() / norm[l];
+                self.flat[fi][l] = flat;
+                self.inv_norm[fi][l] = if flat { T::zero() } else { inv };
             }
             self.mean[fi] = mean;
-            self.norm[fi] = sxx.map(|v| v.sqrt());
+            self.norm[fi] = norm;
         }
     }
 }
@@ -499,6 +507,7 @@ fn group_forward<T: Float>(out: &mut [T], x: &[T], plan: &Plan<T>, g: &mut LaneS
             mean,
             centered,
             norm,
+            inv_norm,
             flat,
             out: o,
         } = &mut *g;
@@ -513,11 +522,7 @@ fn group_forward<T: Float>(out: &mut [T], x: &[T], plan: &Plan<T>, g: &mut LaneS
             }
             if let Some(off) = plan.at(Op::Corr) {
                 for l in 0..LANES {
-                    o[off + p][l] = if flat[i][l] || flat[j][l] {
-                        zero
-                    } else {
-                        sxy[l] / (norm[i][l] * norm[j][l])
-                    };
+                    o[off + p][l] = sxy[l] * inv_norm[i][l] * inv_norm[j][l];
                 }
             }
             if let Some(off) = plan.at(Op::Cov) {
@@ -530,22 +535,18 @@ fn group_forward<T: Float>(out: &mut [T], x: &[T], plan: &Plan<T>, g: &mut LaneS
             if let Some(off) = plan.at(Op::Stddev) {
                 o[off + fi] = sd;
             }
+            // Both sides are computed and one selected, which vectorizes (an inf or NaN on the
+            // rejected side is never seen).
             if let Some(off) = plan.at(Op::Zscore) {
                 for l in 0..LANES {
-                    o[off + fi][l] = if flat[fi][l] {
-                        zero
-                    } else {
-                        mean[fi][l] / sd[l]
-                    };
+                    let z = mean[fi][l] / sd[l];
+                    o[off + fi][l] = if flat[fi][l] { zero } else { z };
                 }
             }
             if let Some(off) = plan.at(Op::Return) {
                 for l in 0..LANES {
-                    o[off + fi][l] = if w[0][l] == zero {
-                        zero
-                    } else {
-                        w[d - 1][l] / w[0][l] - T::one()
-                    };
+                    let r = w[d - 1][l] / w[0][l] - T::one();
+                    o[off + fi][l] = if w[0][l] == zero { zero } else { r };
                 }
             }
             if let Some(off) = plan.at(Op::DecayLinear) {
