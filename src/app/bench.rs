@@ -10,6 +10,7 @@ use crate::app::args::ModelArgs;
 use crate::autograd::adam::AdamConfig;
 use crate::cuda::DeviceChoice;
 use crate::model::{LossConfig, Model, ModelConfig};
+use crate::ops::loss::long_side_weights;
 use crate::ops::ts_features::OpSet;
 use crate::rng::stream;
 use crate::train::step::{train_step, Batch};
@@ -91,17 +92,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
             "--steps and every --batch size must be at least 1".into(),
         ));
     }
-    let args = ModelArgs {
-        variant: opts.model.clone(),
-        model: None,
-        pair_sample: None,
-        neutralize_loss: false,
-        long_weight: None,
-        ops: expand_ops(&opts.ops),
-        dropout: 0.0,
-        hidden: 30,
-    };
-    let (cfg, loss) = args.configs(opts.seed)?;
+    let (cfg, loss) = model_configs(&opts.model, &opts.ops, opts.seed)?;
     let mut rows = Vec::with_capacity(opts.batches.len());
     for &b in &opts.batches {
         rows.push(bench_one(opts, &cfg, &loss, b)?);
@@ -113,6 +104,21 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
         device: "cpu".into(),
         rows,
     })
+}
+
+/// The model and loss of a `--model` variant list and `--ops` value (defaults otherwise).
+pub fn model_configs(model: &str, ops: &str, seed: u64) -> Result<(ModelConfig, LossConfig)> {
+    ModelArgs {
+        variant: model.to_string(),
+        model: None,
+        pair_sample: None,
+        neutralize_loss: false,
+        long_weight: None,
+        ops: expand_ops(ops),
+        dropout: 0.0,
+        hidden: 30,
+    }
+    .configs(seed)
 }
 
 fn bench_one(
@@ -144,8 +150,9 @@ fn bench_one(
 }
 
 /// A batch like the peer's: pictures `N(0,1) + 3` (positive, so return is smooth), labels
-/// `N(0,1)`, v2.3 weights 2 for the top half of each date group, styles `N(0,1)`.
-fn synthetic_batch(cfg: &ModelConfig, b: usize, seed: u64) -> Batch<f32> {
+/// `N(0,1)`, v2.3 weights 2 for the top half of each date group of [`DATE_GROUP`] rows, styles
+/// `N(0,1)`.
+pub fn synthetic_batch(cfg: &ModelConfig, b: usize, seed: u64) -> Batch<f32> {
     let mut rng = stream(seed, "bench-batch");
     let mut normal = |n: usize, shift: f32| -> Vec<f32> {
         (0..n)
@@ -160,14 +167,10 @@ fn synthetic_batch(cfg: &ModelConfig, b: usize, seed: u64) -> Batch<f32> {
         .step_by(DATE_GROUP)
         .chain(std::iter::once(b))
         .collect();
-    let mut w = vec![1.0f32; b];
-    for g in offsets.windows(2) {
-        let mut order: Vec<usize> = (g[0]..g[1]).collect();
-        order.sort_by(|&i, &j| y[j].total_cmp(&y[i]));
-        for &i in &order[..order.len() / 2] {
-            w[i] = 2.0;
-        }
-    }
+    let w: Vec<f32> = offsets
+        .windows(2)
+        .flat_map(|g| long_side_weights(&y[g[0]..g[1]], 2.0))
+        .collect();
     Batch {
         x,
         y,
