@@ -4,14 +4,14 @@
 # alternate peer, ours, peer, ours, … so that load from other processes hits both alike. Prints
 # every round, the medians and their ratio.
 #
-# Usage: scripts/peer_bench.sh [--batch 1000] [--threads N] [--rounds 3] [--steps 30]
+# Usage: scripts/peer_bench.sh [--batch 1000] [--threads N] [--rounds 5] [--steps 60]
 # Env:   TF_PEER_VENV (default /tmp/alphanet-tf-peer; created with ../shared/peers/setup_tf_peer.sh
 #        when it does not import), ALPHANET_SHARED (default: the shared/ folder beside the repo).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared=${ALPHANET_SHARED:-$(dirname "$root")/shared}
 venv=${TF_PEER_VENV:-/tmp/alphanet-tf-peer}
-batch=1000 threads=$(nproc) rounds=3 steps=30
+batch=1000 threads=$(nproc) rounds=5 steps=60
 while [ $# -gt 0 ]; do
   case $1 in
     --batch) batch=$2; shift 2 ;;

@@ -82,9 +82,14 @@ pub fn train_step<T: Float>(
     adam: &AdamConfig,
     dropout_seed: u64,
 ) -> (f64, usize) {
-    let r = loss_and_grad(model, batch, loss, dropout_seed);
-    adam_step(&mut model.store, adam);
-    r
+    // The whole step runs on a worker of the pool, so each of its dozen parallel loops starts
+    // and ends inside the pool instead of handing work from this thread to the pool and back
+    // (two context switches per loop, costly on a busy machine).
+    rayon::scope(|_| {
+        let r = loss_and_grad(model, batch, loss, dropout_seed);
+        adam_step(&mut model.store, adam);
+        r
+    })
 }
 
 /// The data loss of a batch in inference mode (moving BN statistics, no dropout). The L2 term is
