@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Training throughput of the TensorFlow peer (the public `alphanet` package's AlphaNetV2) and of
-# `alphanet bench` on the same model, batch and thread count, measured in the same run: rounds
-# alternate peer, ours, peer, ours, … so that load from other processes hits both alike. Prints
-# every round, the medians and their ratio.
+# `alphanet bench` on the same model, batch and thread count, measured in the same run: each round
+# runs both, back to back, so that load from other processes hits both alike. Prints every
+# round, the medians and their ratio.
 #
 # Usage: scripts/peer_bench.sh [--batch 1000] [--threads N] [--rounds 5] [--steps 60]
 # Env:   TF_PEER_VENV (default /tmp/alphanet-tf-peer; created with ../shared/peers/setup_tf_peer.sh
@@ -37,10 +37,23 @@ bin=$root/target/release/alphanet
 ours_cmd=("$bin" bench --model v2 --ops peer6 --batch "$batch" --threads "$threads" --steps "$steps" --json)
 peer_cmd=("$venv/bin/python" "$peer_py" --model v2 --batch "$batch" --steps "$steps" --threads "$threads")
 
+run_peer() {
+  TF_USE_LEGACY_KERAS=1 "${peer_cmd[@]}" 2>/dev/null | sed -n 's/.*samples_per_s=\([0-9.]*\).*/\1/p'
+}
+run_ours() {
+  "${ours_cmd[@]}" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["rows"][0]["train_samples_per_s"]))'
+}
+
+# The order alternates between rounds and the machine gets a second between runs, so that
+# neither side always runs right after the other's exit.
 peer=() ours=()
 for r in $(seq 1 "$rounds"); do
-  p=$(TF_USE_LEGACY_KERAS=1 "${peer_cmd[@]}" 2>/dev/null | sed -n 's/.*samples_per_s=\([0-9.]*\).*/\1/p')
-  o=$("${ours_cmd[@]}" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["rows"][0]["train_samples_per_s"]))')
+  if [ $((r % 2)) -eq 1 ]; then
+    p=$(run_peer); sleep 1; o=$(run_ours)
+  else
+    o=$(run_ours); sleep 1; p=$(run_peer)
+  fi
+  sleep 1
   [ -n "$p" ] || { echo "the peer printed no samples_per_s (run: TF_USE_LEGACY_KERAS=1 ${peer_cmd[*]})" >&2; exit 1; }
   echo "round $r: tf-alphanet $p samples/s, alphanet $o samples/s"
   peer+=("$p") ours+=("$o")
