@@ -1,7 +1,7 @@
 use alphanet::app::args::{init_threads, parse_ratio, ModelArgs, TrainArgs};
 use alphanet::app::run::{RunOptions, RunSpec};
 use alphanet::app::{
-    commands, demo, enhance, eval, gradcheck, import, merge, panel_info, run as rolling_run,
+    bench, commands, demo, enhance, eval, gradcheck, import, merge, panel_info, run as rolling_run,
 };
 use alphanet::cuda::DeviceChoice;
 use alphanet::data::import_baostock::BaostockOptions;
@@ -209,6 +209,35 @@ enum Cmd {
         /// Only this architecture's whole-model checks (ops are always checked).
         #[arg(long, value_enum)]
         model: Option<Arch>,
+    },
+    /// Training and inference throughput (samples/s) per model and batch size.
+    Bench {
+        /// Variant(s), as for --variant: v2, v2.1, v2.2, v2.3, v1, v3 (comma list combines).
+        #[arg(long, default_value = "v2")]
+        model: String,
+        /// Batch sizes, comma separated.
+        #[arg(long, default_value = "1000,4096,16384")]
+        batch: String,
+        /// Feature ops as for training, or `all`, or `peer6` (the TensorFlow peer's six).
+        #[arg(long, default_value = "all")]
+        ops: String,
+        /// cpu, auto or cuda[:K].
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Timed steps per figure (the median is reported).
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Untimed steps before timing.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// v2.1 pair coverage by simulation and analytically (the report's Table 5).
     Coverage {
@@ -482,6 +511,37 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Cmd::Bench {
+            model,
+            batch,
+            ops,
+            device,
+            steps,
+            warmup,
+            seed,
+            threads,
+            json,
+        } => {
+            init_threads(threads)?;
+            let report = bench::run(&bench::BenchOptions {
+                model,
+                ops,
+                batches: bench::parse_batches(&batch)?,
+                device: device.parse()?,
+                steps,
+                warmup,
+                seed,
+            })?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report)
+                        .map_err(|e| Error::Config(format!("bench: {e}")))?
+                );
+            } else {
+                print!("{}", bench::render(&report));
+            }
+        }
         Cmd::Coverage {
             features,
             models,
@@ -504,6 +564,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    alphanet::train::step::keep_freed_memory();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

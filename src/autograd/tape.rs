@@ -3,6 +3,10 @@
 //! Values live in the tape as flat `Vec<T>` with a shape; parameters live in the [`ParamStore`]
 //! and are referenced by [`ParamId`]. `backward` walks the nodes last to first and calls each
 //! op's CPU backward, which accumulates (`+=`) into the gradients of its inputs and parameters.
+//!
+//! Inputs are data: no gradient is computed for them, nor for anything derived from them by
+//! parameter-free ops (the feature layer, whose backward is the costliest op of the model, is
+//! never replayed), and a layer whose input needs no gradient computes only its parameters'.
 
 use super::params::{ParamId, ParamStore};
 use crate::float::Float;
@@ -41,11 +45,6 @@ pub enum Recurrent {
 }
 
 enum Node<T> {
-    Features {
-        x: Var,
-        y: Var,
-        spec: FeatureSpec,
-    },
     Pool {
         x: Var,
         y: Var,
@@ -96,6 +95,8 @@ pub struct Tape<T> {
     pub training: bool,
     values: Vec<Vec<T>>,
     shapes: Vec<Vec<usize>>,
+    /// Whether a gradient flows into each value (it depends on a parameter).
+    needs_grad: Vec<bool>,
     grads: Vec<Vec<T>>,
     nodes: Vec<Node<T>>,
 }
@@ -106,15 +107,17 @@ impl<T: Float> Tape<T> {
             training,
             values: vec![],
             shapes: vec![],
+            needs_grad: vec![],
             grads: vec![],
             nodes: vec![],
         }
     }
 
-    fn push(&mut self, data: Vec<T>, shape: Vec<usize>) -> Var {
+    fn push(&mut self, data: Vec<T>, shape: Vec<usize>, needs_grad: bool) -> Var {
         debug_assert_eq!(data.len(), shape.iter().product::<usize>());
         self.values.push(data);
         self.shapes.push(shape);
+        self.needs_grad.push(needs_grad);
         Var(self.values.len() - 1)
     }
 
@@ -125,9 +128,9 @@ impl<T: Float> Tape<T> {
         }
     }
 
-    /// A leaf (the batch of pictures).
+    /// A leaf (the batch of pictures); data, so it needs no gradient.
     pub fn input(&mut self, data: Vec<T>, shape: &[usize]) -> Var {
-        self.push(data, shape.to_vec())
+        self.push(data, shape.to_vec(), false)
     }
 
     pub fn value(&self, v: Var) -> &[T] {
@@ -138,24 +141,24 @@ impl<T: Float> Tape<T> {
         &self.shapes[v.0]
     }
 
-    /// Gradient of a value after [`Tape::backward`] (zeros if nothing flowed into it).
+    /// Gradient of a value after [`Tape::backward`]; empty if nothing flowed into it (always so
+    /// for values that need none: inputs and what parameter-free ops make of them).
     pub fn grad(&self, v: Var) -> &[T] {
         &self.grads[v.0]
     }
 
-    /// `[B, F, D]` pictures → `[B, S, C]` feature channels.
+    /// `[B, F, D]` pictures → `[B, S, C]` feature channels. The pictures are data and the layer
+    /// has no parameters, so nothing is recorded for backward.
     pub fn features(&mut self, x: Var, spec: &FeatureSpec) -> Var {
+        assert!(
+            !self.needs_grad[x.0],
+            "the feature layer takes data (the pictures), not a value that needs a gradient"
+        );
         let b = self.shapes[x.0][0];
         let (s, c) = (spec.steps(), spec.channels());
         let mut out = vec![T::zero(); b * s * c];
         ts_features::ts_features_forward(&mut out, &self.values[x.0], b, spec);
-        let y = self.push(out, vec![b, s, c]);
-        self.record(Node::Features {
-            x,
-            y,
-            spec: spec.clone(),
-        });
-        y
+        self.push(out, vec![b, s, c], false)
     }
 
     /// `[B, S, C]` → `[B, S', 3C]` (mean, max, min over windows of the steps).
@@ -164,7 +167,7 @@ impl<T: Float> Tape<T> {
         let s2 = (steps - window) / stride + 1;
         let mut out = vec![T::zero(); b * s2 * 3 * c];
         pooling::pool_forward(&mut out, &self.values[x.0], b, steps, c, window, stride);
-        let y = self.push(out, vec![b, s2, 3 * c]);
+        let y = self.push(out, vec![b, s2, 3 * c], self.needs_grad[x.0]);
         self.record(Node::Pool {
             x,
             y,
@@ -202,7 +205,7 @@ impl<T: Float> Tape<T> {
                 c,
                 state.eps,
             );
-            return self.push(out, shape);
+            return self.push(out, shape, true);
         }
         let (mut mean, mut var) = (vec![T::zero(); c], vec![T::zero(); c]);
         batchnorm::batchnorm_forward(
@@ -224,7 +227,7 @@ impl<T: Float> Tape<T> {
             c,
             state.momentum,
         );
-        let y = self.push(out, shape);
+        let y = self.push(out, shape, true);
         self.record(Node::BatchNorm {
             x,
             y,
@@ -263,7 +266,7 @@ impl<T: Float> Tape<T> {
                 cache
             }
         };
-        let y = self.push(out, vec![b, h]);
+        let y = self.push(out, vec![b, h], true);
         self.record(Node::Recurrent {
             kind,
             x,
@@ -289,7 +292,7 @@ impl<T: Float> Tape<T> {
             i,
             o,
         );
-        let y = self.push(out, vec![rows, o]);
+        let y = self.push(out, vec![rows, o], true);
         self.record(Node::Dense { x, y, w, b });
         y
     }
@@ -298,7 +301,7 @@ impl<T: Float> Tape<T> {
         let n = self.values[x.0].len();
         let mut out = vec![T::zero(); n];
         elementwise::relu_forward(&mut out, &self.values[x.0], n);
-        let y = self.push(out, self.shapes[x.0].clone());
+        let y = self.push(out, self.shapes[x.0].clone(), self.needs_grad[x.0]);
         self.record(Node::Relu { x, y });
         y
     }
@@ -311,7 +314,7 @@ impl<T: Float> Tape<T> {
         let n = self.values[x.0].len();
         let (mut out, mut mask) = (vec![T::zero(); n], vec![T::zero(); n]);
         elementwise::dropout_forward(&mut out, &mut mask, &self.values[x.0], n, p, seed);
-        let y = self.push(out, self.shapes[x.0].clone());
+        let y = self.push(out, self.shapes[x.0].clone(), self.needs_grad[x.0]);
         self.record(Node::Dropout { x, y, mask });
         y
     }
@@ -327,7 +330,8 @@ impl<T: Float> Tape<T> {
                 out.extend_from_slice(&self.values[v.0][r * wd..(r + 1) * wd]);
             }
         }
-        let y = self.push(out, vec![rows, total]);
+        let needs_grad = xs.iter().any(|v| self.needs_grad[v.0]);
+        let y = self.push(out, vec![rows, total], needs_grad);
         self.record(Node::Concat { xs: xs.to_vec(), y });
         y
     }
@@ -335,37 +339,150 @@ impl<T: Float> Tape<T> {
     /// Seeds `∂L/∂root = droot` and replays the tape backward, accumulating parameter
     /// gradients into `store.grad`.
     pub fn backward(&mut self, root: Var, droot: &[T], store: &mut ParamStore<T>) {
-        self.grads = self
-            .values
-            .iter()
-            .map(|v| vec![T::zero(); v.len()])
-            .collect();
-        self.grads[root.0].copy_from_slice(droot);
+        self.grads = vec![vec![]; self.values.len()];
+        self.grad_buf(root).copy_from_slice(droot);
         let nodes = std::mem::take(&mut self.nodes);
-        for node in nodes.iter().rev() {
-            self.backward_node(node, store);
+        let mut done = vec![false; nodes.len()];
+        for (n, node) in nodes.iter().enumerate().rev() {
+            if done[n] || !self.needs_grad[node.output().0] {
+                continue;
+            }
+            match self.foldable_batchnorm(&nodes, n) {
+                Some(bn) => {
+                    self.backward_recurrent_after_bn(node, &nodes[bn], store);
+                    done[bn] = true;
+                }
+                None => self.backward_node(node, store),
+            }
         }
         self.nodes = nodes;
     }
 
+    /// The gradient buffer of `v`, zeroed on first use; empty for a value that needs none (which
+    /// is how the ops are told to skip an input gradient).
+    fn grad_buf(&mut self, v: Var) -> &mut [T] {
+        if self.needs_grad[v.0] && self.grads[v.0].is_empty() {
+            self.grads[v.0] = vec![T::zero(); self.values[v.0].len()];
+        }
+        &mut self.grads[v.0]
+    }
+
     /// Moves the gradient of an op's output out of the tape (each value has one producer).
     fn take_dy(&mut self, y: Var) -> Vec<T> {
-        std::mem::take(&mut self.grads[y.0])
+        let dy = std::mem::take(&mut self.grads[y.0]);
+        if dy.is_empty() {
+            vec![T::zero(); self.values[y.0].len()]
+        } else {
+            dy
+        }
+    }
+
+    /// For the recurrent node `n`: the BatchNorm node that made its input, when that BatchNorm's
+    /// own input is data and the recurrent layer is its output's only consumer (the pattern of
+    /// every model: features → BN → LSTM/GRU).
+    fn foldable_batchnorm(&self, nodes: &[Node<T>], n: usize) -> Option<usize> {
+        let Node::Recurrent { x, .. } = &nodes[n] else {
+            return None;
+        };
+        let consumers = nodes.iter().filter(|m| m.inputs().contains(x)).count();
+        nodes.iter().position(|m| {
+            matches!(m, Node::BatchNorm { x: bx, y, .. } if y == x && !self.needs_grad[bx.0])
+                && consumers == 1
+        })
+    }
+
+    /// Backward of `BN(data) → recurrent` without the recurrent layer's input gradient.
+    ///
+    /// With `a = γ·x̂ + β` the layer's input and `dZ` its input-side gate gradients, the BN needs
+    /// `dγ_c = Σ_r x̂_rc·(dZ·W_ihᵀ)_rc = Σ_g W_ih[c,g]·N[c,g]` and `dβ_c = Σ_g W_ih[c,g]·q_g`, where
+    /// `N = x̂ᵀ·dZ` and `q = Σ_r dZ_r`; and `dW_ih = aᵀ·dZ = γ⊙N + β⊗q`. So running the layer's
+    /// backward on `x̂` with no input gradient gives everything, and the largest product of the
+    /// step, `dZ·W_ihᵀ` (`[B·S, G] × [G, I]`), is never formed.
+    fn backward_recurrent_after_bn(
+        &mut self,
+        rec: &Node<T>,
+        bn: &Node<T>,
+        store: &mut ParamStore<T>,
+    ) {
+        let (
+            Node::Recurrent {
+                kind,
+                x,
+                y,
+                w,
+                cache,
+            },
+            Node::BatchNorm {
+                x: bx,
+                gamma,
+                beta,
+                mean,
+                var,
+                eps,
+                ..
+            },
+        ) = (rec, bn)
+        else {
+            unreachable!("backward_recurrent_after_bn on other nodes")
+        };
+        let dy = self.take_dy(*y);
+        let (b, s, i) = dims3(&self.shapes[x.0]);
+        let h = store.entry(w[1]).shape[0];
+        let mut xhat = vec![T::zero(); b * s * i];
+        batchnorm::batchnorm_inference(
+            &mut xhat,
+            &self.values[bx.0],
+            &vec![T::one(); i],
+            &vec![T::zero(); i],
+            mean,
+            var,
+            b * s,
+            i,
+            *eps,
+        );
+        let (wi, wh) = (store.get(w[0]).to_vec(), store.get(w[1]).to_vec());
+        let g = wi.len() / i;
+        let mut nmat = vec![T::zero(); wi.len()];
+        let mut dwh = vec![T::zero(); wh.len()];
+        let mut db = vec![T::zero(); store.get(w[2]).len()];
+        recurrent_backward(
+            *kind,
+            &mut [],
+            &mut nmat,
+            &mut dwh,
+            &mut db,
+            &dy,
+            cache,
+            &xhat,
+            &wi,
+            &wh,
+            b,
+            s,
+            i,
+            h,
+        );
+        // Both layers put the input-side bias (the one added to x·W_ih) first.
+        let q = &db[..g];
+        let (gm, bt) = (store.get(*gamma).to_vec(), store.get(*beta).to_vec());
+        let (mut dgamma, mut dbeta) = (vec![T::zero(); i], vec![T::zero(); i]);
+        let mut dwi = vec![T::zero(); wi.len()];
+        for c in 0..i {
+            let (wrow, nrow) = (&wi[c * g..][..g], &nmat[c * g..][..g]);
+            for k in 0..g {
+                dgamma[c] += wrow[k] * nrow[k];
+                dbeta[c] += wrow[k] * q[k];
+                dwi[c * g + k] = gm[c] * nrow[k] + bt[c] * q[k];
+            }
+        }
+        add_into(store.grad_mut(*gamma), &dgamma);
+        add_into(store.grad_mut(*beta), &dbeta);
+        add_into(store.grad_mut(w[0]), &dwi);
+        add_into(store.grad_mut(w[1]), &dwh);
+        add_into(store.grad_mut(w[2]), &db);
     }
 
     fn backward_node(&mut self, node: &Node<T>, store: &mut ParamStore<T>) {
         match node {
-            Node::Features { x, y, spec } => {
-                let dy = self.take_dy(*y);
-                let b = self.shapes[x.0][0];
-                ts_features::ts_features_backward(
-                    &mut self.grads[x.0],
-                    &dy,
-                    &self.values[x.0],
-                    b,
-                    spec,
-                );
-            }
             Node::Pool {
                 x,
                 y,
@@ -375,6 +492,7 @@ impl<T: Float> Tape<T> {
             } => {
                 let dy = self.take_dy(*y);
                 let (b, _, c) = dims3(&self.shapes[x.0]);
+                self.grad_buf(*x);
                 pooling::pool_backward(
                     &mut self.grads[x.0],
                     &dy,
@@ -400,6 +518,7 @@ impl<T: Float> Tape<T> {
                 let r = dy.len() / c;
                 let g = store.get(*gamma).to_vec();
                 let (mut dg, mut db) = (vec![T::zero(); c], vec![T::zero(); c]);
+                self.grad_buf(*x);
                 batchnorm::batchnorm_backward(
                     &mut self.grads[x.0],
                     &mut dg,
@@ -430,16 +549,24 @@ impl<T: Float> Tape<T> {
                 let mut dwi = vec![T::zero(); wi.len()];
                 let mut dwh = vec![T::zero(); wh.len()];
                 let mut db = vec![T::zero(); store.get(w[2]).len()];
-                let xv = &self.values[x.0];
+                self.grad_buf(*x);
                 let dx = &mut self.grads[x.0];
-                match kind {
-                    Recurrent::Lstm => lstm::lstm_backward(
-                        dx, &mut dwi, &mut dwh, &mut db, &dy, cache, xv, &wi, &wh, b, s, i, h,
-                    ),
-                    Recurrent::Gru => gru::gru_backward(
-                        dx, &mut dwi, &mut dwh, &mut db, &dy, cache, xv, &wi, &wh, b, s, i, h,
-                    ),
-                }
+                recurrent_backward(
+                    *kind,
+                    dx,
+                    &mut dwi,
+                    &mut dwh,
+                    &mut db,
+                    &dy,
+                    cache,
+                    &self.values[x.0],
+                    &wi,
+                    &wh,
+                    b,
+                    s,
+                    i,
+                    h,
+                );
                 add_into(store.grad_mut(w[0]), &dwi);
                 add_into(store.grad_mut(w[1]), &dwh);
                 add_into(store.grad_mut(w[2]), &db);
@@ -451,6 +578,7 @@ impl<T: Float> Tape<T> {
                 let (i, o) = (wshape[0], wshape[1]);
                 let wv = store.get(*w).to_vec();
                 let (mut dw, mut db) = (vec![T::zero(); i * o], vec![T::zero(); o]);
+                self.grad_buf(*x);
                 dense::dense_backward(
                     &mut self.grads[x.0],
                     &mut dw,
@@ -468,11 +596,13 @@ impl<T: Float> Tape<T> {
             Node::Relu { x, y } => {
                 let dy = self.take_dy(*y);
                 let n = dy.len();
+                self.grad_buf(*x);
                 elementwise::relu_backward(&mut self.grads[x.0], &dy, &self.values[x.0], n);
             }
             Node::Dropout { x, y, mask } => {
                 let dy = self.take_dy(*y);
                 let n = dy.len();
+                self.grad_buf(*x);
                 elementwise::dropout_backward(&mut self.grads[x.0], &dy, mask, n);
             }
             Node::Concat { xs, y } => {
@@ -482,7 +612,11 @@ impl<T: Float> Tape<T> {
                 let mut col = 0;
                 for v in xs {
                     let wd = self.values[v.0].len() / rows;
-                    let g = &mut self.grads[v.0];
+                    let g = self.grad_buf(*v);
+                    if g.is_empty() {
+                        col += wd;
+                        continue;
+                    }
                     for r in 0..rows {
                         for j in 0..wd {
                             g[r * wd + j] += dy[r * total + col + j];
@@ -493,6 +627,59 @@ impl<T: Float> Tape<T> {
             }
         }
     }
+}
+
+impl<T> Node<T> {
+    fn inputs(&self) -> Vec<Var> {
+        match self {
+            Node::Pool { x, .. }
+            | Node::BatchNorm { x, .. }
+            | Node::Recurrent { x, .. }
+            | Node::Dense { x, .. }
+            | Node::Relu { x, .. }
+            | Node::Dropout { x, .. } => vec![*x],
+            Node::Concat { xs, .. } => xs.clone(),
+        }
+    }
+
+    fn output(&self) -> Var {
+        match self {
+            Node::Pool { y, .. }
+            | Node::BatchNorm { y, .. }
+            | Node::Recurrent { y, .. }
+            | Node::Dense { y, .. }
+            | Node::Relu { y, .. }
+            | Node::Dropout { y, .. }
+            | Node::Concat { y, .. } => *y,
+        }
+    }
+}
+
+/// The LSTM's or the GRU's backward (same arguments).
+#[allow(clippy::too_many_arguments)]
+fn recurrent_backward<T: Float>(
+    kind: Recurrent,
+    dx: &mut [T],
+    dw_ih: &mut [T],
+    dw_hh: &mut [T],
+    dbias: &mut [T],
+    dh_out: &[T],
+    cache: &[T],
+    x: &[T],
+    w_ih: &[T],
+    w_hh: &[T],
+    b: usize,
+    s: usize,
+    i: usize,
+    h: usize,
+) {
+    let f = match kind {
+        Recurrent::Lstm => lstm::lstm_backward::<T>,
+        Recurrent::Gru => gru::gru_backward::<T>,
+    };
+    f(
+        dx, dw_ih, dw_hh, dbias, dh_out, cache, x, w_ih, w_hh, b, s, i, h,
+    );
 }
 
 fn dims3(shape: &[usize]) -> (usize, usize, usize) {

@@ -112,17 +112,23 @@ fn normalize<T: Float>(
         .zip(var)
         .map(|(&g, &v)| g / (v + T::c(eps)).sqrt())
         .collect();
-    out.par_chunks_mut(c)
-        .zip(inp.par_chunks(c))
+    out.par_chunks_mut(ROW_CHUNK * c)
+        .zip(inp.par_chunks(ROW_CHUNK * c))
         .for_each(|(y, x)| {
-            for j in 0..c {
-                y[j] = (x[j] - mean[j]) * scale[j] + beta[j];
+            for (y, x) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+                for ((y, &x), ((&m, &sc), &b)) in
+                    y.iter_mut().zip(x).zip(mean.iter().zip(&scale).zip(beta))
+                {
+                    *y = (x - m) * sc + b;
+                }
             }
         });
 }
 
 /// Backward with batch statistics (the training-mode forward): accumulates `dinp`, `dgamma`,
-/// `dbeta` from `dout`, using the `mean`, `var` the forward wrote.
+/// `dbeta` from `dout`, using the `mean`, `var` the forward wrote. An empty `dinp` (a null
+/// pointer to the CUDA kernel) skips the input gradient: the tape passes one when the input is
+/// data, such as the feature layer's output, which nothing upstream needs a gradient of.
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_backward<T: Float>(
     dinp: &mut [T],
@@ -139,7 +145,7 @@ pub fn batchnorm_backward<T: Float>(
 ) {
     assert!(r > 0 && c > 0, "batchnorm_backward: empty input");
     assert!(
-        dinp.len() == r * c && dout.len() == r * c && inp.len() == r * c,
+        (dinp.is_empty() || dinp.len() == r * c) && dout.len() == r * c && inp.len() == r * c,
         "batchnorm_backward: length"
     );
     assert!(
@@ -162,13 +168,25 @@ pub fn batchnorm_backward<T: Float>(
             .chunks_exact(c)
             .zip(inp[span].chunks_exact(c))
         {
-            for j in 0..c {
-                s1[j] += dy[j];
-                s2[j] += dy[j] * (x[j] - mean[j]) * inv_std[j];
+            for (((s1, s2), (&dy, &x)), (&m, &is)) in s1
+                .iter_mut()
+                .zip(s2.iter_mut())
+                .zip(dy.iter().zip(x))
+                .zip(mean.iter().zip(&inv_std))
+            {
+                *s1 += dy;
+                *s2 += dy * (x - m) * is;
             }
         }
     });
     let (s1, s2) = sums.split_at(c);
+    for j in 0..c {
+        dbeta[j] += s1[j];
+        dgamma[j] += s2[j];
+    }
+    if dinp.is_empty() {
+        return;
+    }
     let inv_r = T::c(1.0 / r as f64);
     dinp.par_chunks_mut(c)
         .zip(dout.par_chunks(c))
@@ -179,10 +197,6 @@ pub fn batchnorm_backward<T: Float>(
                 dx[j] += gamma[j] * inv_std[j] * (dy[j] - s1[j] * inv_r - xhat * s2[j] * inv_r);
             }
         });
-    for j in 0..c {
-        dbeta[j] += s1[j];
-        dgamma[j] += s2[j];
-    }
 }
 
 /// `moving ← momentum·moving + (1 − momentum)·batch` for both mean and variance.
@@ -226,9 +240,24 @@ pub fn checks() -> Vec<CheckResult> {
         (out, mean, var)
     };
     let (_, mean, var) = run(&inp, &gamma, &beta);
-    let (mut dinp, mut dgamma, mut dbeta) = (vec![0.0; r * c], vec![0.0; c], vec![0.0; c]);
+    // γ and β are checked through the call without an input gradient, dinp through the full one.
+    let (mut dinp, mut unused_g, mut unused_b) = (vec![0.0; r * c], vec![0.0; c], vec![0.0; c]);
     batchnorm_backward(
         &mut dinp,
+        &mut unused_g,
+        &mut unused_b,
+        &w,
+        &inp,
+        &mean,
+        &var,
+        &gamma,
+        r,
+        c,
+        eps,
+    );
+    let (mut dgamma, mut dbeta) = (vec![0.0; c], vec![0.0; c]);
+    batchnorm_backward(
+        &mut [],
         &mut dgamma,
         &mut dbeta,
         &w,

@@ -17,7 +17,7 @@ use crate::float::Float;
 use crate::gradcheck::CheckResult;
 use crate::ops::recurrent::{
     backward_chunks, forward_chunks, input_projection, input_projection_backward, layer_checks,
-    sigmoid, step_backward, step_forward, BackwardChunk,
+    sigmoid_in_place, step_backward, step_forward, tanh_in_place, BackwardChunk,
 };
 use crate::ops::reduce::add_column_sums;
 
@@ -53,8 +53,9 @@ pub fn gru_forward<T: Float>(
     assert_eq!(bias.len(), 2 * g, "gru_forward: bias length");
     let (b_i, b_r) = bias.split_at(g);
     forward_chunks(h_out, cache, x, b, s, i, h, k, |nb, x, h_out, cache| {
+        let zeros = vec![T::zero(); h];
         let mut xz = vec![T::zero(); nb * s * g];
-        input_projection(&mut xz, x, w_ih, b_i, nb * s, i, g);
+        input_projection(&mut xz, g, x, w_ih, b_i, nb * s, i, g);
         // The recurrent term is kept apart from xz because r gates only its candidate part.
         let mut hz = vec![T::zero(); nb * g];
         for t in 0..s {
@@ -77,21 +78,27 @@ pub fn gru_forward<T: Float>(
                 let xr = &xz[(n * s + t) * g..][..g];
                 let hr = &hz[n * g..][..g];
                 let (prev, cur) = cache[n * s * k..][..s * k].split_at_mut(t * k);
+                let h_prev = if t > 0 {
+                    &prev[(t - 1) * k + H_AT * h..][..h]
+                } else {
+                    &zeros[..]
+                };
                 let cur = &mut cur[..k];
+                for j in 0..2 * h {
+                    cur[j] = xr[j] + hr[j];
+                }
+                sigmoid_in_place(&mut cur[..2 * h]);
+                let (zr, rest) = cur.split_at_mut(2 * h);
+                let (z, r) = zr.split_at(h);
+                let (hh, rest) = rest.split_at_mut(h);
+                let (hz_h, h_t) = rest.split_at_mut(h);
+                hz_h.copy_from_slice(&hr[2 * h..]);
                 for j in 0..h {
-                    let h_prev = if t > 0 {
-                        prev[(t - 1) * k + H_AT * h + j]
-                    } else {
-                        T::zero()
-                    };
-                    let z = sigmoid(xr[j] + hr[j]);
-                    let r = sigmoid(xr[h + j] + hr[h + j]);
-                    let hh = (xr[2 * h + j] + r * hr[2 * h + j]).tanh();
-                    cur[j] = z;
-                    cur[h + j] = r;
-                    cur[2 * h + j] = hh;
-                    cur[HZ_AT * h + j] = hr[2 * h + j];
-                    cur[H_AT * h + j] = z * h_prev + (T::one() - z) * hh;
+                    hh[j] = xr[2 * h + j] + r[j] * hz_h[j];
+                }
+                tanh_in_place(hh);
+                for j in 0..h {
+                    h_t[j] = z[j] * h_prev[j] + (T::one() - z[j]) * hh[j];
                 }
             }
         }
@@ -104,6 +111,7 @@ pub fn gru_forward<T: Float>(
 /// GRU backward through time from `dh_out [B, H]` (gradient of the last hidden state).
 /// Accumulates into `dx`, `dw_ih`, `dw_hh`, `dbias [2, 3H]`; weight gradients are summed per
 /// fixed sample chunk and reduced in chunk order.
+/// An empty `dx` (a null pointer to the CUDA kernel) skips the input gradient.
 #[allow(clippy::too_many_arguments)]
 pub fn gru_backward<T: Float>(
     dx: &mut [T],

@@ -16,7 +16,7 @@ use crate::float::Float;
 use crate::gradcheck::CheckResult;
 use crate::ops::recurrent::{
     backward_chunks, forward_chunks, input_projection, input_projection_backward, layer_checks,
-    sigmoid, step_backward, step_forward, BackwardChunk,
+    sigmoid_in_place, step_backward, step_forward, tanh_in_place, BackwardChunk,
 };
 
 /// Floats saved per (sample, step): the 4 activated gates, c_t, tanh(c_t), h_t.
@@ -49,44 +49,39 @@ pub fn lstm_forward<T: Float>(
     assert_eq!(w_ih.len(), i * g, "lstm_forward: w_ih length");
     assert_eq!(w_hh.len(), h * g, "lstm_forward: w_hh length");
     forward_chunks(h_out, cache, x, b, s, i, h, k, |nb, x, h_out, cache| {
-        let mut z = vec![T::zero(); nb * s * g];
-        input_projection(&mut z, x, w_ih, bias, nb * s, i, g);
+        // Gate pre-activations go straight into the cache's gate slots (rows K apart) and are
+        // activated in place; h_{t−1} is copied out contiguous for the recurrent GEMM.
+        let zeros = vec![T::zero(); h];
+        let mut h_prev = vec![T::zero(); nb * h];
+        input_projection(cache, k, x, w_ih, bias, nb * s, i, g);
         for t in 0..s {
             if t > 0 {
-                step_forward(
-                    &mut z[t * g..],
-                    s * g,
-                    &cache[(t - 1) * k + H_AT * h..],
-                    s * k,
-                    w_hh,
-                    nb,
-                    h,
-                    g,
-                );
+                for (n, hp) in h_prev.chunks_exact_mut(h).enumerate() {
+                    hp.copy_from_slice(&cache[(n * s + t - 1) * k + H_AT * h..][..h]);
+                }
+                step_forward(&mut cache[t * k..], s * k, &h_prev, h, w_hh, nb, h, g);
             }
             for n in 0..nb {
-                let zr = &z[(n * s + t) * g..][..g];
                 let (prev, cur) = cache[n * s * k..][..s * k].split_at_mut(t * k);
-                let cur = &mut cur[..k];
+                let c_prev = if t > 0 {
+                    &prev[(t - 1) * k + C_AT * h..][..h]
+                } else {
+                    &zeros[..]
+                };
+                let (gates, rest) = cur[..k].split_at_mut(4 * h);
+                sigmoid_in_place(&mut gates[..2 * h]);
+                tanh_in_place(&mut gates[2 * h..3 * h]);
+                sigmoid_in_place(&mut gates[3 * h..]);
+                let (ig, fg, gg, og) = split4(gates, h);
+                let (c, rest) = rest.split_at_mut(h);
+                let (tc, h_t) = rest.split_at_mut(h);
                 for j in 0..h {
-                    let c_prev = if t > 0 {
-                        prev[(t - 1) * k + C_AT * h + j]
-                    } else {
-                        T::zero()
-                    };
-                    let ig = sigmoid(zr[j]);
-                    let fg = sigmoid(zr[h + j]);
-                    let gg = zr[2 * h + j].tanh();
-                    let og = sigmoid(zr[3 * h + j]);
-                    let c = fg * c_prev + ig * gg;
-                    let tc = c.tanh();
-                    cur[j] = ig;
-                    cur[h + j] = fg;
-                    cur[2 * h + j] = gg;
-                    cur[3 * h + j] = og;
-                    cur[C_AT * h + j] = c;
-                    cur[TC_AT * h + j] = tc;
-                    cur[H_AT * h + j] = og * tc;
+                    c[j] = fg[j] * c_prev[j] + ig[j] * gg[j];
+                }
+                tc.copy_from_slice(c);
+                tanh_in_place(tc);
+                for j in 0..h {
+                    h_t[j] = og[j] * tc[j];
                 }
             }
         }
@@ -99,6 +94,7 @@ pub fn lstm_forward<T: Float>(
 /// LSTM backward through time from `dh_out [B, H]` (gradient of the last hidden state).
 /// Accumulates into `dx`, `dw_ih`, `dw_hh`, `dbias`; weight gradients are summed per fixed
 /// sample chunk (dW_ih = Xᵀ·dZ as one GEMM per chunk) and reduced in chunk order.
+/// An empty `dx` (a null pointer to the CUDA kernel) skips the input gradient.
 #[allow(clippy::too_many_arguments)]
 pub fn lstm_backward<T: Float>(
     dx: &mut [T],
@@ -146,28 +142,31 @@ pub fn lstm_backward<T: Float>(
                 dbias,
             } = ch;
             let one = T::one();
+            let zeros = vec![T::zero(); h];
             let mut dz = vec![T::zero(); nb * s * g];
             let mut dh = dh_out.to_vec();
             let mut dc = vec![T::zero(); nb * h];
             for t in (0..s).rev() {
                 for n in 0..nb {
                     let cur = &cache[(n * s + t) * k..][..k];
-                    let dzr = &mut dz[(n * s + t) * g..][..g];
+                    let c_prev = if t > 0 {
+                        &cache[(n * s + t - 1) * k + C_AT * h..][..h]
+                    } else {
+                        &zeros[..]
+                    };
+                    let (ig, fg, gg, og) = split4(&cur[..4 * h], h);
+                    let tc = &cur[TC_AT * h..][..h];
+                    let (dh, dc) = (&dh[n * h..][..h], &mut dc[n * h..][..h]);
+                    let (dzr, rest) = dz[(n * s + t) * g..][..g].split_at_mut(h);
+                    let (dzf, rest) = rest.split_at_mut(h);
+                    let (dzg, dzo) = rest.split_at_mut(h);
                     for j in 0..h {
-                        let c_prev = if t > 0 {
-                            cache[(n * s + t - 1) * k + C_AT * h + j]
-                        } else {
-                            T::zero()
-                        };
-                        let (ig, fg, gg, og) = (cur[j], cur[h + j], cur[2 * h + j], cur[3 * h + j]);
-                        let tc = cur[TC_AT * h + j];
-                        let dhj = dh[n * h + j];
-                        let dcj = dc[n * h + j] + dhj * og * (one - tc * tc);
-                        dzr[j] = dcj * gg * ig * (one - ig);
-                        dzr[h + j] = dcj * c_prev * fg * (one - fg);
-                        dzr[2 * h + j] = dcj * ig * (one - gg * gg);
-                        dzr[3 * h + j] = dhj * tc * og * (one - og);
-                        dc[n * h + j] = dcj * fg;
+                        let dcj = dc[j] + dh[j] * og[j] * (one - tc[j] * tc[j]);
+                        dzr[j] = dcj * gg[j] * ig[j] * (one - ig[j]);
+                        dzf[j] = dcj * c_prev[j] * fg[j] * (one - fg[j]);
+                        dzg[j] = dcj * ig[j] * (one - gg[j] * gg[j]);
+                        dzo[j] = dh[j] * tc[j] * og[j] * (one - og[j]);
+                        dc[j] = dcj * fg[j];
                     }
                 }
                 // h₀ = 0: the first step has no recurrent input, so nothing flows further down.
@@ -190,6 +189,14 @@ pub fn lstm_backward<T: Float>(
             input_projection_backward(dx, dw_ih, dbias, &dz, x, w_ih, nb * s, i, g);
         },
     );
+}
+
+/// The four gate blocks `[i | f | c | o]` of one row of width 4H.
+fn split4<T>(row: &[T], h: usize) -> (&[T], &[T], &[T], &[T]) {
+    let (a, rest) = row.split_at(h);
+    let (b, rest) = rest.split_at(h);
+    let (c, d) = rest.split_at(h);
+    (a, b, c, &d[..h])
 }
 
 /// f64 central-difference checks of every LSTM gradient (x, W_ih, W_hh, bias).

@@ -22,6 +22,64 @@ pub(crate) fn sigmoid<T: Float>(x: T) -> T {
     T::one() / (T::one() + (-x).exp())
 }
 
+/// `x ← σ(x)` over a slice. In f32 (training) the exponential is [`exp_f32`], which the compiler
+/// vectorizes; libm's scalar `expf`/`tanhf` were a quarter of a training step. f64 (gradient
+/// checks) keeps the standard library's.
+#[inline(always)]
+pub(crate) fn sigmoid_in_place<T: Float>(x: &mut [T]) {
+    match as_f32(x) {
+        Some(x) => x.iter_mut().for_each(|v| *v = 1.0 / (1.0 + exp_f32(-*v))),
+        None => x.iter_mut().for_each(|v| *v = sigmoid(*v)),
+    }
+}
+
+/// `x ← tanh(x)` over a slice, as `1 − 2/(1 + e^{2x})` in f32 (absolute error below 2e-7,
+/// saturating cleanly to ±1), the standard library's in f64.
+#[inline(always)]
+pub(crate) fn tanh_in_place<T: Float>(x: &mut [T]) {
+    match as_f32(x) {
+        Some(x) => x
+            .iter_mut()
+            .for_each(|v| *v = 1.0 - 2.0 / (1.0 + exp_f32(2.0 * *v))),
+        None => x.iter_mut().for_each(|v| *v = v.tanh()),
+    }
+}
+
+/// The slice as `f32` when `T` is `f32`: the one place the generic ops take a precision-specific
+/// path, so that the f64 checks still exercise the plain formulas.
+#[inline(always)]
+fn as_f32<T: Float>(x: &mut [T]) -> Option<&mut [f32]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        // SAFETY: T is f32, so the slice's layout is that of [f32].
+        .then(|| unsafe { &mut *(x as *mut [T] as *mut [f32]) })
+}
+
+/// `e^x` in f32 without branches, calls or float-to-int conversions (Cephes' `expf`:
+/// x = n·ln2 + f, |f| ≤ ln2/2, a degree-6 polynomial for e^f, 2ⁿ built in the exponent bits), so
+/// loops over it vectorize. Relative error a few ulps; the input is clamped to the finite range,
+/// NaN stays NaN.
+#[inline(always)]
+pub(crate) fn exp_f32(x: f32) -> f32 {
+    // t = 1.5·2²³ + n: adding the constant rounds x·log2(e) to the nearest integer n (default
+    // rounding mode) and leaves n in the low mantissa bits of t, whence 2ⁿ by integer arithmetic.
+    const SHIFT: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * std::f32::consts::LOG2_E + SHIFT;
+    let n = t - SHIFT;
+    let f = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let p = (((((1.987_569_1e-4 * f + 1.398_199_9e-3) * f + 8.333_452e-3) * f + 4.166_579_6e-2)
+        * f
+        + 1.666_666_5e-1)
+        * f
+        + 0.5)
+        * f
+        * f
+        + f
+        + 1.0;
+    let two_n = f32::from_bits(t.to_bits().wrapping_sub(SHIFT.to_bits() - 127) << 23);
+    p * two_n
+}
+
 /// One chunk's view of a recurrent layer's backward arguments, and its private
 /// weight-gradient partials (zeroed on entry).
 pub(crate) struct BackwardChunk<'a, T> {
@@ -80,12 +138,23 @@ pub(crate) fn backward_chunks<T: Float>(
 ) {
     assert!(s > 0 && i > 0 && h > 0, "recurrent: zero-sized layer");
     assert_eq!(x.len(), b * s * i, "recurrent: x length");
-    assert_eq!(dx.len(), b * s * i, "recurrent: dx length");
+    assert!(
+        dx.is_empty() || dx.len() == b * s * i,
+        "recurrent: dx length"
+    );
     assert_eq!(dh_out.len(), b * h, "recurrent: dh_out length");
     assert_eq!(cache.len(), b * s * k, "recurrent: cache length");
     let (n_ih, n_hh, n_b) = (dw_ih.len(), dw_hh.len(), dbias.len());
-    let partials: Vec<Vec<T>> = dx
-        .par_chunks_mut(SAMPLE_CHUNK * s * i)
+    // An empty dx gives each chunk an empty dx: no input gradient anywhere.
+    let dx_chunks: Vec<&mut [T]> = if dx.is_empty() {
+        (0..b.div_ceil(SAMPLE_CHUNK))
+            .map(|_| Default::default())
+            .collect()
+    } else {
+        dx.chunks_mut(SAMPLE_CHUNK * s * i).collect()
+    };
+    let partials: Vec<Vec<T>> = dx_chunks
+        .into_par_iter()
         .zip(x.par_chunks(SAMPLE_CHUNK * s * i))
         .zip(cache.par_chunks(SAMPLE_CHUNK * s * k))
         .zip(dh_out.par_chunks(SAMPLE_CHUNK * h))
@@ -109,10 +178,13 @@ pub(crate) fn backward_chunks<T: Float>(
     add_in_order(&mut [dw_ih, dw_hh, dbias], &partials);
 }
 
-/// `z[rows, G] = x[rows, I] · W_ih[I, G] + bias[G]`: the input half of every gate for every
-/// step of a chunk in one GEMM, since it does not depend on the recurrence.
+/// `z[rows, G] = x[rows, I] · W_ih[I, G] + bias[G]`, rows of `z` being `ldz` apart: the input
+/// half of every gate for every step of a chunk in one GEMM, since it does not depend on the
+/// recurrence.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn input_projection<T: Float>(
     z: &mut [T],
+    ldz: usize,
     x: &[T],
     w_ih: &[T],
     bias: &[T],
@@ -121,13 +193,29 @@ pub(crate) fn input_projection<T: Float>(
     g: usize,
 ) {
     assert_eq!(bias.len(), g, "input_projection: bias length");
-    for row in z.chunks_exact_mut(g) {
-        row.copy_from_slice(bias);
+    for r in 0..rows {
+        z[r * ldz..][..g].copy_from_slice(bias);
     }
-    crate::float::matmul(z, x, w_ih, rows, i, g, true);
+    T::gemm(
+        rows,
+        i,
+        g,
+        T::one(),
+        x,
+        i as isize,
+        1,
+        w_ih,
+        g as isize,
+        1,
+        T::one(),
+        z,
+        ldz as isize,
+        1,
+    );
 }
 
-/// Backward of [`input_projection`]: `dx += dZ·W_ihᵀ`, `dW_ih += Xᵀ·dZ`, `dbias += Σ_rows dZ`.
+/// Backward of [`input_projection`]: `dx += dZ·W_ihᵀ` (skipped when `dx` is empty),
+/// `dW_ih += Xᵀ·dZ`, `dbias += Σ_rows dZ`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn input_projection_backward<T: Float>(
     dx: &mut [T],
@@ -140,7 +228,9 @@ pub(crate) fn input_projection_backward<T: Float>(
     i: usize,
     g: usize,
 ) {
-    crate::float::matmul_nt(dx, dz, w_ih, rows, g, i, true);
+    if !dx.is_empty() {
+        crate::float::matmul_nt(dx, dz, w_ih, rows, g, i, true);
+    }
     crate::float::matmul_tn(dw_ih, x, dz, i, rows, g, true);
     add_column_sums(dbias, dz, rows, g);
 }
@@ -274,12 +364,46 @@ pub(crate) fn layer_checks(
         (out, cache)
     };
     let (_, cache) = run(&x, &w_ih, &w_hh, &bias);
+    // dx from the full call, the weights from the call without an input gradient (the one
+    // training makes when a BatchNorm of data feeds the layer).
     let mut dx = vec![0.0; x.len()];
+    let (mut unused_ih, mut unused_hh, mut unused_b) = (
+        vec![0.0; w_ih.len()],
+        vec![0.0; w_hh.len()],
+        vec![0.0; bias.len()],
+    );
+    backward(
+        &mut dx,
+        &mut unused_ih,
+        &mut unused_hh,
+        &mut unused_b,
+        &w,
+        &cache,
+        &x,
+        &w_ih,
+        &w_hh,
+        b,
+        s,
+        i,
+        h,
+    );
     let mut dw_ih = vec![0.0; w_ih.len()];
     let mut dw_hh = vec![0.0; w_hh.len()];
     let mut dbias = vec![0.0; bias.len()];
     backward(
-        &mut dx, &mut dw_ih, &mut dw_hh, &mut dbias, &w, &cache, &x, &w_ih, &w_hh, b, s, i, h,
+        &mut [],
+        &mut dw_ih,
+        &mut dw_hh,
+        &mut dbias,
+        &w,
+        &cache,
+        &x,
+        &w_ih,
+        &w_hh,
+        b,
+        s,
+        i,
+        h,
     );
     let loss = |x: &[f64], w_ih: &[f64], w_hh: &[f64], bias: &[f64]| {
         weighted_sum(&run(x, w_ih, w_hh, bias).0, &w)
@@ -314,4 +438,42 @@ pub(crate) fn layer_checks(
             |v| loss(&x, &w_ih, &w_hh, v),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The f32 fast paths against f64 references over the whole useful range and beyond it.
+    #[test]
+    fn fast_activations_match_std() {
+        let xs: Vec<f32> = (-40_000..=40_000).map(|k| k as f32 * 5e-4).collect();
+        let (mut worst_exp, mut worst_sig, mut worst_tanh) = (0.0f64, 0.0f64, 0.0f64);
+        for &x in &xs {
+            let e = (x as f64).exp();
+            worst_exp = worst_exp.max((exp_f32(x) as f64 - e).abs() / e);
+        }
+        let (mut sig, mut th) = (xs.clone(), xs.clone());
+        sigmoid_in_place(&mut sig);
+        tanh_in_place(&mut th);
+        for ((&x, &s), &t) in xs.iter().zip(&sig).zip(&th) {
+            let x = x as f64;
+            worst_sig = worst_sig.max((s as f64 - 1.0 / (1.0 + (-x).exp())).abs());
+            worst_tanh = worst_tanh.max((t as f64 - x.tanh()).abs());
+        }
+        assert!(worst_exp < 4e-7, "exp_f32 relative error {worst_exp:e}");
+        assert!(worst_sig < 2e-7, "sigmoid absolute error {worst_sig:e}");
+        assert!(worst_tanh < 3e-7, "tanh absolute error {worst_tanh:e}");
+        let mut edge = [f32::NAN, -1e30, 1e30, 0.0];
+        tanh_in_place(&mut edge);
+        assert!(edge[0].is_nan());
+        assert_eq!(&edge[1..], &[-1.0, 1.0, 0.0]);
+        let mut edge = [-1e30f32, 1e30];
+        sigmoid_in_place(&mut edge);
+        // The clamp leaves σ(−∞) at e^{−88}, a denormal: 0 for every purpose here.
+        assert!(
+            edge[0] >= 0.0 && edge[0] < 1e-37 && edge[1] == 1.0,
+            "{edge:?}"
+        );
+    }
 }

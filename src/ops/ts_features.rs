@@ -391,68 +391,180 @@ impl<T: Float> WindowStats<T> {
     }
 }
 
+/// Samples the forward computes together, one per SIMD lane: every statistic is an array over
+/// the lanes, so each inner loop is a vector operation (the per-sample loops over d = 10 days
+/// and 15 features are too short and too odd-sized to vectorize).
+const LANES: usize = 8;
+
+type Lanes<T> = [T; LANES];
+
+/// One group's pictures, transposed lanes-innermost, and its statistics for the current window.
+struct LaneStats<T> {
+    /// `[F × days]` values of the group's samples.
+    x: Vec<Lanes<T>>,
+    mean: Vec<Lanes<T>>,
+    /// `[F × d]`, `x_k − x̄`.
+    centered: Vec<Lanes<T>>,
+    /// `sqrt(Sxx)` (see [`WindowStats::norm`]).
+    norm: Vec<Lanes<T>>,
+    /// `1/sqrt(Sxx)`, or 0 for a degenerate series: corr is then a product, with no division
+    /// or branch in the pair loop, and comes out 0 for degenerate pairs by itself.
+    inv_norm: Vec<Lanes<T>>,
+    flat: Vec<[bool; LANES]>,
+    /// One step's `[C]` channels.
+    out: Vec<Lanes<T>>,
+}
+
+impl<T: Float> LaneStats<T> {
+    fn new(plan: &Plan<T>) -> Self {
+        let (f, days, d) = (plan.spec.n_features, plan.spec.days, plan.spec.window);
+        let zero = [T::zero(); LANES];
+        LaneStats {
+            x: vec![zero; f * days],
+            mean: vec![zero; f],
+            centered: vec![zero; f * d],
+            norm: vec![zero; f],
+            inv_norm: vec![zero; f],
+            flat: vec![[false; LANES]; f],
+            out: vec![zero; plan.channels],
+        }
+    }
+
+    /// Loads `nb ≤ LANES` pictures; spare lanes repeat the last one (computed, never written out).
+    fn load_pictures(&mut self, x: &[T], nb: usize) {
+        let per = self.x.len();
+        for l in 0..LANES {
+            let src = &x[l.min(nb - 1) * per..][..per];
+            for (q, &v) in self.x.iter_mut().zip(src) {
+                q[l] = v;
+            }
+        }
+    }
+
+    /// Mean, centered values, norm and degeneracy of every feature over `[start, start + d)`,
+    /// in the same order of operations as [`WindowStats::load`].
+    fn load_window(&mut self, days: usize, d: usize, start: usize) {
+        let dt = T::c(d as f64);
+        let tiny = T::c(DEGENERATE_VAR);
+        for (fi, c) in self.centered.chunks_exact_mut(d).enumerate() {
+            let w = &self.x[fi * days + start..][..d];
+            let mut sum = [T::zero(); LANES];
+            for wk in w {
+                for l in 0..LANES {
+                    sum[l] += wk[l];
+                }
+            }
+            let mean = sum.map(|v| v / dt);
+            let mut sxx = [T::zero(); LANES];
+            for (ck, wk) in c.iter_mut().zip(w) {
+                for l in 0..LANES {
+                    ck[l] = wk[l] - mean[l];
+                    sxx[l] += ck[l] * ck[l];
+                }
+            }
+            let norm = sxx.map(|v| v.sqrt());
+            for l in 0..LANES {
+                let flat = sxx[l] / dt < tiny * (T::one() + mean[l] * mean[l]);
+                let inv = T::one() / norm[l];
+                self.flat[fi][l] = flat;
+                self.inv_norm[fi][l] = if flat { T::zero() } else { inv };
+            }
+            self.mean[fi] = mean;
+            self.norm[fi] = norm;
+        }
+    }
+}
+
 /// Forward of the feature layer: `out[B, S, C]` from `inp[B, F, D]` (see the module doc).
 pub fn ts_features_forward<T: Float>(out: &mut [T], inp: &[T], b: usize, spec: &FeatureSpec) {
-    let (f, days, d) = (spec.n_features, spec.days, spec.window);
+    let (f, days) = (spec.n_features, spec.days);
     let (s, c) = (spec.steps(), spec.channels());
     assert_eq!(inp.len(), b * f * days, "ts_features_forward: inp size");
     assert_eq!(out.len(), b * s * c, "ts_features_forward: out size");
     let plan = Plan::new(spec);
-    out.par_chunks_mut(s * c)
-        .zip(inp.par_chunks(f * days))
+    out.par_chunks_mut(LANES * s * c)
+        .zip(inp.par_chunks(LANES * f * days))
         .for_each_init(
-            || WindowStats::new(f, d),
-            |stats, (o, x)| sample_forward(o, x, &plan, stats),
+            || LaneStats::new(&plan),
+            |stats, (o, x)| group_forward(o, x, &plan, stats),
         );
 }
 
-fn sample_forward<T: Float>(out: &mut [T], x: &[T], plan: &Plan<T>, stats: &mut WindowStats<T>) {
+/// The forward of up to [`LANES`] samples.
+fn group_forward<T: Float>(out: &mut [T], x: &[T], plan: &Plan<T>, g: &mut LaneStats<T>) {
     let spec = plan.spec;
-    let (days, d) = (spec.days, spec.window);
+    let (days, d, c) = (spec.days, spec.window, plan.channels);
+    let nb = out.len() / (spec.steps() * c);
+    g.load_pictures(x, nb);
     let dt = T::c(d as f64);
-    let (corr, cov) = (plan.at(Op::Corr), plan.at(Op::Cov));
-    for (step, o) in out.chunks_exact_mut(plan.channels).enumerate() {
+    let sqrt_d = dt.sqrt();
+    let zero = T::zero();
+    for step in 0..spec.steps() {
         let start = step * spec.stride;
-        stats.load(x, days, start);
+        g.load_window(days, d, start);
+        let LaneStats {
+            x,
+            mean,
+            centered,
+            norm,
+            inv_norm,
+            flat,
+            out: o,
+        } = &mut *g;
         for (p, &(i, j)) in spec.pairs.iter().enumerate() {
             let (i, j) = (i as usize, j as usize);
-            let sxy = stats.cross(i, j);
-            if let Some(off) = corr {
-                o[off + p] = stats
-                    .corr_denominator(i, j)
-                    .map_or(T::zero(), |den| sxy / den);
+            let (ci, cj) = (&centered[i * d..][..d], &centered[j * d..][..d]);
+            let mut sxy = [zero; LANES];
+            for (a, b) in ci.iter().zip(cj) {
+                for l in 0..LANES {
+                    sxy[l] += a[l] * b[l];
+                }
             }
-            if let Some(off) = cov {
-                o[off + p] = sxy / (dt - T::one());
+            if let Some(off) = plan.at(Op::Corr) {
+                for l in 0..LANES {
+                    o[off + p][l] = sxy[l] * inv_norm[i][l] * inv_norm[j][l];
+                }
+            }
+            if let Some(off) = plan.at(Op::Cov) {
+                o[off + p] = sxy.map(|v| v / (dt - T::one()));
             }
         }
         for fi in 0..spec.n_features {
             let w = &x[fi * days + start..][..d];
-            let (mean, sd) = (stats.mean[fi], stats.stddev(fi));
-            let single = [
-                (Op::Stddev, sd),
-                (
-                    Op::Zscore,
-                    if stats.flat[fi] { T::zero() } else { mean / sd },
-                ),
-                (
-                    Op::Return,
-                    if w[0] == T::zero() {
-                        T::zero()
-                    } else {
-                        w[d - 1] / w[0] - T::one()
-                    },
-                ),
-                (
-                    Op::DecayLinear,
-                    plan.decay.iter().zip(w).map(|(&wk, &xk)| wk * xk).sum(),
-                ),
-                (Op::Mean, mean),
-            ];
-            for (op, value) in single {
-                if let Some(off) = plan.at(op) {
-                    o[off + fi] = value;
+            let sd = norm[fi].map(|v| v / sqrt_d);
+            if let Some(off) = plan.at(Op::Stddev) {
+                o[off + fi] = sd;
+            }
+            // Both sides are computed and one selected, which vectorizes (an inf or NaN on the
+            // rejected side is never seen).
+            if let Some(off) = plan.at(Op::Zscore) {
+                for l in 0..LANES {
+                    let z = mean[fi][l] / sd[l];
+                    o[off + fi][l] = if flat[fi][l] { zero } else { z };
                 }
+            }
+            if let Some(off) = plan.at(Op::Return) {
+                for l in 0..LANES {
+                    let r = w[d - 1][l] / w[0][l] - T::one();
+                    o[off + fi][l] = if w[0][l] == zero { zero } else { r };
+                }
+            }
+            if let Some(off) = plan.at(Op::DecayLinear) {
+                let mut acc = [zero; LANES];
+                for (&wk, xk) in plan.decay.iter().zip(w) {
+                    for l in 0..LANES {
+                        acc[l] += wk * xk[l];
+                    }
+                }
+                o[off + fi] = acc;
+            }
+            if let Some(off) = plan.at(Op::Mean) {
+                o[off + fi] = mean[fi];
+            }
+        }
+        for (l, row) in out.chunks_exact_mut(spec.steps() * c).enumerate() {
+            for (y, v) in row[step * c..][..c].iter_mut().zip(o.iter()) {
+                *y = v[l];
             }
         }
     }

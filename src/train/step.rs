@@ -82,9 +82,14 @@ pub fn train_step<T: Float>(
     adam: &AdamConfig,
     dropout_seed: u64,
 ) -> (f64, usize) {
-    let r = loss_and_grad(model, batch, loss, dropout_seed);
-    adam_step(&mut model.store, adam);
-    r
+    // The whole step runs on a worker of the pool, so each of its dozen parallel loops starts
+    // and ends inside the pool instead of handing work from this thread to the pool and back
+    // (two context switches per loop, costly on a busy machine).
+    rayon::scope(|_| {
+        let r = loss_and_grad(model, batch, loss, dropout_seed);
+        adam_step(&mut model.store, adam);
+        r
+    })
 }
 
 /// The data loss of a batch in inference mode (moving BN statistics, no dropout). The L2 term is
@@ -93,4 +98,27 @@ pub fn eval_loss<T: Float>(model: &mut Model<T>, batch: &Batch<T>, loss: &LossCo
     let pred = model.predict(batch.x.clone(), batch.len());
     let mut dpred = vec![T::zero(); batch.len()];
     batch_loss(&mut dpred, &pred, batch, loss).0.f64()
+}
+
+/// Keeps freed memory in the process (glibc only; elsewhere a no-op). Every step allocates and
+/// frees the same few large buffers (pictures, features, caches: tens of MB); glibc's default
+/// hands such memory back to the kernel on free, from the rayon workers' arenas in particular,
+/// and the next step faults it in again, thousands of zeroed pages per step, which cost more
+/// than the batch-norm and feature layers together. Called once at start-up by the CLI.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        const M_TRIM_THRESHOLD: i32 = -1;
+        const M_MMAP_THRESHOLD: i32 = -3;
+        // SAFETY: mallopt only changes allocator parameters; called before the buffers exist.
+        unsafe {
+            // Never trim the heaps; serve blocks below 32 MiB (glibc's maximum) from them
+            // rather than from fresh mappings.
+            mallopt(M_TRIM_THRESHOLD, i32::MAX);
+            mallopt(M_MMAP_THRESHOLD, 32 << 20);
+        }
+    }
 }

@@ -1,0 +1,273 @@
+//! `alphanet bench`: training and inference throughput (SPEC §10) on synthetic batches of the
+//! model's real shape, so that the figures are comparable with the peers' (`scripts/`).
+//!
+//! A training step is what the trainer runs per batch: forward on the tape, the configured loss,
+//! backward, the L2 term and Adam. Inference is `Model::predict` (moving BN statistics). Each
+//! figure is the median over `steps` timed steps after `warmup` untimed ones, so one-off costs
+//! (page faults of fresh buffers, rayon's pool start) and stragglers do not count.
+
+use crate::app::args::ModelArgs;
+use crate::autograd::adam::AdamConfig;
+use crate::cuda::DeviceChoice;
+use crate::model::{LossConfig, Model, ModelConfig};
+use crate::ops::loss::long_side_weights;
+use crate::ops::ts_features::OpSet;
+use crate::rng::stream;
+use crate::train::step::{train_step, Batch};
+use crate::{Error, Result};
+use rand_distr::{Distribution, StandardNormal};
+use serde::Serialize;
+use std::time::Instant;
+
+/// Rows per date group of the synthetic batches: v2.2 regresses within each group, as within
+/// one date (a date larger than the batch is cut into chunks of about the batch size).
+const DATE_GROUP: usize = 1000;
+/// Style exposures per sample (size, beta, volatility, as in the synthetic panel).
+const STYLES: usize = 3;
+
+pub struct BenchOptions {
+    /// Variant list as for `--variant` (`v2`, `v2.1`, `v2.1,v2.3`, `v1`, `v3`, …).
+    pub model: String,
+    /// Feature ops, as for `--ops`.
+    pub ops: String,
+    pub batches: Vec<usize>,
+    pub device: DeviceChoice,
+    pub steps: usize,
+    pub warmup: usize,
+    pub seed: u64,
+}
+
+/// One (model, batch size) measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRow {
+    pub model: String,
+    pub ops: String,
+    pub channels: usize,
+    pub batch: usize,
+    pub steps: usize,
+    /// Median seconds of one training step (forward + backward + Adam).
+    pub train_step_s: f64,
+    pub train_samples_per_s: f64,
+    /// Median seconds of one inference pass.
+    pub infer_step_s: f64,
+    pub infer_samples_per_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// CPU model name (from /proc/cpuinfo where available).
+    pub machine: String,
+    /// Logical cores the OS reports.
+    pub cores: usize,
+    /// Worker threads of the rayon pool the ops ran on.
+    pub threads: usize,
+    pub device: String,
+    pub rows: Vec<BenchRow>,
+}
+
+/// Refuses CUDA up front: the kernels exist, but no training step runs on them yet, and a bench
+/// that silently measured the CPU under a `cuda` label would be worse than none.
+fn check_device(device: DeviceChoice) -> Result<()> {
+    match device {
+        DeviceChoice::Cpu | DeviceChoice::Auto => Ok(()),
+        DeviceChoice::Cuda(k) => {
+            let gpu = match crate::cuda::probe(k) {
+                Ok(info) => format!("{} is present ({})", device, info.name),
+                Err(why) => format!("no CUDA device: {why}"),
+            };
+            Err(Error::Cuda(format!(
+                "--device {device}: the CUDA training path is not available in this build \
+                 (the kernels are compiled and tested, but the training step runs on the CPU \
+                 only); {gpu}. Use --device cpu."
+            )))
+        }
+    }
+}
+
+/// Runs every batch size of `opts` and returns the measurements.
+pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
+    check_device(opts.device)?;
+    if opts.steps == 0 || opts.batches.is_empty() || opts.batches.contains(&0) {
+        return Err(Error::Config(
+            "--steps and every --batch size must be at least 1".into(),
+        ));
+    }
+    let (cfg, loss) = model_configs(&opts.model, &opts.ops, opts.seed)?;
+    let mut rows = Vec::with_capacity(opts.batches.len());
+    for &b in &opts.batches {
+        rows.push(bench_one(opts, &cfg, &loss, b)?);
+    }
+    Ok(BenchReport {
+        machine: cpu_name(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        threads: rayon::current_num_threads(),
+        device: "cpu".into(),
+        rows,
+    })
+}
+
+/// The model and loss of a `--model` variant list and `--ops` value (defaults otherwise).
+pub fn model_configs(model: &str, ops: &str, seed: u64) -> Result<(ModelConfig, LossConfig)> {
+    ModelArgs {
+        variant: model.to_string(),
+        model: None,
+        pair_sample: None,
+        neutralize_loss: false,
+        long_weight: None,
+        ops: expand_ops(ops),
+        dropout: 0.0,
+        hidden: 30,
+    }
+    .configs(seed)
+}
+
+fn bench_one(
+    opts: &BenchOptions,
+    cfg: &ModelConfig,
+    loss: &LossConfig,
+    b: usize,
+) -> Result<BenchRow> {
+    let mut model = Model::<f32>::new(cfg)?;
+    let batch = synthetic_batch(cfg, b, opts.seed);
+    let adam = AdamConfig::default();
+    let train = median_seconds(opts.warmup, opts.steps, |step| {
+        train_step(&mut model, &batch, loss, &adam, step as u64);
+    });
+    let infer = median_seconds(opts.warmup, opts.steps, |_| {
+        std::hint::black_box(model.predict(batch.x.clone(), b));
+    });
+    Ok(BenchRow {
+        model: opts.model.clone(),
+        ops: cfg.ops.to_string(),
+        channels: model.specs[0].channels(),
+        batch: b,
+        steps: opts.steps,
+        train_step_s: train,
+        train_samples_per_s: b as f64 / train,
+        infer_step_s: infer,
+        infer_samples_per_s: b as f64 / infer,
+    })
+}
+
+/// A batch like the peer's: pictures `N(0,1) + 3` (positive, so return is smooth), labels
+/// `N(0,1)`, v2.3 weights 2 for the top half of each date group of [`DATE_GROUP`] rows, styles
+/// `N(0,1)`.
+pub fn synthetic_batch(cfg: &ModelConfig, b: usize, seed: u64) -> Batch<f32> {
+    let mut rng = stream(seed, "bench-batch");
+    let mut normal = |n: usize, shift: f32| -> Vec<f32> {
+        (0..n)
+            .map(|_| StandardNormal.sample(&mut rng))
+            .map(|v: f32| v + shift)
+            .collect()
+    };
+    let x = normal(b * cfg.n_features * cfg.days, 3.0);
+    let y = normal(b, 0.0);
+    let styles = normal(b * STYLES, 0.0);
+    let offsets: Vec<usize> = (0..b)
+        .step_by(DATE_GROUP)
+        .chain(std::iter::once(b))
+        .collect();
+    let w: Vec<f32> = offsets
+        .windows(2)
+        .flat_map(|g| long_side_weights(&y[g[0]..g[1]], 2.0))
+        .collect();
+    Batch {
+        x,
+        y,
+        w,
+        styles,
+        k: STYLES,
+        offsets,
+    }
+}
+
+/// Runs `f(i)` `warmup` times untimed, then `steps` times timed; returns the median seconds.
+fn median_seconds(warmup: usize, steps: usize, mut f: impl FnMut(usize)) -> f64 {
+    for i in 0..warmup {
+        f(i);
+    }
+    let mut t: Vec<f64> = (0..steps)
+        .map(|i| {
+            let t0 = Instant::now();
+            f(warmup + i);
+            t0.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    let m = t.len() / 2;
+    if t.len() % 2 == 1 {
+        t[m]
+    } else {
+        0.5 * (t[m - 1] + t[m])
+    }
+}
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// The human-readable table.
+pub fn render(r: &BenchReport) -> String {
+    let mut s = format!(
+        "machine: {} ({} cores), threads: {}, device: {}\n{:<10} {:>8} {:>7} {:>12} {:>14} {:>12} {:>14}\n",
+        r.machine,
+        r.cores,
+        r.threads,
+        r.device,
+        "model",
+        "channels",
+        "batch",
+        "train ms",
+        "train smp/s",
+        "infer ms",
+        "infer smp/s"
+    );
+    for row in &r.rows {
+        s += &format!(
+            "{:<10} {:>8} {:>7} {:>12.3} {:>14.0} {:>12.3} {:>14.0}\n",
+            row.model,
+            row.channels,
+            row.batch,
+            1e3 * row.train_step_s,
+            row.train_samples_per_s,
+            1e3 * row.infer_step_s,
+            row.infer_samples_per_s
+        );
+    }
+    s
+}
+
+/// `--ops` as for training, plus the names `all` and `peer6` (the six ops of the public Python
+/// package, the set the TensorFlow peer computes).
+fn expand_ops(ops: &str) -> String {
+    match ops.trim().to_ascii_lowercase().as_str() {
+        "all" => OpSet::ALL.to_string(),
+        "peer6" => OpSet::PEER6.to_string(),
+        _ => ops.to_string(),
+    }
+}
+
+/// Parses `--batch 1000,4096,16384`.
+pub fn parse_batches(s: &str) -> Result<Vec<usize>> {
+    s.split(',')
+        .map(|v| {
+            v.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                    "--batch {s}: expected positive integers separated by commas, e.g. 1000,4096"
+                ))
+                })
+        })
+        .collect()
+}
