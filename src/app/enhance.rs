@@ -97,6 +97,7 @@ pub fn run(opts: &EnhanceOptions) -> Result<EnhanceResult> {
             "rebalances": r.signal_dates.len(),
             "uncapped_rebalances": r.uncapped.iter().map(|&t| dates[t].clone()).collect::<Vec<_>>(),
             "skipped_rebalances": r.skipped.iter().map(|&t| dates[t].clone()).collect::<Vec<_>>(),
+            "industry_reconciled_rebalances": r.forced.iter().map(|&t| dates[t].clone()).collect::<Vec<_>>(),
             "performance": r.performance,
             "mean_turnover": r.mean_turnover,
             "annual_turnover": r.annual_turnover,
@@ -189,6 +190,15 @@ fn render_report(
         s += &format!(
             "The turnover cap made {} of {} rebalances infeasible; they were solved without it.\n\n",
             r.uncapped.len(),
+            r.signal_dates.len()
+        );
+    }
+    if !r.forced.is_empty() {
+        s += &format!(
+            "On {} of {} rebalances, untradable (suspended or limit-locked) stocks made an \
+             industry's benchmark weight unreachable; its target was clamped to what the tradable \
+             stocks' bounds allow and the difference spread over the other industries.\n\n",
+            r.forced.len(),
             r.signal_dates.len()
         );
     }

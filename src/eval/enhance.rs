@@ -67,6 +67,9 @@ pub struct EnhanceResult {
     pub uncapped: Vec<usize>,
     /// Signal dates whose rebalance was infeasible even without the cap (book kept).
     pub skipped: Vec<usize>,
+    /// Signal dates where untradable holdings over-weighted an industry, so the industry
+    /// targets were reconciled (see `reconcile_group_targets`).
+    pub forced: Vec<usize>,
     pub performance: Performance,
     /// Mean two-way turnover per rebalance after the first build.
     pub mean_turnover: f64,
@@ -122,14 +125,17 @@ pub fn enhance(
         0.0,
         |k, _| Ok(bench_weights[k].clone()),
     )?;
-    let (mut uncapped, mut skipped) = (Vec::new(), Vec::new());
+    let (mut uncapped, mut skipped, mut forced) = (Vec::new(), Vec::new(), Vec::new());
     let run = run_book(p, &trade_days, end, cfg.cost, |k, book| {
         match rebalance(p, factor, &bench_weights[k], signals[k], book, k > 0, cfg) {
-            Ok((w, capped)) => {
-                if !capped && k > 0 {
+            Ok(r) => {
+                if !r.capped && k > 0 {
                     uncapped.push(signals[k]);
                 }
-                Ok(w)
+                if r.forced {
+                    forced.push(signals[k]);
+                }
+                Ok(r.weights)
             }
             Err(Error::Data(m)) if k > 0 => {
                 eprintln!("warning: {m}; keeping the book");
@@ -154,6 +160,7 @@ pub fn enhance(
         turnover: run.turnover,
         uncapped,
         skipped,
+        forced,
         performance,
     })
 }
@@ -186,7 +193,7 @@ fn benchmark_at(p: PanelView, bench: &[f32], t: usize) -> Result<Vec<f64>> {
     Ok(b)
 }
 
-/// Target weights for signal date t; the flag says whether the turnover cap held.
+/// Target weights for signal date t.
 fn rebalance(
     p: PanelView,
     factor: &[f32],
@@ -195,7 +202,7 @@ fn rebalance(
     book: &Book,
     cap_turnover: bool,
     cfg: &EnhanceConfig,
-) -> Result<(Vec<f64>, bool)> {
+) -> Result<Rebalanced> {
     let n = p.n_stocks;
     let w0 = &book.weights;
     let next = t + 1;
@@ -258,6 +265,33 @@ fn rebalance(
             size_target -= w0[i] * (size_c(i) - bench_size);
         }
     }
+    let lower: Vec<f64> = vars
+        .iter()
+        .map(|&i| {
+            if eligible(i) {
+                (b[i] - cfg.max_deviation).max(0.0)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let upper: Vec<f64> = vars
+        .iter()
+        .map(|&i| {
+            if eligible(i) {
+                b[i] + cfg.max_deviation
+            } else {
+                w0[i]
+            }
+        })
+        .collect();
+    let (mut lo, mut hi) = (vec![0.0; n_ind], vec![0.0; n_ind]);
+    for (k, &i) in vars.iter().enumerate() {
+        let g = p.industry[t * n + i] as usize;
+        lo[g] += lower[k];
+        hi[g] += upper[k];
+    }
+    let forced = reconcile_group_targets(&mut target, &lo, &hi);
     let inst = |with_cap: bool| Instance {
         alpha: vars
             .iter()
@@ -267,26 +301,8 @@ fn rebalance(
                 (false, _) => lowest,
             })
             .collect(),
-        lower: vars
-            .iter()
-            .map(|&i| {
-                if eligible(i) {
-                    (b[i] - cfg.max_deviation).max(0.0)
-                } else {
-                    0.0
-                }
-            })
-            .collect(),
-        upper: vars
-            .iter()
-            .map(|&i| {
-                if eligible(i) {
-                    b[i] + cfg.max_deviation
-                } else {
-                    w0[i]
-                }
-            })
-            .collect(),
+        lower: lower.clone(),
+        upper: upper.clone(),
         group: vars
             .iter()
             .map(|&i| p.industry[t * n + i] as usize)
@@ -316,5 +332,86 @@ fn rebalance(
     for (&i, x) in vars.iter().zip(x) {
         w[i] = x;
     }
-    Ok((w, capped))
+    Ok(Rebalanced {
+        weights: w,
+        capped,
+        forced,
+    })
+}
+
+/// Untradable holdings (suspended, limit-locked) can make an industry's exposure unreachable:
+/// they may already hold more than the benchmark's weight of their industry, or the benchmark's
+/// weight may sit in stocks nobody can trade. Each industry's target for the tradable stocks is
+/// then clamped into what their bounds allow, `[Σ lower, Σ upper]`, and the difference is spread
+/// over the unclamped industries with room left, in proportion to that room, so the book stays fully
+/// invested. Returns whether any target changed (false, leaving the targets as they were, when
+/// no spread can absorb the difference: the rebalance is then reported infeasible).
+fn reconcile_group_targets(target: &mut [f64], lo: &[f64], hi: &[f64]) -> bool {
+    const EPS: f64 = 1e-12;
+    let clamped: Vec<f64> = target
+        .iter()
+        .zip(lo.iter().zip(hi))
+        .map(|(&t, (&l, &h))| t.clamp(l, h.max(l)))
+        .collect();
+    let deficit: f64 = target.iter().sum::<f64>() - clamped.iter().sum::<f64>();
+    if deficit.abs() <= EPS {
+        return false;
+    }
+    // Only industries whose target was reachable take up the difference: a clamped industry is
+    // already as close to the benchmark as its tradable stocks allow.
+    let room: Vec<f64> = clamped
+        .iter()
+        .zip(target.iter())
+        .zip(lo.iter().zip(hi))
+        .map(|((&c, &t), (&l, &h))| match (c == t, deficit > 0.0) {
+            (false, _) => 0.0,
+            (true, true) => h - c,
+            (true, false) => c - l,
+        })
+        .collect();
+    let total_room: f64 = room.iter().sum();
+    if total_room < deficit.abs() {
+        return false;
+    }
+    for ((t, &c), &r) in target.iter_mut().zip(&clamped).zip(&room) {
+        *t = c + deficit * r / total_room;
+    }
+    true
+}
+
+/// One rebalance's target weights, whether the turnover cap held, and whether the industry
+/// targets had to be reconciled with untradable holdings.
+struct Rebalanced {
+    weights: Vec<f64>,
+    capped: bool,
+    forced: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reconcile_group_targets;
+
+    #[test]
+    fn unreachable_industry_targets_are_clamped_and_the_rest_rescaled() {
+        // Industry 0 is over-held by untradable stocks (target −0.1); industry 2's benchmark
+        // weight sits in stocks nobody can trade (bounds 0..0).
+        let mut t = vec![-0.1, 0.6, 0.3, 0.2];
+        let (lo, hi) = (vec![0.0, 0.0, 0.0, 0.0], vec![0.5, 1.0, 0.0, 1.0]);
+        assert!(reconcile_group_targets(&mut t, &lo, &hi));
+        let total: f64 = t.iter().sum();
+        assert!((total - 1.0).abs() < 1e-12, "fully invested: {total}");
+        assert_eq!((t[0], t[2]), (0.0, 0.0));
+        assert!(t
+            .iter()
+            .zip(lo.iter().zip(&hi))
+            .all(|(&x, (&l, &h))| x >= l - 1e-12 && x <= h + 1e-12));
+        // Feasible targets are left alone.
+        let mut t = vec![0.2, 0.8];
+        assert!(!reconcile_group_targets(&mut t, &[0.0, 0.0], &[1.0, 1.0]));
+        assert_eq!(t, vec![0.2, 0.8]);
+        // No room anywhere: unchanged, and the caller reports the rebalance infeasible.
+        let mut t = vec![0.5, 0.5];
+        assert!(!reconcile_group_targets(&mut t, &[0.0, 0.0], &[0.5, 0.0]));
+        assert_eq!(t, vec![0.5, 0.5]);
+    }
 }
