@@ -89,6 +89,13 @@ pub fn load(dir: &Path) -> Result<(Model<f32>, CheckpointConfig)> {
         path: dir.into(),
         msg,
     };
+    if !dir.join("model.safetensors").is_file() || !dir.join("config.json").is_file() {
+        return Err(err(
+            "not a checkpoint directory (it needs model.safetensors and config.json); \
+             `alphanet train --out DIR` writes one"
+                .into(),
+        ));
+    }
     let cfg_path = dir.join("config.json");
     let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
     let cfg: CheckpointConfig = serde_json::from_str(&text)
