@@ -237,6 +237,10 @@ fn neutralized_loss_lowers_the_factors_style_exposure() {
         let ho = held_out(&panel, &mut f.model, test.clone(), 1, 1000).unwrap();
         exposures.push(size_exposure(&panel, &ho.factor, test.clone()));
     }
+    eprintln!(
+        "size exposure of the held-out factor: plain {:.3}, neutralized {:.3}",
+        exposures[0], exposures[1]
+    );
     assert!(
         exposures[0].abs() > 0.1,
         "the plain model should load on size: {:.3}",
