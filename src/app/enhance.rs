@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use super::eval::{num, pct};
 use crate::data::panel::Panel;
 use crate::eval::chart::{line_chart, Line};
 use crate::eval::enhance::{enhance, EnhanceConfig, EnhanceResult};
@@ -114,22 +115,6 @@ pub fn run(opts: &EnhanceOptions) -> Result<EnhanceResult> {
     print!("{}", performance_table(&opts.factor.name, &r));
     println!("report: {}", opts.out.join("report.md").display());
     Ok(r)
-}
-
-fn pct(x: f64) -> String {
-    if x.is_finite() {
-        format!("{:.2}%", 100.0 * x)
-    } else {
-        "–".into()
-    }
-}
-
-fn num(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:.2}")
-    } else {
-        "–".into()
-    }
 }
 
 /// The report's performance table (one row).

@@ -205,7 +205,8 @@ fn group_name(k: usize, groups: usize) -> String {
     }
 }
 
-fn pct(x: f64) -> String {
+/// A fraction as a table percentage ("–" when undefined).
+pub(crate) fn pct(x: f64) -> String {
     if x.is_finite() {
         format!("{:.2}%", 100.0 * x)
     } else {
@@ -213,7 +214,8 @@ fn pct(x: f64) -> String {
     }
 }
 
-fn num(x: f64) -> String {
+/// A ratio for a table ("–" when undefined).
+pub(crate) fn num(x: f64) -> String {
     if x.is_finite() {
         format!("{x:.2}")
     } else {
