@@ -34,6 +34,12 @@ pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
+/// Writes a JSON value, pretty-printed, through a temp sibling + rename.
+pub fn write_json_atomically(path: &Path, value: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("a serde_json::Value always serializes");
+    write_file_atomically(path, text.as_bytes())
+}
+
 fn temp_sibling(path: &Path) -> PathBuf {
     let name = path
         .file_name()

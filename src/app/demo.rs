@@ -7,7 +7,7 @@ use crate::data::panel::Panel;
 use crate::data::samples::HORIZON;
 use crate::data::synth::{write_synth, SynthConfig};
 use crate::eval::chart::{line_chart, Line};
-use crate::fsutil::write_file_atomically;
+use crate::fsutil::{write_file_atomically, write_json_atomically};
 use crate::model::{LossConfig, ModelConfig};
 use crate::train::checkpoint;
 use crate::train::predict::write_factor;
@@ -124,12 +124,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         "held_out": { "from": dates[test.start], "to": dates[test.end - 1], "rank_ic": ho.ic, "oracle_rank_ic": oracle },
         "training": fitted.report, "elapsed_s": elapsed,
     });
-    write_file_atomically(
-        &opts.out.join("metrics.json"),
-        serde_json::to_string_pretty(&metrics)
-            .expect("json")
-            .as_bytes(),
-    )?;
+    write_json_atomically(&opts.out.join("metrics.json"), &metrics)?;
     let report = render_report(
         opts,
         &fitted.report,

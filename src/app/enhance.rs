@@ -10,7 +10,7 @@ use crate::eval::chart::{line_chart, Line};
 use crate::eval::enhance::{enhance, EnhanceConfig, EnhanceResult};
 use crate::eval::factor::FactorSpec;
 use crate::eval::stats::{excess, nav};
-use crate::fsutil::{write_dir_atomically, write_file_atomically};
+use crate::fsutil::{write_dir_atomically, write_file_atomically, write_json_atomically};
 use crate::{Error, Result};
 
 pub struct EnhanceOptions {
@@ -103,12 +103,7 @@ pub fn run(opts: &EnhanceOptions) -> Result<EnhanceResult> {
             "mean_turnover": r.mean_turnover,
             "annual_turnover": r.annual_turnover,
         });
-        write_file_atomically(
-            &dir.join("metrics.json"),
-            serde_json::to_string_pretty(&metrics)
-                .map_err(|e| Error::Data(format!("metrics.json: {e}")))?
-                .as_bytes(),
-        )?;
+        write_json_atomically(&dir.join("metrics.json"), &metrics)?;
         let report = render_report(opts, &name, &weighting, &r, &day_dates);
         write_file_atomically(&dir.join("report.md"), report.as_bytes())
     })?;

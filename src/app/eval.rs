@@ -8,7 +8,7 @@ use crate::data::panel::Panel;
 use crate::eval::chart::{line_chart, Line};
 use crate::eval::factor::FactorSpec;
 use crate::eval::layered::{evaluate, FactorEval, LayerConfig};
-use crate::fsutil::{write_dir_atomically, write_file_atomically};
+use crate::fsutil::{write_dir_atomically, write_file_atomically, write_json_atomically};
 use crate::{Error, Result};
 
 pub struct EvalOptions {
@@ -187,12 +187,7 @@ fn write_outputs(
         })).collect::<Vec<_>>(),
         "charts": charts,
     });
-    write_file_atomically(
-        &dir.join("metrics.json"),
-        serde_json::to_string_pretty(&metrics)
-            .map_err(|e| Error::Data(format!("metrics.json: {e}")))?
-            .as_bytes(),
-    )?;
+    write_json_atomically(&dir.join("metrics.json"), &metrics)?;
     let report = render_report(panel, opts, evals, &charts);
     write_file_atomically(&dir.join("report.md"), report.as_bytes())
 }

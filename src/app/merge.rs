@@ -4,7 +4,7 @@
 
 use super::run::{PanelIdentity, RunFile};
 use crate::data::panel::Panel;
-use crate::fsutil::{remove_stale_temps, write_dir_atomically, write_file_atomically};
+use crate::fsutil::{remove_stale_temps, write_dir_atomically, write_json_atomically};
 use crate::rolling::ensemble::ensemble_mean;
 use crate::rolling::jobs::{all_jobs, is_finished, read_prediction, read_record, JobRecord};
 use crate::rolling::manifest::{code_version, machine};
@@ -167,12 +167,7 @@ fn write_manifest(
         "jobs": records,
     });
     let path = run_dir.join("manifest.json");
-    write_file_atomically(
-        &path,
-        serde_json::to_string_pretty(&manifest)
-            .expect("manifest serializes")
-            .as_bytes(),
-    )?;
+    write_json_atomically(&path, &manifest)?;
     println!("manifest: {}", path.display());
     Ok(())
 }
