@@ -5,10 +5,13 @@
 //! backward, the L2 term and Adam. Inference is `Model::predict` (moving BN statistics). Each
 //! figure is the median over `steps` timed steps after `warmup` untimed ones, so one-off costs
 //! (page faults of fresh buffers, rayon's pool start) and stragglers do not count.
+//!
+//! `--device cuda:K` runs the same steps with [`GpuTrainer`] (v2 and its variants only), the
+//! clock read after the stream is synchronized.
 
 use crate::app::args::ModelArgs;
 use crate::autograd::adam::AdamConfig;
-use crate::cuda::DeviceChoice;
+use crate::cuda::{ensure_supported, DeviceChoice, Gpu, GpuTrainer};
 use crate::model::{LossConfig, Model, ModelConfig};
 use crate::ops::loss::long_side_weights;
 use crate::ops::ts_features::OpSet;
@@ -65,43 +68,36 @@ pub struct BenchReport {
     pub rows: Vec<BenchRow>,
 }
 
-/// Refuses CUDA up front: the kernels exist, but no training step runs on them yet, and a bench
-/// that silently measured the CPU under a `cuda` label would be worse than none.
-fn check_device(device: DeviceChoice) -> Result<()> {
-    match device {
-        DeviceChoice::Cpu | DeviceChoice::Auto => Ok(()),
-        DeviceChoice::Cuda(k) => {
-            let gpu = match crate::cuda::probe(k) {
-                Ok(info) => format!("{} is present ({})", device, info.name),
-                Err(why) => format!("no CUDA device: {why}"),
-            };
-            Err(Error::Cuda(format!(
-                "--device {device}: the CUDA training path is not available in this build \
-                 (the kernels are compiled and tested, but the training step runs on the CPU \
-                 only); {gpu}. Use --device cpu."
-            )))
-        }
-    }
-}
-
 /// Runs every batch size of `opts` and returns the measurements.
 pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
-    check_device(opts.device)?;
     if opts.steps == 0 || opts.batches.is_empty() || opts.batches.contains(&0) {
         return Err(Error::Config(
             "--steps and every --batch size must be at least 1".into(),
         ));
     }
     let (cfg, loss) = model_configs(&opts.model, &opts.ops, opts.seed)?;
+    // `auto` measures the CPU, as `train` and `run` still train there.
+    let gpu = match opts.device {
+        DeviceChoice::Cuda(k) => {
+            ensure_supported(&cfg)?;
+            Some(Gpu::new(k).map_err(|e| match e {
+                Error::Cuda(m) => {
+                    Error::Cuda(format!("--device {} cannot be used: {m}", opts.device))
+                }
+                other => other,
+            })?)
+        }
+        DeviceChoice::Cpu | DeviceChoice::Auto => None,
+    };
     let mut rows = Vec::with_capacity(opts.batches.len());
     for &b in &opts.batches {
-        rows.push(bench_one(opts, &cfg, &loss, b)?);
+        rows.push(bench_one(opts, &cfg, &loss, b, gpu.as_ref())?);
     }
     Ok(BenchReport {
         machine: cpu_name(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         threads: rayon::current_num_threads(),
-        device: "cpu".into(),
+        device: gpu.map_or_else(|| "cpu".into(), |g| g.info.to_string()),
         rows,
     })
 }
@@ -121,21 +117,43 @@ pub fn model_configs(model: &str, ops: &str, seed: u64) -> Result<(ModelConfig, 
     .configs(seed)
 }
 
+/// One row, on the GPU when one is given (v2 models only), else on the CPU.
 fn bench_one(
     opts: &BenchOptions,
     cfg: &ModelConfig,
     loss: &LossConfig,
     b: usize,
+    gpu: Option<&Gpu>,
 ) -> Result<BenchRow> {
     let mut model = Model::<f32>::new(cfg)?;
     let batch = synthetic_batch(cfg, b, opts.seed);
     let adam = AdamConfig::default();
-    let train = median_seconds(opts.warmup, opts.steps, |step| {
-        train_step(&mut model, &batch, loss, &adam, step as u64);
-    });
-    let infer = median_seconds(opts.warmup, opts.steps, |_| {
-        std::hint::black_box(model.predict(batch.x.clone(), b));
-    });
+    let (train, infer) = match gpu {
+        None => (
+            median_seconds(opts.warmup, opts.steps, |step| {
+                train_step(&mut model, &batch, loss, &adam, step as u64);
+                Ok(())
+            })?,
+            median_seconds(opts.warmup, opts.steps, |_| {
+                std::hint::black_box(model.predict(batch.x.clone(), b));
+                Ok(())
+            })?,
+        ),
+        // The host batch is uploaded every step, as a trainer fed from host memory would.
+        Some(gpu) => {
+            let mut trainer = GpuTrainer::new(gpu, &model)?;
+            (
+                median_seconds(opts.warmup, opts.steps, |step| {
+                    trainer.train_step(&batch, loss, &adam, step as u64)?;
+                    gpu.synchronize()
+                })?,
+                // Synchronous: the predictions come back to the host.
+                median_seconds(opts.warmup, opts.steps, |_| {
+                    trainer.predict(&batch.x, b).map(drop)
+                })?,
+            )
+        }
+    };
     Ok(BenchRow {
         model: opts.model.clone(),
         ops: cfg.ops.to_string(),
@@ -182,24 +200,27 @@ pub fn synthetic_batch(cfg: &ModelConfig, b: usize, seed: u64) -> Batch<f32> {
 }
 
 /// Runs `f(i)` `warmup` times untimed, then `steps` times timed; returns the median seconds.
-fn median_seconds(warmup: usize, steps: usize, mut f: impl FnMut(usize)) -> f64 {
+fn median_seconds(
+    warmup: usize,
+    steps: usize,
+    mut f: impl FnMut(usize) -> Result<()>,
+) -> Result<f64> {
     for i in 0..warmup {
-        f(i);
+        f(i)?;
     }
-    let mut t: Vec<f64> = (0..steps)
-        .map(|i| {
-            let t0 = Instant::now();
-            f(warmup + i);
-            t0.elapsed().as_secs_f64()
-        })
-        .collect();
+    let mut t = Vec::with_capacity(steps);
+    for i in 0..steps {
+        let t0 = Instant::now();
+        f(warmup + i)?;
+        t.push(t0.elapsed().as_secs_f64());
+    }
     t.sort_by(f64::total_cmp);
     let m = t.len() / 2;
-    if t.len() % 2 == 1 {
+    Ok(if t.len() % 2 == 1 {
         t[m]
     } else {
         0.5 * (t[m - 1] + t[m])
-    }
+    })
 }
 
 fn cpu_name() -> String {
@@ -270,4 +291,33 @@ pub fn parse_batches(s: &str) -> Result<Vec<usize>> {
                 })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(model: &str, device: &str) -> BenchOptions {
+        BenchOptions {
+            model: model.into(),
+            ops: "all".into(),
+            batches: vec![10],
+            device: device.parse().unwrap(),
+            steps: 1,
+            warmup: 0,
+            seed: 0,
+        }
+    }
+
+    #[test]
+    fn unusable_cuda_fails_clearly() {
+        // No machine has a GPU 99: the reason is the probe's, whether or not a GPU is present.
+        let e = run(&opts("v2", "cuda:99")).unwrap_err().to_string();
+        assert!(e.contains("--device cuda:99 cannot be used"), "{e}");
+        let e = run(&opts("v3", "cuda:99")).unwrap_err().to_string();
+        assert!(
+            e.contains("v3 training is not implemented on CUDA yet"),
+            "{e}"
+        );
+    }
 }

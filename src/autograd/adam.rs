@@ -26,6 +26,14 @@ impl Default for AdamConfig {
     }
 }
 
+impl AdamConfig {
+    /// The step size of step `t` (from 1) with both bias corrections folded in.
+    pub fn lr_t(&self, t: u64) -> f64 {
+        let t = t as i32;
+        self.lr * (1.0 - self.beta2.powi(t)).sqrt() / (1.0 - self.beta1.powi(t))
+    }
+}
+
 /// One Adam step over `n` parameters: the CPU reference of the fused CUDA kernel (same arguments).
 #[allow(clippy::too_many_arguments)]
 pub fn adam_update<T: Float>(
@@ -51,8 +59,7 @@ pub fn adam_update<T: Float>(
 /// Advances the store's step counter and applies [`adam_update`] to every parameter.
 pub fn adam_step<T: Float>(store: &mut ParamStore<T>, cfg: &AdamConfig) {
     store.step += 1;
-    let t = store.step as i32;
-    let lr_t = cfg.lr * (1.0 - cfg.beta2.powi(t)).sqrt() / (1.0 - cfg.beta1.powi(t));
+    let lr_t = cfg.lr_t(store.step);
     let n = store.data.len();
     let ParamStore {
         data, grad, m, v, ..

@@ -1,6 +1,7 @@
 //! CUDA backend (SPEC §8): choosing the device (`--device auto|cpu|cuda:K`), the driver context
 //! with every kernel of `kernels/` loaded, and one typed launch wrapper per kernel taking the
-//! same arguments, in the same order, as the CPU reference op.
+//! same arguments, in the same order, as the CPU reference op; the v2 training step composed
+//! from them ([`GpuTrainer`]).
 //!
 //! Everything goes through cudarc's dynamic loading: the crate builds and runs without CUDA,
 //! and every failure to find a driver, a GPU or NVRTC is a message, never a panic.
@@ -8,6 +9,7 @@
 mod context;
 pub mod host_maths;
 mod launch;
+mod train;
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,6 +19,7 @@ pub use context::{
 };
 pub use cudarc::driver::CudaSlice;
 pub use launch::{DeviceFeatureSpec, MAX_STYLES};
+pub use train::{ensure_supported, GpuTrainer};
 
 use crate::error::{Error, Result};
 
