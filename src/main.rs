@@ -565,6 +565,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 fn main() -> ExitCode {
     alphanet::train::step::keep_freed_memory();
+    alphanet::app::default_sigpipe();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

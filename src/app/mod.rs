@@ -12,3 +12,20 @@ pub mod import;
 pub mod merge;
 pub mod panel_info;
 pub mod run;
+
+/// Restores the default SIGPIPE action so `alphanet … | head` ends quietly like other Unix tools
+/// instead of panicking on a closed stdout (Rust starts programs with SIGPIPE ignored).
+pub fn default_sigpipe() {
+    #[cfg(target_os = "linux")]
+    {
+        extern "C" {
+            fn signal(signum: i32, handler: usize) -> usize;
+        }
+        const SIGPIPE: i32 = 13;
+        const SIG_DFL: usize = 0;
+        // SAFETY: installs the default disposition for one signal; no handler code runs.
+        unsafe {
+            signal(SIGPIPE, SIG_DFL);
+        }
+    }
+}
