@@ -189,27 +189,6 @@ fn size_exposure(panel: &Panel, factor: &[f32], dates: std::ops::Range<usize>) -
     total / dates.len() as f64
 }
 
-/// A larger market than [`panel_dir`], for the tests that need a model to actually learn.
-fn medium_panel_dir() -> PathBuf {
-    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("panel");
-        write_synth(
-            &SynthConfig {
-                stocks: 200,
-                days: 420,
-                seed: 11,
-            },
-            &dir,
-        )
-        .unwrap();
-        (tmp, dir)
-    })
-    .1
-    .clone()
-}
-
 /// SPEC §9: training on the synthetic panel recovers the planted alpha. On the demo's default
 /// market (300 stocks × 700 days), v2 trained with lr 1e-3 and early stopping must reach at
 /// least 40% of the oracle's held-out RankIC on the demo's held-out dates (it reaches ~60%).
