@@ -107,11 +107,15 @@ macro_rules! impl_float {
 impl_float!(f32, matrixmultiply::sgemm);
 impl_float!(f64, matrixmultiply::dgemm);
 
-/// Row-major `C[m×n] (+)= A[m×k] · B[k×n]`, the common case; `accumulate` keeps what C held.
-pub fn matmul<T: Float>(
+/// Row-major `C[m×n] (+)= op(A)·op(B)` into a contiguous C; the transposes are only the
+/// (row, column) strides given for A and B.
+#[allow(clippy::too_many_arguments)]
+fn matmul_strided<T: Float>(
     c: &mut [T],
     a: &[T],
+    (rsa, csa): (usize, usize),
     b: &[T],
+    (rsb, csb): (usize, usize),
     m: usize,
     k: usize,
     n: usize,
@@ -124,16 +128,29 @@ pub fn matmul<T: Float>(
         n,
         T::one(),
         a,
-        k as isize,
-        1,
+        rsa as isize,
+        csa as isize,
         b,
-        n as isize,
-        1,
+        rsb as isize,
+        csb as isize,
         beta,
         c,
         n as isize,
         1,
     );
+}
+
+/// Row-major `C[m×n] (+)= A[m×k] · B[k×n]`, the common case; `accumulate` keeps what C held.
+pub fn matmul<T: Float>(
+    c: &mut [T],
+    a: &[T],
+    b: &[T],
+    m: usize,
+    k: usize,
+    n: usize,
+    accumulate: bool,
+) {
+    matmul_strided(c, a, (k, 1), b, (n, 1), m, k, n, accumulate);
 }
 
 /// Row-major `C[m×n] (+)= Aᵀ · B` where A is stored k×m.
@@ -146,23 +163,7 @@ pub fn matmul_tn<T: Float>(
     n: usize,
     accumulate: bool,
 ) {
-    let beta = if accumulate { T::one() } else { T::zero() };
-    T::gemm(
-        m,
-        k,
-        n,
-        T::one(),
-        a,
-        1,
-        m as isize,
-        b,
-        n as isize,
-        1,
-        beta,
-        c,
-        n as isize,
-        1,
-    );
+    matmul_strided(c, a, (1, m), b, (n, 1), m, k, n, accumulate);
 }
 
 /// Row-major `C[m×n] (+)= A · Bᵀ` where B is stored n×k.
@@ -175,21 +176,5 @@ pub fn matmul_nt<T: Float>(
     n: usize,
     accumulate: bool,
 ) {
-    let beta = if accumulate { T::one() } else { T::zero() };
-    T::gemm(
-        m,
-        k,
-        n,
-        T::one(),
-        a,
-        k as isize,
-        1,
-        b,
-        1,
-        k as isize,
-        beta,
-        c,
-        n as isize,
-        1,
-    );
+    matmul_strided(c, a, (k, 1), b, (1, k), m, k, n, accumulate);
 }
