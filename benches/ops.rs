@@ -3,9 +3,10 @@
 //! channels, 30 hidden units). Run: `cargo bench --bench ops [-- FILTER]`.
 
 use alphanet::autograd::adam::adam_update;
+use alphanet::autograd::tape::Recurrent;
 use alphanet::ops::ts_features::{all_pairs, ts_features_backward, ts_features_forward};
 use alphanet::ops::ts_features::{FeatureSpec, OpSet};
-use alphanet::ops::{batchnorm, dense, elementwise, gru, loss, lstm, pooling};
+use alphanet::ops::{batchnorm, dense, elementwise, loss, pooling};
 use criterion::{criterion_group, criterion_main, Criterion};
 use rand::Rng;
 
@@ -112,23 +113,16 @@ fn recurrent(c: &mut Criterion) {
     let (s, i) = (3, 270);
     let x = draw(B * s * i, -1.0, 1.0, "rnn-x");
     let dh = draw(B * H, -1.0, 1.0, "rnn-dh");
-    for (name, gates, bias_rows) in [("lstm", 4, 1), ("gru", 3, 2)] {
+    for (name, kind, gates, bias_rows) in [
+        ("lstm", Recurrent::Lstm, 4, 1),
+        ("gru", Recurrent::Gru, 3, 2),
+    ] {
         let g = gates * H;
         let w_ih = draw(i * g, -0.1, 0.1, "w_ih");
         let w_hh = draw(H * g, -0.3, 0.3, "w_hh");
         let bias = draw(bias_rows * g, -0.1, 0.1, "bias");
-        let (cache_len, fwd, bwd): (usize, FwdFn, BwdFn) = match name {
-            "lstm" => (
-                lstm::lstm_cache_len(B, s, H),
-                lstm::lstm_forward,
-                lstm::lstm_backward,
-            ),
-            _ => (
-                gru::gru_cache_len(B, s, H),
-                gru::gru_forward,
-                gru::gru_backward,
-            ),
-        };
+        let (cache_len, fwd, bwd) = kind.ops::<f32>();
+        let cache_len = cache_len(B, s, H);
         let (mut h_out, mut cache) = (vec![0.0f32; B * H], vec![0.0f32; cache_len]);
         c.bench_function(&format!("{name}_forward [1000,3,270] H=30"), |bch| {
             bch.iter(|| fwd(&mut h_out, &mut cache, &x, &w_ih, &w_hh, &bias, B, s, i, H))
@@ -167,23 +161,6 @@ fn recurrent(c: &mut Criterion) {
         });
     }
 }
-
-type FwdFn = fn(&mut [f32], &mut [f32], &[f32], &[f32], &[f32], &[f32], usize, usize, usize, usize);
-type BwdFn = fn(
-    &mut [f32],
-    &mut [f32],
-    &mut [f32],
-    &mut [f32],
-    &[f32],
-    &[f32],
-    &[f32],
-    &[f32],
-    &[f32],
-    usize,
-    usize,
-    usize,
-    usize,
-);
 
 fn heads(c: &mut Criterion) {
     // v1's hidden layer: [1000, 3·285 + 3·855] → 30.

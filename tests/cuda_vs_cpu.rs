@@ -7,6 +7,7 @@
 //! (scripts/gpu_check.sh), where a missing GPU is a failure.
 
 use alphanet::autograd::adam::{adam_update, AdamConfig};
+use alphanet::autograd::tape::Recurrent;
 use alphanet::cuda::{CudaSlice, Gpu, GpuTrainer};
 use alphanet::data::panel::PanelView;
 use alphanet::data::samples::{gather_pictures, PICTURE_LEN};
@@ -14,9 +15,7 @@ use alphanet::model::{LossConfig, Model, ModelConfig};
 use alphanet::ops::batchnorm::*;
 use alphanet::ops::dense::{dense_backward, dense_forward};
 use alphanet::ops::elementwise::*;
-use alphanet::ops::gru::{gru_backward, gru_cache_len, gru_forward};
 use alphanet::ops::loss::{long_side_weights, mse_loss, neutralized_mse_loss};
-use alphanet::ops::lstm::{lstm_backward, lstm_cache_len, lstm_forward};
 use alphanet::ops::pooling::{pool_backward, pool_forward, pooled_steps};
 use alphanet::ops::ts_features::*;
 use alphanet::rng::{stream, Rng};
@@ -334,27 +333,18 @@ fn dense(gpu: &Gpu, r: &mut Rng, b: usize, i: usize, o: usize) -> Result<Vec<Out
 /// multiple of the kernels' samples per block (4).
 fn recurrent(gpu: &Gpu, r: &mut Rng, gru: bool, s: usize) -> Result<Vec<Out>> {
     let (b, i, h) = (70, 45, 30);
-    let (g, bias_len, cache_len) = if gru {
-        (3 * h, 6 * h, gru_cache_len(b, s, h))
+    let (kind, g, bias_len) = if gru {
+        (Recurrent::Gru, 3 * h, 6 * h)
     } else {
-        (4 * h, 4 * h, lstm_cache_len(b, s, h))
+        (Recurrent::Lstm, 4 * h, 4 * h)
     };
+    let (cache_len, forward, backward) = kind.ops::<f32>();
+    let cache_len = cache_len(b, s, h);
     let x = uniform(r, b * s * i, -1.0, 1.0);
     let (w_ih, w_hh) = (uniform(r, i * g, -0.3, 0.3), uniform(r, h * g, -0.3, 0.3));
     let bias = uniform(r, bias_len, -0.5, 0.5);
     let dh = uniform(r, b * h, -1.0, 1.0);
     let init = [x.len(), i * g, h * g, bias_len].map(|n| uniform(r, n, -1.0, 1.0));
-    let (forward, backward) = if gru {
-        (
-            gru_forward::<f32> as Forward,
-            gru_backward::<f32> as Backward,
-        )
-    } else {
-        (
-            lstm_forward::<f32> as Forward,
-            lstm_backward::<f32> as Backward,
-        )
-    };
     let (mut h_out, mut cache) = (vec![0.0; b * h], vec![0.0; cache_len]);
     forward(&mut h_out, &mut cache, &x, &w_ih, &w_hh, &bias, b, s, i, h);
     let [mut dx, mut dwi, mut dwh, mut db] = init.clone();
@@ -396,26 +386,6 @@ fn recurrent(gpu: &Gpu, r: &mut Rng, gru: bool, s: usize) -> Result<Vec<Out>> {
         Out::new("dbias (+=)", down(gpu, &dbd)?, &db, WINDOWED),
     ])
 }
-
-/// `*_forward(h_out, cache, x, w_ih, w_hh, bias, b, s, i, h)`.
-type Forward =
-    fn(&mut [f32], &mut [f32], &[f32], &[f32], &[f32], &[f32], usize, usize, usize, usize);
-/// `*_backward(dx, dw_ih, dw_hh, dbias, dh_out, cache, x, w_ih, w_hh, b, s, i, h)`.
-type Backward = fn(
-    &mut [f32],
-    &mut [f32],
-    &mut [f32],
-    &mut [f32],
-    &[f32],
-    &[f32],
-    &[f32],
-    &[f32],
-    &[f32],
-    usize,
-    usize,
-    usize,
-    usize,
-);
 
 const N: usize = 3001;
 

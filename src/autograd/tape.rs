@@ -11,7 +11,10 @@
 use super::params::{ParamId, ParamStore};
 use crate::float::Float;
 use crate::ops::ts_features::FeatureSpec;
-use crate::ops::{batchnorm, dense, elementwise, gru, lstm, pooling, ts_features};
+use crate::ops::{
+    batchnorm, dense, elementwise, gru, lstm, pooling, ts_features, RecurrentBackward,
+    RecurrentForward,
+};
 
 /// A value recorded on the tape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +45,27 @@ impl<T: Float> BnState<T> {
 pub enum Recurrent {
     Lstm,
     Gru,
+}
+
+/// A recurrent layer's CPU ops: cache length `(b, s, h)`, forward, backward.
+pub type RecurrentOps<T> = (
+    fn(usize, usize, usize) -> usize,
+    RecurrentForward<T>,
+    RecurrentBackward<T>,
+);
+
+impl Recurrent {
+    /// The layer's CPU ops; both kinds take the same arguments.
+    pub fn ops<T: Float>(self) -> RecurrentOps<T> {
+        match self {
+            Recurrent::Lstm => (
+                lstm::lstm_cache_len,
+                lstm::lstm_forward,
+                lstm::lstm_backward,
+            ),
+            Recurrent::Gru => (gru::gru_cache_len, gru::gru_forward, gru::gru_backward),
+        }
+    }
 }
 
 enum Node<T> {
@@ -254,18 +278,9 @@ impl<T: Float> Tape<T> {
         let (wi, wh, bias) = (store.get(w[0]), store.get(w[1]), store.get(w[2]));
         let mut out = vec![T::zero(); b * h];
         let xv = &self.values[x.0];
-        let cache = match kind {
-            Recurrent::Lstm => {
-                let mut cache = vec![T::zero(); lstm::lstm_cache_len(b, s, h)];
-                lstm::lstm_forward(&mut out, &mut cache, xv, wi, wh, bias, b, s, i, h);
-                cache
-            }
-            Recurrent::Gru => {
-                let mut cache = vec![T::zero(); gru::gru_cache_len(b, s, h)];
-                gru::gru_forward(&mut out, &mut cache, xv, wi, wh, bias, b, s, i, h);
-                cache
-            }
-        };
+        let (cache_len, forward, _) = kind.ops::<T>();
+        let mut cache = vec![T::zero(); cache_len(b, s, h)];
+        forward(&mut out, &mut cache, xv, wi, wh, bias, b, s, i, h);
         let y = self.push(out, vec![b, h], true);
         self.record(Node::Recurrent {
             kind,
@@ -445,8 +460,7 @@ impl<T: Float> Tape<T> {
         let mut nmat = vec![T::zero(); wi.len()];
         let mut dwh = vec![T::zero(); wh.len()];
         let mut db = vec![T::zero(); store.get(w[2]).len()];
-        recurrent_backward(
-            *kind,
+        (kind.ops::<T>().2)(
             &mut [],
             &mut nmat,
             &mut dwh,
@@ -551,8 +565,7 @@ impl<T: Float> Tape<T> {
                 let mut db = vec![T::zero(); store.get(w[2]).len()];
                 self.grad_buf(*x);
                 let dx = &mut self.grads[x.0];
-                recurrent_backward(
-                    *kind,
+                (kind.ops::<T>().2)(
                     dx,
                     &mut dwi,
                     &mut dwh,
@@ -653,33 +666,6 @@ impl<T> Node<T> {
             | Node::Concat { y, .. } => *y,
         }
     }
-}
-
-/// The LSTM's or the GRU's backward (same arguments).
-#[allow(clippy::too_many_arguments)]
-fn recurrent_backward<T: Float>(
-    kind: Recurrent,
-    dx: &mut [T],
-    dw_ih: &mut [T],
-    dw_hh: &mut [T],
-    dbias: &mut [T],
-    dh_out: &[T],
-    cache: &[T],
-    x: &[T],
-    w_ih: &[T],
-    w_hh: &[T],
-    b: usize,
-    s: usize,
-    i: usize,
-    h: usize,
-) {
-    let f = match kind {
-        Recurrent::Lstm => lstm::lstm_backward::<T>,
-        Recurrent::Gru => gru::gru_backward::<T>,
-    };
-    f(
-        dx, dw_ih, dw_hh, dbias, dh_out, cache, x, w_ih, w_hh, b, s, i, h,
-    );
 }
 
 fn dims3(shape: &[usize]) -> (usize, usize, usize) {

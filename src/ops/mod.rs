@@ -12,3 +12,23 @@ pub mod pooling;
 pub(crate) mod recurrent;
 pub(crate) mod reduce;
 pub mod ts_features;
+
+/// `*_forward(h_out, cache, x, w_ih, w_hh, bias, b, s, i, h)`: the LSTM's and the GRU's forward.
+pub type RecurrentForward<T> =
+    fn(&mut [T], &mut [T], &[T], &[T], &[T], &[T], usize, usize, usize, usize);
+/// `*_backward(dx, dw_ih, dw_hh, dbias, dh_out, cache, x, w_ih, w_hh, b, s, i, h)`.
+pub type RecurrentBackward<T> = fn(
+    &mut [T],
+    &mut [T],
+    &mut [T],
+    &mut [T],
+    &[T],
+    &[T],
+    &[T],
+    &[T],
+    &[T],
+    usize,
+    usize,
+    usize,
+    usize,
+);
