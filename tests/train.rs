@@ -42,6 +42,22 @@ fn quick(epochs: usize) -> TrainConfig {
     }
 }
 
+/// v2 with lr 1e-3: the settings under which a model has time to learn in a test.
+fn learning_v2(epochs: usize) -> (ModelConfig, TrainConfig) {
+    let cfg = ModelConfig {
+        seed: 2,
+        ..ModelConfig::default()
+    };
+    let train = TrainConfig {
+        adam: alphanet::autograd::adam::AdamConfig {
+            lr: 1e-3,
+            ..Default::default()
+        },
+        ..quick(epochs)
+    };
+    (cfg, train)
+}
+
 #[test]
 fn purge_keeps_every_label_window_out_of_the_next_part() {
     for (start, end) in [(29, 200), (29, 1529), (100, 160)] {
@@ -200,17 +216,7 @@ fn training_recovers_the_planted_alpha() {
     let panel = Panel::open(&dir).unwrap();
     let t = panel.n_dates();
     let test = t - HORIZON - 140..t - HORIZON;
-    let cfg = ModelConfig {
-        seed: 2,
-        ..ModelConfig::default()
-    };
-    let train_cfg = TrainConfig {
-        adam: alphanet::autograd::adam::AdamConfig {
-            lr: 1e-3,
-            ..Default::default()
-        },
-        ..quick(12)
-    };
+    let (cfg, train_cfg) = learning_v2(12);
     let insample = 29..insample_end(test.start);
     let mut f = fit(
         &panel,
@@ -258,17 +264,7 @@ fn neutralized_loss_lowers_the_factors_style_exposure() {
     )
     .unwrap();
     let panel = Panel::open(&dir).unwrap();
-    let cfg = ModelConfig {
-        seed: 2,
-        ..ModelConfig::default()
-    };
-    let train_cfg = TrainConfig {
-        adam: alphanet::autograd::adam::AdamConfig {
-            lr: 1e-3,
-            ..Default::default()
-        },
-        ..quick(8)
-    };
+    let (cfg, train_cfg) = learning_v2(8);
     let test = 340..405;
     let mut exposures = vec![];
     for neutralize in [false, true] {
