@@ -1,41 +1,104 @@
 #!/usr/bin/env bash
-# The GPU half of the tests (SPEC §9), for a machine with an NVIDIA GPU and driver: builds the
-# kernels with nvcc (ptxas figures printed), shows the GPU, runs the CPU-vs-CUDA tests with
-# ALPHANET_REQUIRE_GPU=1 so that a test skipped for want of a GPU fails the script, then a short
-# benchmark when `alphanet bench` exists.
+# The GPU check, for a machine with an NVIDIA GPU, its driver and CUDA tools but no Rust toolchain:
+# runs what `scripts/gpu_pack.sh` left in `.gpu/` (built elsewhere). Meant to fit one short GPU
+# window twice (well under 8 minutes):
+#   1. the GPU, driver and compute capability;
+#   2. every GPU test alone in its own process under a timeout (a fault cannot poison the rest);
+#   3. `alphanet bench` on cuda:0 and on the CPU, and the PyTorch peer (eager, torch.compile),
+#      same batches, same machine;
+#   4. compute-sanitizer memcheck and racecheck over the kernel cases, where the runtime allows.
+# Everything is tee'd into LOGDIR/gpu_check.log; benches also as JSON.
 #
-#   bash scripts/gpu_check.sh
-#
-# nvcc is taken from CUDA_HOME, PATH or /usr/local/cuda; failing those, the pinned wheels are
-# installed (scripts/install_cuda_wheels.sh, needs PyPI) into CUDA_WHEELS_DIR.
-set -euo pipefail
+#   bash scripts/gpu_check.sh [LOGDIR]     (default: $GPU_CHECK_LOG_DIR, else gpu-logs)
+# Environment: GPU_CHECK_BATCHES (default 1000,4096,16384), GPU_CHECK_SKIP (space-separated
+# stage names to skip: tests bench peer sanitize).
+set -uo pipefail
 cd "$(dirname "$0")/.."
+logdir=${1:-${GPU_CHECK_LOG_DIR:-gpu-logs}}
+mkdir -p "$logdir"
+exec > >(tee "$logdir/gpu_check.log") 2>&1
+batches=${GPU_CHECK_BATCHES:-1000,4096,16384}
+skip=" ${GPU_CHECK_SKIP:-} "
+bin=.gpu
+[[ -x $bin/alphanet ]] || { echo "gpu_check: no $bin/alphanet: run scripts/gpu_pack.sh on a machine with cargo first"; exit 2; }
+failures=()
+t0=$SECONDS
 
-nvidia-smi
-
-if [[ -z "${CUDA_HOME:-}" ]] && ! command -v nvcc >/dev/null && [[ ! -x /usr/local/cuda/bin/nvcc ]]; then
-    CUDA_HOME=$(bash scripts/install_cuda_wheels.sh "${CUDA_WHEELS_DIR:-$HOME/.cache/alphanet/cuda-wheels}" | tail -n 1)
-fi
-if [[ -n "${CUDA_HOME:-}" ]]; then
-    export CUDA_HOME
-    export PATH="$CUDA_HOME/bin:$PATH"
-    export LD_LIBRARY_PATH="$CUDA_HOME/lib:$CUDA_HOME/lib64:${LD_LIBRARY_PATH:-}"
-fi
-export KERNELS_REQUIRE_NVCC=1 KERNELS_VERBOSE=1 ALPHANET_REQUIRE_GPU=1
-
-cargo build --release
-cargo test --release --test nvrtc_compile --test kernel_host_maths
-# One test at a time, so the per-kernel table of each test prints unmixed.
-cargo test --release --test cuda_vs_cpu -- --nocapture --test-threads=1
-
-bin=target/release/alphanet
-if help=$("$bin" bench --help 2>/dev/null); then
-    if grep -q -- '--device' <<<"$help"; then
-        "$bin" bench --device cuda:0
-    else
-        "$bin" bench
+stage() { echo; echo "=== $1 ($((SECONDS - t0)) s)"; }
+wants() { [[ $skip != *" $1 "* ]]; }
+# run NAME TIMEOUT CMD...: records a failure (with timeouts named as such) without stopping.
+run() {
+    local name=$1 limit=$2 rc
+    shift 2
+    timeout --kill-after=5 "$limit" "$@"
+    rc=$?
+    if ((rc == 124 || rc == 137)); then
+        failures+=("$name: timed out after ${limit}s")
+    elif ((rc != 0)); then
+        failures+=("$name: exit $rc")
     fi
-else
-    echo "gpu_check: no \`alphanet bench\` in this build; benchmark skipped"
+    return $rc
+}
+
+stage "machine"
+cat $bin/COMMIT
+nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total,clocks.max.sm --format=csv
+ldd --version | head -n 1
+for home in "${CUDA_HOME:-}" /usr/local/cuda; do
+    if [[ -n $home && -d $home/lib64 || -n $home && -d $home/lib ]]; then
+        export CUDA_HOME=$home
+        break
+    fi
+done
+echo "CUDA_HOME=${CUDA_HOME:-unset}"
+command -v nvcc >/dev/null && nvcc --version | tail -n 1
+export ALPHANET_REQUIRE_GPU=1 KERNELS_REQUIRE_NVCC=1 RUST_BACKTRACE=1
+
+if wants tests; then
+    stage "GPU tests, one process each"
+    for t in $($bin/cuda_vs_cpu --list --format terse | sed -n 's/: test$//p'); do
+        echo "--- cuda_vs_cpu::$t"
+        run "cuda_vs_cpu::$t" 150 $bin/cuda_vs_cpu --exact "$t" --nocapture --test-threads=1
+    done
+    echo "--- nvrtc_compile"
+    run nvrtc_compile 120 $bin/nvrtc_compile --test-threads=1
+    echo "--- unit tests: cuda:: and app::bench::"
+    run "unit cuda::" 60 $bin/unit_tests cuda:: --test-threads=1
+    run "unit bench" 60 $bin/unit_tests app::bench:: --test-threads=1
+fi
+
+if wants bench; then
+    stage "alphanet bench v2, cuda:0 then cpu (batches $batches)"
+    run "bench cuda" 120 $bin/alphanet bench --model v2 --device cuda:0 --batch "$batches" --steps 20 --json >"$logdir/bench_cuda.json"
+    cat "$logdir/bench_cuda.json"
+    run "bench cpu" 150 $bin/alphanet bench --model v2 --device cpu --batch "$batches" --steps 5 --json >"$logdir/bench_cpu.json"
+    cat "$logdir/bench_cpu.json"
+fi
+
+if wants peer; then
+    stage "PyTorch peer v2 on the same GPU (eager, torch.compile)"
+    for b in ${batches//,/ }; do
+        PYTHONUNBUFFERED=1 run "peer_torch batch $b" 150 python3 scripts/peer_torch.py --device cuda --batch "$b" --steps 30 --mode both --ops all
+    done
+fi
+
+if wants sanitize; then
+    stage "compute-sanitizer over the kernel cases"
+    if command -v compute-sanitizer >/dev/null; then
+        for tool in memcheck racecheck; do
+            echo "--- $tool"
+            run "sanitizer $tool" 150 compute-sanitizer --tool "$tool" --error-exitcode 3 \
+                $bin/cuda_vs_cpu --exact every_kernel_matches_its_cpu_op --test-threads=1
+        done
+    else
+        echo "compute-sanitizer not on PATH: sanitizer stage not run"
+        failures+=("sanitizer: compute-sanitizer not found")
+    fi
+fi
+
+stage "summary"
+if ((${#failures[@]})); then
+    printf 'gpu_check FAILED: %s\n' "${failures[@]}"
+    exit 1
 fi
 echo "gpu_check: all GPU checks passed"
