@@ -4,35 +4,11 @@
 //   y = γ·x̂ + β, x̂ = (x − μ)/√(σ² + eps)
 // Backward (training statistics):
 //   dβ = Σ dy, dγ = Σ dy·x̂, dx = γ/√(σ² + eps) · (dy − mean(dy) − x̂·mean(dy·x̂))
-// One block of BLOCK threads per channel; every sum over rows is a fixed-order block_sum, so
-// the statistics are bit-identical from run to run.
-#include "common.cuh"
-
-extern "C" __global__ void batchnorm_forward(float* out, float* mean, float* var, const float* inp,
-                                             const float* gamma, const float* beta, int r, int c,
-                                             double eps) {
-    __shared__ float scratch[BLOCK];
-    int ch = blockIdx.x;
-    if (ch >= c) return;
-    float s = 0.0f;
-    for (int k = threadIdx.x; k < r; k += blockDim.x) s += inp[(size_t)k * c + ch];
-    float mu = block_sum(s, scratch) / (float)r;
-    s = 0.0f;
-    for (int k = threadIdx.x; k < r; k += blockDim.x) {
-        float e = inp[(size_t)k * c + ch] - mu;
-        s += e * e;
-    }
-    float v = block_sum(s, scratch) / (float)r;
-    if (threadIdx.x == 0) {
-        mean[ch] = mu;
-        var[ch] = v;
-    }
-    float scale = gamma[ch] / sqrtf(v + (float)eps);
-    for (int k = threadIdx.x; k < r; k += blockDim.x) {
-        size_t i = (size_t)k * c + ch;
-        out[i] = (inp[i] - mu) * scale + beta[ch];
-    }
-}
+// The sums over rows are two-phase (src/cuda/launch.rs): per chunk of SPLIT_ROWS rows with one
+// thread per channel (coalesced: consecutive threads read consecutive channels), then the chunks
+// in order (splitk_combine, dense.cu). The training forward is column_partials → mean,
+// column_partials centred → variance, then batchnorm_inference with the batch statistics.
+#include "gemm.cuh"
 
 extern "C" __global__ void batchnorm_inference(float* out, const float* inp, const float* gamma,
                                                const float* beta, const float* moving_mean,
@@ -43,31 +19,38 @@ extern "C" __global__ void batchnorm_inference(float* out, const float* inp, con
     out[i] = (inp[i] - moving_mean[ch]) * (gamma[ch] / sqrtf(moving_var[ch] + (float)eps)) + beta[ch];
 }
 
-extern "C" __global__ void batchnorm_backward(float* dinp, float* dgamma, float* dbeta,
-                                              const float* dout, const float* inp, const float* mean,
-                                              const float* var, const float* gamma, int r, int c,
-                                              double eps) {
-    __shared__ float scratch[BLOCK];
-    int ch = blockIdx.x;
+// Chunk z = blockIdx.y of the two backward sums: partial[z, 0, ch] = Σ dy,
+// partial[z, 1, ch] = Σ dy·x̂ over the chunk's rows.
+extern "C" __global__ void batchnorm_backward_partials(float* partial, const float* dout,
+                                                       const float* inp, const float* mean,
+                                                       const float* var, int r, int c, double eps) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
     if (ch >= c) return;
+    int r0 = blockIdx.y * SPLIT_ROWS, r1 = min(r, r0 + SPLIT_ROWS);
     float mu = mean[ch], inv_std = 1.0f / sqrtf(var[ch] + (float)eps);
     float sdy = 0.0f, sdyx = 0.0f;
-    for (int k = threadIdx.x; k < r; k += blockDim.x) {
+    for (int k = r0; k < r1; k++) {
         size_t i = (size_t)k * c + ch;
         sdy += dout[i];
         sdyx += dout[i] * (inp[i] - mu) * inv_std;
     }
-    sdy = block_sum(sdy, scratch);
-    sdyx = block_sum(sdyx, scratch);
-    if (threadIdx.x == 0) {
-        dbeta[ch] += sdy;
-        dgamma[ch] += sdyx;
-    }
-    float mdy = sdy / (float)r, mdyx = sdyx / (float)r, scale = gamma[ch] * inv_std;
-    for (int k = threadIdx.x; k < r; k += blockDim.x) {
-        size_t i = (size_t)k * c + ch;
-        dinp[i] += scale * (dout[i] - mdy - (inp[i] - mu) * inv_std * mdyx);
-    }
+    partial[(size_t)blockIdx.y * 2 * c + ch] = sdy;
+    partial[(size_t)blockIdx.y * 2 * c + c + ch] = sdyx;
+}
+
+// dinp += γ/√(σ² + eps)·(dy − Σdy/R − x̂·Σdy·x̂/R), sums [2C] = (Σ dy, Σ dy·x̂) over all rows.
+extern "C" __global__ void batchnorm_backward_apply(float* dinp, const float* dout, const float* inp,
+                                                    const float* mean, const float* var,
+                                                    const float* gamma, const float* sums, int r,
+                                                    int c, double eps) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)r * c) return;
+    int ch = i % c;
+    float mu = mean[ch], inv_std = 1.0f / sqrtf(var[ch] + (float)eps);
+    // 1/R rounded once from double, as the CPU's inv_r.
+    float inv_r = (float)(1.0 / (double)r), scale = gamma[ch] * inv_std;
+    float mdy = sums[ch] * inv_r, mdyx = sums[c + ch] * inv_r;
+    dinp[i] += scale * (dout[i] - mdy - (inp[i] - mu) * inv_std * mdyx);
 }
 
 // Keras moving statistics: m ← momentum·m + (1 − momentum)·batch statistic, with 1 − momentum

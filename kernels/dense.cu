@@ -1,43 +1,59 @@
-// Dense layer: out[B, O] = inp[B, I]·w[I, O] + bias.
-// Backward: dinp += dout·wᵀ, dw += inpᵀ·dout, dbias += Σ_b dout.
-// Also the two reductions the recurrent layers use for their weight gradients.
-// Launch: blockDim (16, 16); grids in src/cuda/launch.rs.
+// Dense layer forward, and the matrix products and reductions the host wrappers compose the
+// backward passes from (src/cuda/launch.rs):
+//   out[B, O] = inp[B, I]·w[I, O] + bias;
+//   dinp += dout·wᵀ (matmul_acc), dw += inpᵀ·dout (matmul_splitk + splitk_combine),
+//   dbias += Σ_b dout (column_partials + splitk_combine).
+// The recurrent layers use the same three for dx and their weight and bias gradients.
+// GEMM launch: blockDim (GEMM_THREADS, GEMM_THREADS), one block per GEMM_TILE² output tile.
 #include "gemm.cuh"
 
 extern "C" __global__ void dense_forward(float* out, const float* inp, const float* w,
                                          const float* bias, int b, int i, int o) {
-    tile_matmul(out, o, mat(inp, i, 1), mat(w, o, 1), b, o, i, bias, 0);
+    tile_matmul(out, o, mat(inp, i, 1), mat(w, o, 1), b, o, 0, i, bias, 0);
 }
 
-// Column sums over rows in row order: out[n] += Σ_r a[r·lda + n]. Deterministic: one thread
-// owns one column.
-__device__ inline void column_sums(float* out, const float* a, int rows, int n, int lda, int col) {
+// c[M, N] (row stride ldc) += A·B, A(m, k) = a[m·a_sr + k·a_sc], B(k, n) = b[k·b_sr + n·b_sc].
+extern "C" __global__ void matmul_acc(float* c, int ldc, const float* a, int a_sr, int a_sc,
+                                      const float* b, int b_sr, int b_sc, int m, int n, int k) {
+    tile_matmul(c, ldc, mat(a, a_sr, a_sc), mat(b, b_sr, b_sc), m, n, 0, k, 0, 1);
+}
+
+// Split-K part z = blockIdx.z of A·B: partial[z, M, N] = Σ over k ∈ [z·SPLIT_ROWS, (z+1)·SPLIT_ROWS).
+extern "C" __global__ void matmul_splitk(float* partial, const float* a, int a_sr, int a_sc,
+                                         const float* b, int b_sr, int b_sc, int m, int n, int k) {
+    int k0 = blockIdx.z * SPLIT_ROWS, k1 = min(k, k0 + SPLIT_ROWS);
+    tile_matmul(partial + (size_t)blockIdx.z * m * n, n, mat(a, a_sr, a_sc), mat(b, b_sr, b_sc), m,
+                n, k0, k1, 0, 0);
+}
+
+// Column sums of row chunk z = blockIdx.y: partial[z, col] = Σ_{r in chunk} f(a[r·lda + col]),
+// f(x) = x without a center, (x − center[col])² with one (the centred second moment of BN).
+// Consecutive threads read consecutive columns, so the loads coalesce.
+extern "C" __global__ void column_partials(float* partial, const float* a, const float* center,
+                                           int rows, int n, int lda) {
+    int col = blockIdx.x * blockDim.x + threadIdx.x;
     if (col >= n) return;
+    int r0 = blockIdx.y * SPLIT_ROWS, r1 = min(rows, r0 + SPLIT_ROWS);
     float s = 0.0f;
-    for (int r = 0; r < rows; r++) s += a[(size_t)r * lda + col];
-    out[col] += s;
-}
-
-// blockIdx.z picks the gradient: 0 → dinp [B, I], 1 → dw [I, O], 2 → dbias [O].
-extern "C" __global__ void dense_backward(float* dinp, float* dw, float* dbias, const float* dout,
-                                          const float* inp, const float* w, int b, int i, int o) {
-    if (blockIdx.z == 0) {
-        tile_matmul(dinp, i, mat(dout, o, 1), mat(w, 1, o), b, i, o, 0, 1);
-    } else if (blockIdx.z == 1) {
-        tile_matmul(dw, o, mat(inp, 1, i), mat(dout, o, 1), i, o, b, 0, 1);
-    } else if (blockIdx.y == 0 && threadIdx.y == 0) {
-        column_sums(dbias, dout, b, o, o, blockIdx.x * TILE + threadIdx.x);
+    if (center) {
+        float mu = center[col];
+        for (int r = r0; r < r1; r++) {
+            float e = a[(size_t)r * lda + col] - mu;
+            s += e * e;
+        }
+    } else {
+        for (int r = r0; r < r1; r++) s += a[(size_t)r * lda + col];
     }
+    partial[(size_t)blockIdx.y * n + col] = s;
 }
 
-// c[M, N] += aᵀ·b with a [K, M] (row stride lda) and b [K, N] (row stride ldb): the weight
-// gradient Σ over all (sample, step) rows of xᵀ·dz, summed in row order for every element.
-extern "C" __global__ void matmul_tn_acc(float* c, const float* a, const float* b, int m, int n,
-                                         int k, int lda, int ldb) {
-    tile_matmul(c, n, mat(a, 1, lda), mat(b, ldb, 1), m, n, k, 0, 1);
-}
-
-// out[N] += Σ_r a[r, :] over `rows` rows of row stride lda (bias gradients).
-extern "C" __global__ void colsum_acc(float* out, const float* a, int rows, int n, int lda) {
-    column_sums(out, a, rows, n, lda, blockIdx.x * blockDim.x + threadIdx.x);
+// c[i] = (accumulate ? c[i] : 0) + (Σ_z partial[z·stride + i])·scale for i < len, the parts
+// summed in order z = 0, 1, …
+extern "C" __global__ void splitk_combine(float* c, const float* partial, int len, int stride,
+                                          int splits, float scale, int accumulate) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= len) return;
+    float s = 0.0f;
+    for (int z = 0; z < splits; z++) s += partial[(size_t)z * stride + i];
+    c[i] = (accumulate ? c[i] : 0.0f) + s * scale;
 }

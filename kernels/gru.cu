@@ -40,14 +40,14 @@ extern "C" __global__ void gru_forward(float* h_out, float* cache, const float* 
     for (int nj = threadIdx.x; nj < ns * h; nj += blockDim.x) h_out[(size_t)n0 * h + nj] = hs[nj];
 }
 
-// Backward through time. Writes dx (+=), the input-side pre-activation gradients dzx [B, S, 3H],
-// the recurrent-side ones dzh [B, S, 3H] (they differ in the candidate gate: dzh = dzx·r there)
-// and hprev [B, S, H], from which the host wrapper reduces dw_ih += xᵀ·dzx,
-// dw_hh += hprevᵀ·dzh, dbias[0] += Σ dzx, dbias[1] += Σ dzh.
-extern "C" __global__ void gru_backward_steps(float* dx, float* dzx, float* dzh, float* hprev,
+// Backward through time: only the recurrence through U runs step by step. Writes the input-side
+// pre-activation gradients dzx [B, S, 3H], the recurrent-side ones dzh [B, S, 3H] (they differ
+// in the candidate gate: dzh = dzx·r there) and hprev [B, S, H], from which the host wrapper
+// computes, as GEMMs over all B·S rows, dx += dzx·W_ihᵀ, dw_ih += xᵀ·dzx, dw_hh += hprevᵀ·dzh,
+// dbias[0] += Σ dzx, dbias[1] += Σ dzh.
+extern "C" __global__ void gru_backward_steps(float* dzx, float* dzh, float* hprev,
                                               const float* dh_out, const float* cache,
-                                              const float* w_ih, const float* w_hh, int b, int s,
-                                              int i, int h) {
+                                              const float* w_hh, int b, int s, int h) {
     extern __shared__ float sm[];
     int g = 3 * h, n0 = blockIdx.x * RNN_SAMPLES, ns = min(RNN_SAMPLES, b - n0);
     float* u = sm;                     // [H, 3H]
@@ -78,7 +78,6 @@ extern "C" __global__ void gru_backward_steps(float* dx, float* dzx, float* dzh,
         }
         __syncthreads();
         rnn_project_back(dhs, h, drs, u, ns, h, g, 1);
-        rnn_project_back(dx + ((size_t)n0 * s + t) * i, s * i, dxs, w_ih, ns, i, g, 1);
         __syncthreads();
     }
 }

@@ -43,12 +43,13 @@ extern "C" __global__ void lstm_forward(float* h_out, float* cache, const float*
     for (int nj = threadIdx.x; nj < ns * h; nj += blockDim.x) h_out[(size_t)n0 * h + nj] = hs[nj];
 }
 
-// Backward through time. Writes dx (+=), the pre-activation gradients dz [B, S, 4H] and the
-// previous hidden states hprev [B, S, H] (0 at t = 0), from which the host wrapper reduces
-// dw_ih += xᵀ·dz, dw_hh += hprevᵀ·dz, dbias += Σ dz (matmul_tn_acc / colsum_acc).
-extern "C" __global__ void lstm_backward_steps(float* dx, float* dz, float* hprev, const float* dh_out,
-                                               const float* cache, const float* w_ih,
-                                               const float* w_hh, int b, int s, int i, int h) {
+// Backward through time: only what must run step by step, the recurrence through U. Writes the
+// pre-activation gradients dz [B, S, 4H] and the previous hidden states hprev [B, S, H] (0 at
+// t = 0), from which the host wrapper computes, as GEMMs over all B·S rows, dx += dz·W_ihᵀ,
+// dw_ih += xᵀ·dz, dw_hh += hprevᵀ·dz and dbias += Σ dz.
+extern "C" __global__ void lstm_backward_steps(float* dz, float* hprev, const float* dh_out,
+                                               const float* cache, const float* w_hh, int b, int s,
+                                               int h) {
     extern __shared__ float sm[];
     int g = 4 * h, n0 = blockIdx.x * RNN_SAMPLES, ns = min(RNN_SAMPLES, b - n0);
     float* u = sm;                    // [H, 4H]
@@ -76,7 +77,6 @@ extern "C" __global__ void lstm_backward_steps(float* dx, float* dz, float* hpre
         }
         __syncthreads();
         rnn_project_back(dhs, h, dzs, u, ns, h, g, 0);
-        rnn_project_back(dx + ((size_t)n0 * s + t) * i, s * i, dzs, w_ih, ns, i, g, 1);
         __syncthreads();
     }
 }

@@ -11,7 +11,7 @@
 #
 #   bash scripts/gpu_check.sh [LOGDIR]     (default: $GPU_CHECK_LOG_DIR, else gpu-logs)
 # Environment: GPU_CHECK_BATCHES (default 1000,4096,16384), GPU_CHECK_SKIP (space-separated
-# stage names to skip: tests bench peer sanitize).
+# stage names to skip: tests bench bench-cpu peer sanitize).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 logdir=${1:-${GPU_CHECK_LOG_DIR:-gpu-logs}}
@@ -68,9 +68,12 @@ if wants tests; then
 fi
 
 if wants bench; then
-    stage "alphanet bench v2, cuda:0 then cpu (batches $batches)"
+    stage "alphanet bench v2, cuda:0 (batches $batches)"
     run "bench cuda" 120 $bin/alphanet bench --model v2 --device cuda:0 --batch "$batches" --steps 20 --json >"$logdir/bench_cuda.json"
     cat "$logdir/bench_cuda.json"
+fi
+if wants bench-cpu; then
+    stage "alphanet bench v2, cpu (batches $batches)"
     run "bench cpu" 150 $bin/alphanet bench --model v2 --device cpu --batch "$batches" --steps 5 --json >"$logdir/bench_cpu.json"
     cat "$logdir/bench_cpu.json"
 fi

@@ -219,6 +219,12 @@ impl Gpu {
         self.stream.alloc_zeros(n).map_err(cuda_err)
     }
 
+    /// An uninitialised buffer, for scratch that a kernel overwrites in full before any read.
+    pub(crate) fn scratch(&self, n: usize) -> Result<CudaSlice<f32>> {
+        // SAFETY: f32 has no invalid bit patterns; callers only read what a kernel wrote.
+        unsafe { self.stream.alloc::<f32>(n.max(1)) }.map_err(cuda_err)
+    }
+
     pub fn download<T: DeviceRepr>(&self, dev: &CudaSlice<T>) -> Result<Vec<T>> {
         self.stream.clone_dtoh(dev).map_err(cuda_err)
     }

@@ -7,7 +7,9 @@
 //! scratch buffers.
 
 use cudarc::driver::sys::CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
-use cudarc::driver::{CudaSlice, DevicePtr, LaunchArgs, LaunchConfig, PushKernelArg};
+use cudarc::driver::{
+    CudaSlice, DevicePtr, DevicePtrMut, DeviceSlice, LaunchArgs, LaunchConfig, PushKernelArg,
+};
 
 use super::context::Gpu;
 use super::host_maths::{ops_mask, PICTURE_DAYS, PICTURE_FEATURES};
@@ -19,8 +21,11 @@ type Buf = CudaSlice<f32>;
 
 /// Threads of the 1-D kernels (`BLOCK` in common.cuh).
 const BLOCK: u32 = 256;
-/// Side of the GEMM tiles (`TILE` in gemm.cuh).
-const TILE: u32 = 16;
+/// Output tile side of the GEMM and threads per tile side (`GEMM_TILE`, `GEMM_THREADS` in gemm.cuh).
+const GEMM_TILE: u32 = 64;
+const GEMM_THREADS: u32 = 16;
+/// Rows per range of the split-K products and column sums (`SPLIT_ROWS` in gemm.cuh).
+const SPLIT_ROWS: usize = 256;
 /// Samples per block of the recurrent kernels (`RNN_SAMPLES` in rnn.cuh).
 const RNN_SAMPLES: usize = 4;
 /// Largest K of the neutralized loss (`MAX_STYLES` in loss.cu).
@@ -56,10 +61,27 @@ fn grid1(n: usize) -> LaunchConfig {
 /// Tiles covering an m × n output (blockIdx.y over rows, blockIdx.x over columns), `z` layers.
 fn grid_tiles(m: usize, n: usize, z: u32) -> LaunchConfig {
     LaunchConfig {
-        grid_dim: (blocks(n, TILE), blocks(m, TILE), z),
-        block_dim: (TILE, TILE, 1),
+        grid_dim: (blocks(n, GEMM_TILE), blocks(m, GEMM_TILE), z),
+        block_dim: (GEMM_THREADS, GEMM_THREADS, 1),
         shared_mem_bytes: 0,
     }
+}
+
+/// Ranges of SPLIT_ROWS rows covering `rows` (the split-K partition: shapes only, never the GPU).
+fn splits(rows: usize) -> usize {
+    rows.div_ceil(SPLIT_ROWS)
+}
+
+/// A strided matrix view as the GEMM kernels take it: element (r, c) at p[r·sr + c·sc].
+struct View<'a> {
+    p: &'a Buf,
+    sr: i32,
+    sc: i32,
+}
+
+fn view(p: &Buf, sr: usize, sc: usize) -> Result<View<'_>> {
+    let [sr, sc] = ints([sr, sc])?;
+    Ok(View { p, sr, sc })
 }
 
 /// A [`FeatureSpec`] with its pairs on the device: what the feature kernels take in place of the
@@ -273,6 +295,8 @@ impl Gpu {
 
     // ---- batch norm ---------------------------------------------------------------------------
 
+    /// Training forward: batch mean, then the centred second moment (two passes, as the CPU),
+    /// each a chunked column sum; then the normalisation with those statistics.
     #[allow(clippy::too_many_arguments)]
     pub fn batchnorm_forward(
         &self,
@@ -292,25 +316,14 @@ impl Gpu {
                 && mean.len() >= c
                 && var.len() >= c
                 && gamma.len() >= c
-                && beta.len() >= c
+                && beta.len() >= c,
+            "batchnorm_forward: a buffer is shorter than r = {r} rows × c = {c} channels"
         );
-        let cfg = LaunchConfig {
-            grid_dim: (c as u32, 1, 1),
-            block_dim: (BLOCK, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let (nr, nc) = (int(r)?, int(c)?);
-        self.launch("batchnorm_forward", cfg, |l| {
-            l.arg(out)
-                .arg(mean)
-                .arg(var)
-                .arg(inp)
-                .arg(gamma)
-                .arg(beta)
-                .arg(&nr)
-                .arg(&nc)
-                .arg(&eps);
-        })
+        // CPU: mean = Σx · inv_r with inv_r = 1/r rounded once from f64.
+        let inv_r = (1.0 / r as f64) as f32;
+        self.column_sums(mean, inp, None, r, c, c, inv_r, false)?;
+        self.column_sums(var, inp, Some(&*mean), r, c, c, inv_r, false)?;
+        self.batchnorm_inference(out, inp, gamma, beta, mean, var, r, c, eps)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -346,6 +359,8 @@ impl Gpu {
         })
     }
 
+    /// Training backward: the chunked sums Σdy and Σdy·x̂ per channel (added to dβ, dγ), then
+    /// dinp element by element.
     #[allow(clippy::too_many_arguments)]
     pub fn batchnorm_backward(
         &self,
@@ -367,22 +382,41 @@ impl Gpu {
                 && dout.len() >= r * c
                 && dgamma.len() >= c
                 && dbeta.len() >= c
+                && mean.len() >= c
+                && var.len() >= c
+                && gamma.len() >= c,
+            "batchnorm_backward: a buffer is shorter than r = {r} rows × c = {c} channels"
         );
+        let z = splits(r);
+        let mut partial = self.scratch(z * 2 * c)?;
+        let (nr, nc) = (int(r)?, int(c)?);
         let cfg = LaunchConfig {
-            grid_dim: (c as u32, 1, 1),
+            grid_dim: (blocks(c, BLOCK), z as u32, 1),
             block_dim: (BLOCK, 1, 1),
             shared_mem_bytes: 0,
         };
-        let (nr, nc) = (int(r)?, int(c)?);
-        self.launch("batchnorm_backward", cfg, |l| {
+        self.launch("batchnorm_backward_partials", cfg, |l| {
+            l.arg(&mut partial)
+                .arg(dout)
+                .arg(inp)
+                .arg(mean)
+                .arg(var)
+                .arg(&nr)
+                .arg(&nc)
+                .arg(&eps);
+        })?;
+        let mut sums = self.scratch(2 * c)?;
+        self.splitk_combine(&mut sums, &partial, 2 * c, 2 * c, z, 1.0, false)?;
+        self.splitk_combine(dbeta, &partial, c, 2 * c, z, 1.0, true)?;
+        self.splitk_combine(dgamma, &partial.slice(c..), c, 2 * c, z, 1.0, true)?;
+        self.launch("batchnorm_backward_apply", grid1(r * c), |l| {
             l.arg(dinp)
-                .arg(dgamma)
-                .arg(dbeta)
                 .arg(dout)
                 .arg(inp)
                 .arg(mean)
                 .arg(var)
                 .arg(gamma)
+                .arg(&sums)
                 .arg(&nr)
                 .arg(&nc)
                 .arg(&eps);
@@ -438,6 +472,7 @@ impl Gpu {
         })
     }
 
+    /// dinp += dout·wᵀ, dw += inpᵀ·dout (split-K over the batch), dbias += Σ_b dout.
     #[allow(clippy::too_many_arguments)]
     pub fn dense_backward(
         &self,
@@ -457,23 +492,53 @@ impl Gpu {
                 && w.len() >= i * o
                 && dw.len() >= i * o
                 && dbias.len() >= o
-                && dout.len() >= b * o
+                && dout.len() >= b * o,
+            "dense_backward: a buffer is too short for b = {b}, i = {i}, o = {o}"
         );
-        let (nb, ni, no) = (int(b)?, int(i)?, int(o)?);
-        self.launch("dense_backward", grid_tiles(b.max(i), i.max(o), 3), |l| {
-            l.arg(dinp)
-                .arg(dw)
-                .arg(dbias)
-                .arg(dout)
-                .arg(inp)
-                .arg(w)
-                .arg(&nb)
-                .arg(&ni)
-                .arg(&no);
+        // dinp(b, k) += Σ_n dout(b, n)·w(k, n): B(n, k) = w[k·o + n].
+        self.matmul_acc(dinp, i, view(dout, o, 1)?, view(w, 1, o)?, b, i, o)?;
+        self.matmul_tn_acc(dw, inp, dout, i, o, b, i, o)?;
+        self.colsum_acc(dbias, dout, b, o, o)
+    }
+
+    /// c[M, N] (row stride ldc) += A·B over k, one GEMM tile per block.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_acc(
+        &self,
+        c: &mut Buf,
+        ldc: usize,
+        a: View<'_>,
+        b: View<'_>,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) -> Result<()> {
+        assert!(
+            c.len() >= m.saturating_sub(1) * ldc + n,
+            "matmul_acc: c holds {} floats, not {m} × {n} at row stride {ldc}",
+            c.len()
+        );
+        if m == 0 || n == 0 || k == 0 {
+            return Ok(());
+        }
+        let [ldc, m, n, k] = ints([ldc, m, n, k])?;
+        self.launch("matmul_acc", grid_tiles(m as usize, n as usize, 1), |l| {
+            l.arg(c)
+                .arg(&ldc)
+                .arg(a.p)
+                .arg(&a.sr)
+                .arg(&a.sc)
+                .arg(b.p)
+                .arg(&b.sr)
+                .arg(&b.sc)
+                .arg(&m)
+                .arg(&n)
+                .arg(&k);
         })
     }
 
-    /// c[M, N] += aᵀ·b over `k` rows (a row stride lda, b row stride ldb), summed in row order.
+    /// c[M, N] += aᵀ·b over `k` rows (a row stride lda, b row stride ldb): split-K, each range of
+    /// SPLIT_ROWS rows one tile product, the ranges then added in order.
     #[allow(clippy::too_many_arguments)]
     fn matmul_tn_acc(
         &self,
@@ -486,33 +551,119 @@ impl Gpu {
         lda: usize,
         ldb: usize,
     ) -> Result<()> {
-        assert!(c.len() >= m * n && a.len() >= k * lda && b.len() >= k * ldb);
-        let [m32, n32, k32, lda, ldb] = ints([m, n, k, lda, ldb])?;
-        self.launch("matmul_tn_acc", grid_tiles(m, n, 1), |l| {
-            l.arg(c)
-                .arg(a)
-                .arg(b)
+        assert!(
+            c.len() >= m * n && a.len() >= k * lda && b.len() >= k * ldb,
+            "matmul_tn_acc: a buffer is too short for {m} × {n} over {k} rows"
+        );
+        if m == 0 || n == 0 || k == 0 {
+            return Ok(());
+        }
+        let z = splits(k);
+        let mut partial = self.scratch(z * m * n)?;
+        // A(m, k) = a[k·lda + m], B(k, n) = b[k·ldb + n].
+        let (av, bv) = (view(a, 1, lda)?, view(b, ldb, 1)?);
+        let [m32, n32, k32] = ints([m, n, k])?;
+        let mut cfg = grid_tiles(m, n, 1);
+        cfg.grid_dim.2 = z as u32;
+        self.launch("matmul_splitk", cfg, |l| {
+            l.arg(&mut partial)
+                .arg(av.p)
+                .arg(&av.sr)
+                .arg(&av.sc)
+                .arg(bv.p)
+                .arg(&bv.sr)
+                .arg(&bv.sc)
                 .arg(&m32)
                 .arg(&n32)
-                .arg(&k32)
-                .arg(&lda)
-                .arg(&ldb);
-        })
+                .arg(&k32);
+        })?;
+        self.splitk_combine(c, &partial, m * n, m * n, z, 1.0, true)
     }
 
     /// out[0..n] += Σ over `rows` rows of a (row stride lda).
-    fn colsum_acc(
+    fn colsum_acc<O>(&self, out: &mut O, a: &Buf, rows: usize, n: usize, lda: usize) -> Result<()>
+    where
+        O: DevicePtrMut<f32> + DeviceSlice<f32>,
+    {
+        self.column_sums(out, a, None, rows, n, lda, 1.0, true)
+    }
+
+    /// out[col] = (accumulate ? out[col] : 0) + scale·Σ_r f(a[r·lda + col]) for col < n, with
+    /// f(x) = x, or (x − center[col])² when a center is given: per chunk of SPLIT_ROWS rows, then
+    /// the chunks in order.
+    #[allow(clippy::too_many_arguments)]
+    fn column_sums<O>(
         &self,
-        out: &mut cudarc::driver::CudaViewMut<'_, f32>,
+        out: &mut O,
         a: &Buf,
+        center: Option<&Buf>,
         rows: usize,
         n: usize,
         lda: usize,
-    ) -> Result<()> {
-        assert!(out.len() >= n && a.len() >= rows * lda);
-        let (r, n32, lda) = (int(rows)?, int(n)?, int(lda)?);
-        self.launch("colsum_acc", grid1(n), |l| {
-            l.arg(out).arg(a).arg(&r).arg(&n32).arg(&lda);
+        scale: f32,
+        accumulate: bool,
+    ) -> Result<()>
+    where
+        O: DevicePtrMut<f32> + DeviceSlice<f32>,
+    {
+        assert!(
+            out.len() >= n && a.len() >= rows.saturating_sub(1) * lda + n,
+            "column_sums: a buffer is too short for {rows} rows × {n} columns"
+        );
+        let z = splits(rows).max(1);
+        let mut partial = self.scratch(z * n)?;
+        let [r32, n32, lda] = ints([rows, n, lda])?;
+        let (center_ptr, _sync) = self.optional_ptr(center);
+        let cfg = LaunchConfig {
+            grid_dim: (blocks(n, BLOCK), z as u32, 1),
+            block_dim: (BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        self.launch("column_partials", cfg, |l| {
+            l.arg(&mut partial)
+                .arg(a)
+                .arg(&center_ptr)
+                .arg(&r32)
+                .arg(&n32)
+                .arg(&lda);
+        })?;
+        self.splitk_combine(out, &partial, n, n, z, scale, accumulate)
+    }
+
+    /// c[i] = (accumulate ? c[i] : 0) + scale·Σ_z partial[z·stride + i] for i < len, z in order.
+    #[allow(clippy::too_many_arguments)]
+    fn splitk_combine<O, P>(
+        &self,
+        c: &mut O,
+        partial: &P,
+        len: usize,
+        stride: usize,
+        splits: usize,
+        scale: f32,
+        accumulate: bool,
+    ) -> Result<()>
+    where
+        O: DevicePtrMut<f32> + DeviceSlice<f32>,
+        P: DevicePtr<f32> + DeviceSlice<f32>,
+    {
+        assert!(
+            c.len() >= len && partial.len() >= splits.saturating_sub(1) * stride + len,
+            "splitk_combine: a buffer is too short for {splits} parts of {len}"
+        );
+        let [len32, stride, z] = ints([len, stride, splits])?;
+        let acc = i32::from(accumulate);
+        // Raw pointers, so that buffers and views of either mutability go through one wrapper;
+        // the guards keep the stream ordered with the buffers' other uses.
+        let (c_ptr, _c_sync) = c.device_ptr_mut(&self.stream);
+        let (p_ptr, _p_sync) = partial.device_ptr(&self.stream);
+        self.launch("splitk_combine", grid1(len), |l| {
+            l.arg(&c_ptr)
+                .arg(&p_ptr)
+                .arg(&len32)
+                .arg(&stride)
+                .arg(&z)
+                .arg(&scale)
+                .arg(&acc);
         })
     }
 
@@ -665,23 +816,22 @@ impl Gpu {
                 && w_ih.len() >= i * g
                 && w_hh.len() >= h * g
         );
-        let mut dz = self.zeros::<f32>(rows * g)?;
-        let mut hprev = self.zeros::<f32>(rows * h)?;
+        let mut dz = self.scratch(rows * g)?;
+        let mut hprev = self.scratch(rows * h)?;
         let cfg = rnn_config(b, g, h * g + RNN_SAMPLES * (g + 2 * h));
-        let [nb, ns, ni, nh] = ints([b, s, i, h])?;
+        let [nb, ns, nh] = ints([b, s, h])?;
         self.launch("lstm_backward_steps", cfg, |l| {
-            l.arg(&mut *dx)
-                .arg(&mut dz)
+            l.arg(&mut dz)
                 .arg(&mut hprev)
                 .arg(dh_out)
                 .arg(cache)
-                .arg(w_ih)
                 .arg(w_hh)
                 .arg(&nb)
                 .arg(&ns)
-                .arg(&ni)
                 .arg(&nh);
         })?;
+        // dx(row, c) += Σ_j dz(row, j)·w_ih(c, j): one GEMM over all B·S rows.
+        self.matmul_acc(dx, i, view(&dz, g, 1)?, view(w_ih, 1, g)?, rows, i, g)?;
         self.matmul_tn_acc(dw_ih, x, &dz, i, g, rows, i, g)?;
         self.matmul_tn_acc(dw_hh, &hprev, &dz, h, g, rows, h, g)?;
         self.colsum_acc(&mut dbias.slice_mut(..g), &dz, rows, g, g)
@@ -719,25 +869,23 @@ impl Gpu {
                 && w_ih.len() >= i * g
                 && w_hh.len() >= h * g
         );
-        let mut dzx = self.zeros::<f32>(rows * g)?;
-        let mut dzh = self.zeros::<f32>(rows * g)?;
-        let mut hprev = self.zeros::<f32>(rows * h)?;
+        let mut dzx = self.scratch(rows * g)?;
+        let mut dzh = self.scratch(rows * g)?;
+        let mut hprev = self.scratch(rows * h)?;
         let cfg = rnn_config(b, g, h * g + RNN_SAMPLES * (2 * g + h));
-        let [nb, ns, ni, nh] = ints([b, s, i, h])?;
+        let [nb, ns, nh] = ints([b, s, h])?;
         self.launch("gru_backward_steps", cfg, |l| {
-            l.arg(&mut *dx)
-                .arg(&mut dzx)
+            l.arg(&mut dzx)
                 .arg(&mut dzh)
                 .arg(&mut hprev)
                 .arg(dh_out)
                 .arg(cache)
-                .arg(w_ih)
                 .arg(w_hh)
                 .arg(&nb)
                 .arg(&ns)
-                .arg(&ni)
                 .arg(&nh);
         })?;
+        self.matmul_acc(dx, i, view(&dzx, g, 1)?, view(w_ih, 1, g)?, rows, i, g)?;
         self.matmul_tn_acc(dw_ih, x, &dzx, i, g, rows, i, g)?;
         self.matmul_tn_acc(dw_hh, &hprev, &dzh, h, g, rows, h, g)?;
         self.colsum_acc(&mut dbias.slice_mut(..g), &dzx, rows, g, g)?;
