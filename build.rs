@@ -1,4 +1,4 @@
-//! Builds the CUDA side (SPEC §8):
+//! Builds the CUDA side (docs/engine.md):
 //! - every `kernels/*.cu` → a fatbin (sm_80 and sm_90 SASS + compute_90 PTX) with nvcc when it is
 //!   found, the `-Xptxas -v` register/shared-memory report kept in `$OUT_DIR/ptxas.txt`;
 //! - every `kernels/*.cu` with its local includes inlined, embedded for the NVRTC fallback;

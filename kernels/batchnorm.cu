@@ -1,4 +1,4 @@
-// BatchNorm, Keras semantics (SPEC §4), the CUDA twin of src/ops/batchnorm.rs: per channel over
+// BatchNorm, Keras semantics (docs/models.md), the CUDA twin of src/ops/batchnorm.rs: per channel over
 // all R = batch × steps rows of inp [R, C]; biased variance in training; moving statistics at
 // inference. eps and momentum are doubles, as on the CPU, rounded to float where the CPU does.
 //   y = γ·x̂ + β, x̂ = (x − μ)/√(σ² + eps)

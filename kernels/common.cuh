@@ -11,7 +11,7 @@
 
 #define HD __host__ __device__ inline
 
-// The data picture of SPEC §3.1: 15 raw features over 30 days.
+// The data picture (docs/data.md): 15 raw features over 30 days.
 #define PICTURE_FEATURES 15
 #define PICTURE_DAYS 30
 

@@ -1,4 +1,4 @@
-// GRU, Keras reset_after variant (SPEC §4), the whole sequence in one launch.
+// GRU, Keras reset_after variant (docs/models.md), the whole sequence in one launch.
 // x [B, S, I], w_ih [I, 3H], w_hh [H, 3H], bias [2, 3H] (input bias row, recurrent bias row),
 // gates z, r, h → h_out [B, H], cache [B, S, 5H]: z, r, ĥ, hU_h + b_hh (the reset-gated term)
 // and h_t. Cell maths (gru_cell_forward / gru_cell_backward) is in common.cuh.

@@ -1,4 +1,4 @@
-// Losses (SPEC §5), the CUDA twins of src/ops/loss.rs: the same arguments in the same order,
+// Losses (docs/models.md), the CUDA twins of src/ops/loss.rs: the same arguments in the same order,
 // value and gradient in one pass; dpred is WRITTEN (a loss is the root of the backward pass).
 // The CPU functions return the loss; here each block writes its partial sum to `partials` (the
 // last argument) and the host adds them in block order, so the loss is bit-identical from run

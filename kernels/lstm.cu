@@ -1,4 +1,4 @@
-// LSTM, Keras gates i, f, c, o (SPEC §4), the whole sequence in one launch.
+// LSTM, Keras gates i, f, c, o (docs/models.md), the whole sequence in one launch.
 // x [B, S, I], w_ih [I, 4H], w_hh [H, 4H], bias [4H] → h_out [B, H] (last hidden state),
 // cache [B, S, 7H]: per (sample, step) the activated gates i, f, c̃, o, then c_t, tanh(c_t),
 // h_t, the layout of the CPU reference (src/ops/lstm.rs).

@@ -1,4 +1,4 @@
-// Pooling over time (v1 head, SPEC §5, fused kernel 2): for each window of `window` steps,
+// Pooling over time (v1 head, docs/features.md): for each window of `window` steps,
 // every `stride` steps, the mean, max and min of each channel.
 // inp [B, steps, C] → out [B, S', 3C], S' = (steps − window)/stride + 1, channel blocks
 // [mean×C | max×C | min×C].

@@ -1,4 +1,4 @@
-// Building blocks of the fused recurrent kernels (SPEC §8 fused kernel 4): a block owns
+// Building blocks of the fused recurrent kernels (docs/engine.md): a block owns
 // RNN_SAMPLES samples for all their steps, with the recurrent weights U [H, G] resident in
 // shared memory. Weight gradients are not reduced here: the backward kernels write per-row
 // gate gradients, which matmul_tn_acc / colsum_acc (dense.cu) reduce in row order.

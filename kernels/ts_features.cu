@@ -1,4 +1,4 @@
-// The fused feature-extraction layer (SPEC §4, §8 fused kernel 1), the CUDA twin of
+// The fused feature-extraction layer (docs/features.md, docs/engine.md), the CUDA twin of
 // src/ops/ts_features.rs with the FeatureSpec flattened into (n_features, days, window, stride,
 // ops, n_pairs, pairs). One block per sample: the
 // picture inp[b] ([F, D], days oldest first) is read once into shared memory, each

@@ -1,4 +1,4 @@
-// The feature-extraction ops of SPEC §4 for one window x_1..x_d (oldest first): value and
+// The feature-extraction ops of docs/features.md for one window x_1..x_d (oldest first): value and
 // derivative. Statistics are two-pass (centered); the centered values xc_k = x_k − x̄ are
 // computed once per (feature, window) and shared by every op and pair that reads them.
 #pragma once

@@ -1,4 +1,4 @@
-"""Peer benchmark: a plain PyTorch implementation of AlphaNet v2 (SPEC §5), eager and
+"""Peer benchmark: a plain PyTorch implementation of AlphaNet v2 (docs/models.md), eager and
 torch.compile, for GPU comparisons with `alphanet bench --device cuda` (runs on CPU too).
 
 Same model as the engine's v2: feature layer (window 10, stride 10; the 6-op set of the public
@@ -39,7 +39,7 @@ DEGENERATE_VAR = 1e-12
 
 class Features(nn.Module):
     """[B, F, D] pictures -> [B, S, C]; channels: corr pairs, cov pairs (i < j, lexicographic),
-    stddev, zscore, return, decaylinear, [mean] — the engine's order (SPEC §4)."""
+    stddev, zscore, return, decaylinear, [mean] — the engine's order (docs/features.md)."""
 
     def __init__(self, n_features, with_mean):
         super().__init__()

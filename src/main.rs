@@ -149,7 +149,7 @@ enum Cmd {
     /// proxies.
     PanelInfo { panel: PathBuf },
     /// The rolling protocol: retrain every period on the preceding in-sample window, a seed
-    /// ensemble per window, one factor per variant over the whole test span (SPEC §6).
+    /// ensemble per window, one factor per variant over the whole test span (docs/protocol.md).
     Run {
         #[arg(long)]
         panel: PathBuf,

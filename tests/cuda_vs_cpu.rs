@@ -1,4 +1,4 @@
-//! CPU vs CUDA (SPEC §9): every kernel's launch wrapper, forward and backward, against its CPU
+//! CPU vs CUDA (docs/testing.md): every kernel's launch wrapper, forward and backward, against its CPU
 //! reference op on the same random inputs; three training steps of v2 models with the library's
 //! `GpuTrainer` against the CPU tape's `train_step`, and its predictions against `Model::predict`;
 //! and determinism (two GPU runs bit-identical).
@@ -47,7 +47,7 @@ struct Tol {
     rtol: f32,
 }
 
-/// Windowed ops and every reduction (sums in a different order on each side): SPEC §9.
+/// Windowed ops and every reduction (sums in a different order on each side): docs/testing.md.
 const WINDOWED: Tol = Tol {
     atol: 1e-4,
     rtol: 1e-3,

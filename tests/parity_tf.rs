@@ -1,7 +1,7 @@
 //! Parity of the feature layer with the public Python `alphanet` package (TensorFlow), on the
 //! fixture written by `scripts/make_fixtures.py` from the package's own `FeatureExpansion(stride=10)`.
 //!
-//! The package's maths equals SPEC §4 on this input: population std (`tf.math.reduce_std`),
+//! The package's maths equals docs/features.md on this input: population std (`tf.math.reduce_std`),
 //! zscore = mean/std, linear decay weights `k/Σk`, return `x_d/x_1 − 1`, cov over `d − 1`, corr
 //! as `(Sxy/d)/(σx·σy)`. It differs only on degenerate windows (it returns −1 for `x_1 = 0` and
 //! divides by any nonzero std, however small), which the fixture's inputs, all in [0.5, 5.5],

@@ -205,7 +205,7 @@ fn size_exposure(panel: &Panel, factor: &[f32], dates: std::ops::Range<usize>) -
     total / dates.len() as f64
 }
 
-/// SPEC §9: training on the synthetic panel recovers the planted alpha. On the demo's default
+/// Training on the synthetic panel recovers the planted alpha (docs/testing.md). On the demo's default
 /// market (300 stocks × 700 days), v2 trained with lr 1e-3 and early stopping must reach at
 /// least 40% of the oracle's held-out RankIC on the demo's held-out dates (it reaches ~60%).
 #[test]

@@ -1,4 +1,4 @@
-//! `alphanet bench`: training and inference throughput (SPEC §10) on synthetic batches of the
+//! `alphanet bench`: training and inference throughput (docs/performance.md) on synthetic batches of the
 //! model's real shape, so that the figures are comparable with the peers' (`scripts/`).
 //!
 //! A training step is what the trainer runs per batch: forward on the tape, the configured loss,

@@ -99,7 +99,7 @@ pub fn train(
 }
 
 /// Writes the factor of a checkpoint over `from..=to`; with `eval`, also prints its daily
-/// RankIC against the labels on the training universe (SPEC §3.3).
+/// RankIC against the labels on the training universe (docs/data.md).
 pub fn predict(
     checkpoint_dir: &Path,
     panel_dir: &Path,

@@ -218,7 +218,7 @@ pub(crate) fn num(x: f64) -> String {
     }
 }
 
-/// The headline table of the report (SPEC §0's columns), one row per factor.
+/// The headline table of the report (docs/evaluation.md), one row per factor.
 pub fn main_table(evals: &[(String, FactorEval)]) -> String {
     let mut s = String::from(
         "| factor | RankIC mean | RankIC std | IC_IR | IC>0 | top-group ann. excess | long-short ann. | LS Sharpe | TOP IR | TOP win |\n\
@@ -254,7 +254,7 @@ fn render_report(
     let mut s = String::from("# Factor evaluation\n\n");
     s += &format!(
         "Panel `{}` ({} source, {} stocks, {} .. {}).\n\n\
-         Every {} trading days t: universe of SPEC §3.3 (listed, not ST, not suspended at t or t+1, \
+         Every {} trading days t: universe of docs/data.md (listed, not ST, not suspended at t or t+1, \
          no limit-up or limit-down open at t+1, 30 days of history); factor neutralized per date \
          (OLS residual on industry dummies + log market cap); RankIC = Spearman correlation with the \
          raw return `vwap(t+11) / vwap(t+1) − 1`. Layered backtest: {g} equal groups by the \

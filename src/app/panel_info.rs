@@ -128,7 +128,7 @@ impl PanelInfo {
         let (lo, med, hi) = self.samples_per_date;
         let _ = writeln!(
             s,
-            "samples       {} over {} dates with room for a picture and a label; per date min {lo} / median {med} / max {hi} (training universe, SPEC 3.3)",
+            "samples       {} over {} dates with room for a picture and a label; per date min {lo} / median {med} / max {hi} (training universe, docs/data.md)",
             self.total_samples, self.sample_dates
         );
         let _ = writeln!(s, "excluded      {}", self.exclusions);

@@ -1,4 +1,4 @@
-//! `alphanet run`: the rolling protocol of SPEC §6 as one command. Plans the retraining windows,
+//! `alphanet run`: the rolling protocol (docs/protocol.md) as one command. Plans the retraining windows,
 //! locks the run's settings in `RUN/run.json`, runs this shard's unfinished (variant, window,
 //! seed) jobs, and, when the run is not sharded, merges the seed ensembles into the factors.
 

@@ -1,4 +1,4 @@
-//! CUDA backend (SPEC §8): choosing the device (`--device auto|cpu|cuda:K`), the driver context
+//! CUDA backend (docs/engine.md): choosing the device (`--device auto|cpu|cuda:K`), the driver context
 //! with every kernel of `kernels/` loaded, and one typed launch wrapper per kernel taking the
 //! same arguments, in the same order, as the CPU reference op; the v2 training step composed
 //! from them ([`GpuTrainer`]).

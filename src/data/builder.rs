@@ -2,9 +2,9 @@
 //!
 //! An importer reads one stock at a time into a [`StockHistory`] on the panel's calendar and
 //! hands it to [`PanelBuilder::add_stock`], which scatters it into the date-major arrays of
-//! SPEC §2 (features, prices, flags, size, industry) and keeps the two stock-major series the
+//! docs/data.md (features, prices, flags, size, industry) and keeps the two stock-major series the
 //! styles need (daily return and turnover, 4 bytes per stock-day each).
-//! [`PanelBuilder::finish`] computes the market return and the styles of SPEC §3.4. Only one
+//! [`PanelBuilder::finish`] computes the market return and the styles of docs/data.md. Only one
 //! stock's source data is in memory at a time; the panel arrays themselves are held once and
 //! written by [`super::panel::write_panel`] straight from that one copy.
 

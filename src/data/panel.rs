@@ -1,9 +1,9 @@
-//! The panel: a directory of `.npy` arrays plus `meta.json`, memory-mapped without parsing (SPEC §2).
+//! The panel: a directory of `.npy` arrays plus `meta.json`, memory-mapped without parsing (docs/data.md).
 //!
 //! | file | dtype, shape |
 //! |---|---|
 //! | `meta.json` | [`PanelMeta`] |
-//! | `features.npy` | f32 `[T, N, 15]`, the features of SPEC §3.1 in [`FEATURE_NAMES`] order |
+//! | `features.npy` | f32 `[T, N, 15]`, the features of docs/features.md in [`FEATURE_NAMES`] order |
 //! | `price.npy` | f32 `[T, N, P]`, fields named by `meta.price_fields` (adjusted, except `raw_close`) |
 //! | `tradable.npy` | u8 `[T, N]`, bit [`flags`] |
 //! | `styles.npy` | f32 `[T, N, K]`, style exposures named by `meta.style_names` |
@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 
 pub const FORMAT_VERSION: u32 = 1;
 
-/// The 15 raw features of SPEC §3.1, in channel order.
+/// The 15 raw features of docs/features.md, in channel order.
 pub const FEATURE_NAMES: [&str; 15] = [
     "return1",
     "open",
@@ -50,7 +50,7 @@ pub const FEATURE_NAMES: [&str; 15] = [
     "vwap/close",
 ];
 
-/// The 15 features of SPEC §3.1 for one stock-day (`return1` NaN when there is no prior close).
+/// The 15 features of docs/features.md for one stock-day (`return1` NaN when there is no prior close).
 #[allow(clippy::too_many_arguments)]
 pub fn feature_row(
     ret1: f64,
@@ -135,7 +135,7 @@ pub struct PanelMeta {
     /// Documented proxies used for fields the source lacks (e.g. "vwap = (high+low+close)/3").
     #[serde(default)]
     pub proxies: Vec<String>,
-    /// Styles of SPEC §3.4 the source cannot support (left out, never filled with noise).
+    /// Styles of docs/data.md the source cannot support (left out, never filled with noise).
     #[serde(default)]
     pub missing_styles: Vec<String>,
     #[serde(default)]
@@ -192,7 +192,7 @@ impl PanelMeta {
         }
         if self.feature_names != FEATURE_NAMES {
             return Err(format!(
-                "feature_names must be the 15 features of SPEC §3.1 in order {FEATURE_NAMES:?}, found {:?}",
+                "feature_names must be the 15 features of docs/features.md in order {FEATURE_NAMES:?}, found {:?}",
                 self.feature_names
             ));
         }
@@ -707,7 +707,7 @@ pub fn weekday(days: i64) -> i64 {
     (days + 3).rem_euclid(7)
 }
 
-/// The daily price limit as a fraction (SPEC §3.3): ±20% on STAR (688xxx) and on ChiNext
+/// The daily price limit as a fraction (docs/data.md): ±20% on STAR (688xxx) and on ChiNext
 /// (300xxx/301xxx) from 2020-08-24 (ST included there), else ±5% for ST, else ±10%.
 /// `code` may carry any exchange prefix/suffix (`SZ300001`, `sz.300001`, `300001.SZ`).
 pub fn limit_ratio(code: &str, date: &str, st: bool) -> f64 {
@@ -751,7 +751,7 @@ pub fn open_limit_flags(prev_raw_close: f64, raw_open: f64, ratio: f64) -> u8 {
     f
 }
 
-/// The per-date style convention of SPEC §3.4, in place: winsorize at median ± 5·MAD, then
+/// The per-date style convention of docs/data.md, in place: winsorize at median ± 5·MAD, then
 /// z-score (population std). Non-finite entries are excluded and left as they are; fewer than
 /// two finite values, or zero spread, give all-zero exposures for the finite entries.
 pub fn style_zscore(x: &mut [f32]) {

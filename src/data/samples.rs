@@ -1,4 +1,4 @@
-//! Samples drawn from a panel (SPEC §3): the per-date universe, labels, and picture gathering.
+//! Samples drawn from a panel (docs/data.md): the per-date universe, labels, and picture gathering.
 //!
 //! A sample is a (date t, stock i) pair. Its picture is `X[f, k] = features[t−29+k][i][f]`
 //! (15 features × 30 days, oldest first), its label `vwap_{t+11} / vwap_{t+1} − 1`, z-scored
@@ -34,7 +34,7 @@ pub fn raw_labels(p: PanelView) -> Vec<f32> {
     out
 }
 
-/// Which universe of SPEC §3.3: training samples, or the IC-evaluation universe, which also
+/// Which universe of docs/data.md: training samples, or the IC-evaluation universe, which also
 /// drops stocks whose t+1 open is at the down-limit (they cannot be sold into the portfolio's
 /// rebalance either way, and would bias the IC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +98,7 @@ impl std::fmt::Display for Exclusions {
     }
 }
 
-/// The stocks of date `t` that pass SPEC §3.3 for `universe`, in stock order. `labels` is
+/// The stocks of date `t` that pass the universe rules (docs/data.md) for `universe`, in stock order. `labels` is
 /// [`raw_labels`]. Exclusions are added to `excl`.
 pub fn date_universe(
     p: PanelView,
@@ -160,7 +160,7 @@ pub struct SampleIndex {
     pub dates: Vec<u32>,
     /// Stock indices per kept date, increasing.
     pub per_date: Vec<Vec<u32>>,
-    /// Raw labels (SPEC §3.2) per kept date, aligned with `per_date`.
+    /// Raw labels (docs/data.md) per kept date, aligned with `per_date`.
     pub labels_raw: Vec<Vec<f32>>,
     /// Labels z-scored across the date's universe (mean 0, population std 1).
     pub labels_z: Vec<Vec<f32>>,

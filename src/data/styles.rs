@@ -1,4 +1,4 @@
-//! Barra-like style exposures (SPEC §3.4, after the CNE5/USE4 descriptor definitions) from daily
+//! Barra-like style exposures (docs/data.md, after the CNE5/USE4 descriptor definitions) from daily
 //! returns, size, turnover and, where the source has them, valuation ratios.
 //!
 //! Time-series descriptors per stock (exponential weights `λ^k`, `λ = 0.5^{1/half-life}`,
@@ -65,7 +65,7 @@ pub fn names(with_valuation: bool) -> Vec<&'static str> {
     v
 }
 
-/// The styles of SPEC §3.4 the data cannot support.
+/// The styles of docs/data.md the data cannot support.
 pub fn missing(with_valuation: bool) -> Vec<&'static str> {
     let mut v = Vec::new();
     if !with_valuation {

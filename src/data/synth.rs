@@ -1,4 +1,4 @@
-//! A synthetic A-share market with a planted, learnable alpha (SPEC §2, `alphanet synth`).
+//! A synthetic A-share market with a planted, learnable alpha (docs/data.md, `alphanet synth`).
 //!
 //! Everything is drawn from `crate::rng::stream(seed, "synth/…")`, so a seed fixes every byte.
 //!
@@ -31,7 +31,7 @@
 //! any of those values is missing. It drives returns 1–10 days later through the κ term.
 //!
 //! **Size.** `size.npy = ln(close × total shares)`; the size style is that, winsorized and
-//! z-scored per date over listed stocks (SPEC §3.4), and the λ term makes small caps drift up:
+//! z-scored per date over listed stocks (docs/data.md), and the λ term makes small caps drift up:
 //! a style effect the neutralized loss of v2.2 should strip.
 //!
 //! With κ = 0.16 and λ = 6e-4 the default market (300 × 700, seed 7) has an oracle RankIC of
@@ -53,7 +53,7 @@
 //! **Oracle.** `oracle[t,i]` = the part of E[label_t] known at t: the κ terms of days t+2..t+11
 //! whose s is already known, `κσ_i/10 · Σ_{u=t−8..t} (u−t+9)·s_u`, plus `−10λ·size_z_t` and the
 //! market drift `10·β_i·3e-4`; NaN where the label is unknown. `meta.oracle.rank_ic_mean` is its
-//! mean daily Spearman correlation with the raw label over the evaluation universe of SPEC §3.3.
+//! mean daily Spearman correlation with the raw label over the evaluation universe of docs/data.md.
 
 use std::path::Path;
 
@@ -243,7 +243,7 @@ struct State {
     suspended_left: usize,
 }
 
-/// Pearson correlation with the degenerate-window rule of SPEC §4 (0 when either variance is
+/// Pearson correlation with the degenerate-window rule of docs/features.md (0 when either variance is
 /// below 1e-12·(1 + mean²)).
 fn corr(x: &[f64], y: &[f64]) -> f64 {
     let d = x.len() as f64;

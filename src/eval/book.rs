@@ -5,7 +5,7 @@
 //! traded at t+1's VWAP. Between trades the book is buy-and-hold: weights drift with prices.
 //! The return of day d is the book's value at `vwap_d` over its value at `vwap_{d−1}`, so a
 //! position entered at t+1 and left at t+11 earns exactly the label `vwap_{t+11}/vwap_{t+1} − 1`
-//! of SPEC §3.2. A stock without a finite VWAP on a day (e.g. suspended) keeps its last price.
+//! of docs/data.md. A stock without a finite VWAP on a day (e.g. suspended) keeps its last price.
 //!
 //! **Costs.** A trade from drifted weights w to target w' turns over `τ = Σ |w' − w|` (both
 //! sides); each side pays `cost`, so the book loses `cost · τ` of its value on the trade day:

@@ -1,4 +1,4 @@
-//! Index enhancement (SPEC §7): a weekly-rebalanced portfolio that maximizes the factor's
+//! Index enhancement (docs/evaluation.md): a weekly-rebalanced portfolio that maximizes the factor's
 //! predicted alpha while matching the benchmark's industry and size exposures.
 //!
 //! **Schedule.** Signal dates are the last trading date of each calendar week (Monday-based)

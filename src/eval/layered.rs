@@ -1,8 +1,8 @@
-//! Factor evaluation of SPEC §7: neutralized RankIC and the 5-group layered backtest.
+//! Factor evaluation (docs/evaluation.md): neutralized RankIC and the 5-group layered backtest.
 //!
 //! Schedule: signal dates are every 10th trading date from the first date the factor covers
 //! (dates whose universe is empty are skipped). On each signal date t:
-//! 1. universe = SPEC §3.3 for IC evaluation ([`Universe::Eval`]: also drops limit-down at t+1);
+//! 1. universe of docs/data.md for IC evaluation ([`Universe::Eval`]: also drops limit-down at t+1);
 //! 2. the factor is neutralized over the universe's stocks ([`neutralize`]: industry dummies +
 //!    size, OLS residual);
 //! 3. RankIC = Spearman(neutralized factor, raw label `vwap_{t+11}/vwap_{t+1} − 1`);

@@ -1,4 +1,4 @@
-//! Evaluation of a factor against realised returns (SPEC §7): neutralized RankIC, the layered
+//! Evaluation of a factor against realised returns (docs/evaluation.md): neutralized RankIC, the layered
 //! backtest, index enhancement, their statistics and charts.
 
 pub mod book;

@@ -1,4 +1,4 @@
-//! Cross-sectional neutralization of a factor (SPEC §7): the OLS residual of the factor on
+//! Cross-sectional neutralization of a factor (docs/evaluation.md): the OLS residual of the factor on
 //! industry dummies and size, one date at a time.
 //!
 //! Regressing on a full set of industry dummies plus size equals (Frisch–Waugh–Lovell)

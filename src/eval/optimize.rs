@@ -1,4 +1,4 @@
-//! The index-enhancement optimizer (SPEC §7): a linear program solved with Clarabel's interior
+//! The index-enhancement optimizer (docs/evaluation.md): a linear program solved with Clarabel's interior
 //! point method.
 //!
 //! ```text

@@ -1,4 +1,4 @@
-//! Model and loss configuration: the architectures of SPEC §5 and the v2.1–v2.3 options.
+//! Model and loss configuration: the architectures of docs/models.md and the v2.1–v2.3 options.
 
 use crate::ops::ts_features::OpSet;
 use crate::{Error, Result};

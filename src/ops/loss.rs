@@ -1,4 +1,4 @@
-//! Losses of SPEC §5: plain/weighted MSE, the v2.3 long-side weights and the v2.2 neutralized MSE.
+//! Losses (docs/models.md): plain/weighted MSE, the v2.3 long-side weights and the v2.2 neutralized MSE.
 //!
 //! Each loss returns its value and WRITES `dpred = ∂L/∂ŷ` (a loss is the root of the backward
 //! pass, so there is nothing to accumulate into).

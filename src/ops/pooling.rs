@@ -1,4 +1,4 @@
-//! v1's temporal pooling (SPEC §4/§5): over windows of `window` steps with stride `stride` of a
+//! v1's temporal pooling (docs/features.md): over windows of `window` steps with stride `stride` of a
 //! `[B, steps, C]` sequence, the per-channel ts_mean, ts_max and ts_min, giving `[B, S', 3C]`
 //! with `S' = (steps − window)/stride + 1` and channels ordered mean of all C, max of all C,
 //! min of all C.

@@ -1,4 +1,4 @@
-//! AlphaNet's feature-extraction layer (SPEC §4): windowed time-series statistics of the
+//! AlphaNet's feature-extraction layer (docs/features.md): windowed time-series statistics of the
 //! 15 × 30 "data picture", one fused op so that each picture is read once and each window's
 //! mean and centered values are computed once per feature and shared by every op and pair.
 //!
@@ -33,7 +33,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Relative variance below which a window counts as constant (SPEC §4).
+/// Relative variance below which a window counts as constant (docs/features.md).
 const DEGENERATE_VAR: f64 = 1e-12;
 
 /// One feature-extraction op. Declaration order is the normative channel order.

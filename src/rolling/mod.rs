@@ -1,4 +1,4 @@
-//! The rolling protocol of SPEC §6 as independent jobs: retraining windows from the calendar,
+//! The rolling protocol (docs/protocol.md) as independent jobs: retraining windows from the calendar,
 //! (variant, window, seed) jobs with stable ids and shards, atomic job records, the seed
 //! ensemble, and what a run manifest records. `app::run` and `app::merge` drive it.
 

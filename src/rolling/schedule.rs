@@ -1,4 +1,4 @@
-//! Retraining windows (SPEC §6): a pure function of the panel's calendar and the flags, so every
+//! Retraining windows (docs/protocol.md): a pure function of the panel's calendar and the flags, so every
 //! shard of a run computes the same windows.
 //!
 //! Window k predicts the dates `[p_k, p_{k+1})` (the last one runs to the panel's end), where

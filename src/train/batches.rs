@@ -1,4 +1,4 @@
-//! Batches of whole dates (SPEC §5): dates shuffled each epoch and packed into batches of about
+//! Batches of whole dates (docs/training.md): dates shuffled each epoch and packed into batches of about
 //! `batch_size` samples; a date larger than the batch is split into random chunks of about the
 //! batch size, each chunk still one date group (so v2.2 regresses within it).
 

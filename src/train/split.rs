@@ -1,4 +1,4 @@
-//! Chronological train/validation split with the purge gap of SPEC §6.
+//! Chronological train/validation split with the purge gap of docs/training.md.
 //!
 //! A sample at date t carries the label window t+1..=t+HORIZON. A part is purged from the next
 //! one when its last sample date t satisfies `t + HORIZON < first date of the next part`, so no
