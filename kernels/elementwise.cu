@@ -1,5 +1,5 @@
-// Element-wise ops: ReLU, inverted dropout, the Adam update over the flat parameter buffer,
-// and the on-device gather of data pictures from the panel. One thread per element.
+// Element-wise ops: ReLU, inverted dropout, the Adam update, the L2 term and the on-device
+// gather of data pictures from the panel. One thread per element, except l2_penalty.
 #include "common.cuh"
 
 #define ELEMENT_INDEX()                                             \
@@ -49,4 +49,20 @@ extern "C" __global__ void gather_pictures(const float* features, int n_stocks,
     int f = r / PICTURE_DAYS, day = r % PICTURE_DAYS;
     size_t t = (size_t)samples[2 * s] + 1 - PICTURE_DAYS + day, i = samples[2 * s + 1];
     out[k] = features[(t * n_stocks + i) * PICTURE_FEATURES + f];
+}
+
+// The L2 term of one tensor θ [n] with weight l2: grad += coef·θ (coef = 2·l2, rounded to float
+// as on the CPU) and sumsq[0] = Σ θ², summed in a fixed-order block tree (one block of BLOCK
+// threads), from which the host forms l2·Σ θ² without downloading θ.
+extern "C" __global__ void l2_penalty(float* grad, float* sumsq, const float* theta, int n,
+                                      float coef) {
+    __shared__ float scratch[BLOCK];
+    float s = 0.0f;
+    for (int k = threadIdx.x; k < n; k += blockDim.x) {
+        float t = theta[k];
+        s += t * t;
+        grad[k] += coef * t;
+    }
+    s = block_sum(s, scratch);
+    if (threadIdx.x == 0) sumsq[0] = s;
 }

@@ -1,33 +1,32 @@
-// GRU, Keras reset_after variant (docs/models.md), the whole sequence in one launch.
-// x [B, S, I], w_ih [I, 3H], w_hh [H, 3H], bias [2, 3H] (input bias row, recurrent bias row),
-// gates z, r, h → h_out [B, H], cache [B, S, 5H]: z, r, ĥ, hU_h + b_hh (the reset-gated term)
-// and h_t. Cell maths (gru_cell_forward / gru_cell_backward) is in common.cuh.
+// GRU, Keras reset_after variant (docs/models.md), the recurrence over the whole sequence in one
+// launch. x [B, S, I], w_ih [I, 3H], w_hh [H, 3H], bias [2, 3H] (input bias row, recurrent bias
+// row), gates z, r, h → h_out [B, H], cache [B, S, 5H]: z, r, ĥ, hU_h + b_hh (the reset-gated
+// term) and h_t. The input side zx = x·W_ih + b_ih [B, S, 3H] is one GEMM over all B·S rows
+// before the kernel (dense_forward); only h·U runs step by step.
+// Cell maths (gru_cell_forward / gru_cell_backward) is in common.cuh.
 //
-// Dynamic shared memory (floats): forward H·3H + RNN_SAMPLES·(2·3H + H + I),
-// backward H·3H + RNN_SAMPLES·(2·3H + H). One block per RNN_SAMPLES samples.
+// Dynamic shared memory (floats): H·3H + RNN_SAMPLES·(2·3H + H), forward and backward.
+// One block per RNN_SAMPLES samples.
 #include "rnn.cuh"
 
-extern "C" __global__ void gru_forward(float* h_out, float* cache, const float* x, const float* w_ih,
-                                       const float* w_hh, const float* bias, int b, int s, int i,
-                                       int h) {
+extern "C" __global__ void gru_forward(float* h_out, float* cache, const float* zx,
+                                       const float* w_hh, const float* bias, int b, int s, int h) {
     extern __shared__ float sm[];
     int g = 3 * h, n0 = blockIdx.x * RNN_SAMPLES, ns = min(RNN_SAMPLES, b - n0);
     float* u = sm;                     // [H, 3H]
-    float* zx = u + h * g;             // [ns, 3H] x·W + b_ih
-    float* zh = zx + RNN_SAMPLES * g;  // [ns, 3H] h·U + b_hh
+    float* zxs = u + h * g;            // [ns, 3H] x·W + b_ih
+    float* zh = zxs + RNN_SAMPLES * g; // [ns, 3H] h·U + b_hh
     float* hs = zh + RNN_SAMPLES * g;  // [ns, H] h_{t−1}
-    float* xs = hs + RNN_SAMPLES * h;  // [ns, I] x_t
     rnn_load(u, w_hh, h * g);
     for (int k = threadIdx.x; k < ns * h; k += blockDim.x) hs[k] = 0.0f;
+    __syncthreads();
     for (int t = 0; t < s; t++) {
-        rnn_stage_x(xs, x, n0, ns, t, s, i);
-        __syncthreads();
-        rnn_project(zx, xs, w_ih, bias, ns, i, g, 0);
+        rnn_stage_rows(zxs, zx, n0, ns, t, s, g);
         rnn_project(zh, hs, u, bias + g, ns, h, g, 0);
         __syncthreads();
         for (int nj = threadIdx.x; nj < ns * h; nj += blockDim.x) {
             int n = nj / h, j = nj % h;
-            const float* a = zx + n * g + j;
+            const float* a = zxs + n * g + j;
             const float* r = zh + n * g + j;
             float* cr = cache + ((size_t)(n0 + n) * s + t) * 5 * h + j;
             cr[3 * h] = r[2 * h];

@@ -1,32 +1,30 @@
-// LSTM, Keras gates i, f, c, o (docs/models.md), the whole sequence in one launch.
-// x [B, S, I], w_ih [I, 4H], w_hh [H, 4H], bias [4H] → h_out [B, H] (last hidden state),
+// LSTM, Keras gates i, f, c, o (docs/models.md), the recurrence over the whole sequence in one
+// launch. x [B, S, I], w_ih [I, 4H], w_hh [H, 4H], bias [4H] → h_out [B, H] (last hidden state),
 // cache [B, S, 7H]: per (sample, step) the activated gates i, f, c̃, o, then c_t, tanh(c_t),
-// h_t, the layout of the CPU reference (src/ops/lstm.rs).
-// Cell maths (lstm_cell_forward / lstm_cell_backward) is in common.cuh.
+// h_t, the layout of the CPU reference (src/ops/lstm.rs). The input side zx = x·W_ih + bias
+// [B, S, 4H] is one GEMM over all B·S rows before the kernel (dense_forward); only h·U runs step
+// by step. Cell maths (lstm_cell_forward / lstm_cell_backward) is in common.cuh.
 //
-// Dynamic shared memory (floats): forward H·4H + RNN_SAMPLES·(4H + 2H + I),
-// backward H·4H + RNN_SAMPLES·(4H + 2H). One block per RNN_SAMPLES samples.
+// Dynamic shared memory (floats): H·4H + RNN_SAMPLES·(4H + 2H), forward and backward.
+// One block per RNN_SAMPLES samples.
 #include "rnn.cuh"
 
 // Floats cached per (sample, step, unit): i, f, c̃, o, c_t, tanh(c_t), h_t.
 #define LSTM_SAVED 7
 
-extern "C" __global__ void lstm_forward(float* h_out, float* cache, const float* x, const float* w_ih,
-                                        const float* w_hh, const float* bias, int b, int s, int i,
-                                        int h) {
+extern "C" __global__ void lstm_forward(float* h_out, float* cache, const float* zx,
+                                        const float* w_hh, int b, int s, int h) {
     extern __shared__ float sm[];
     int g = 4 * h, n0 = blockIdx.x * RNN_SAMPLES, ns = min(RNN_SAMPLES, b - n0);
-    float* u = sm;                   // [H, 4H]
-    float* z = u + h * g;            // [ns, 4H]
-    float* hs = z + RNN_SAMPLES * g; // [ns, H] h_{t−1}
+    float* u = sm;                    // [H, 4H]
+    float* z = u + h * g;             // [ns, 4H]
+    float* hs = z + RNN_SAMPLES * g;  // [ns, H] h_{t−1}
     float* cs = hs + RNN_SAMPLES * h; // [ns, H] c_{t−1}
-    float* xs = cs + RNN_SAMPLES * h; // [ns, I] x_t
     rnn_load(u, w_hh, h * g);
     for (int k = threadIdx.x; k < ns * h; k += blockDim.x) hs[k] = cs[k] = 0.0f;
     for (int t = 0; t < s; t++) {
-        rnn_stage_x(xs, x, n0, ns, t, s, i);
+        rnn_stage_rows(z, zx, n0, ns, t, s, g);
         __syncthreads();
-        rnn_project(z, xs, w_ih, bias, ns, i, g, 0);
         rnn_project(z, hs, u, 0, ns, h, g, 1);
         __syncthreads();
         for (int nj = threadIdx.x; nj < ns * h; nj += blockDim.x) {

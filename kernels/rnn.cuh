@@ -12,11 +12,13 @@ __device__ inline void rnn_load(float* dst, const float* w, int n) {
     for (int k = threadIdx.x; k < n; k += blockDim.x) dst[k] = w[k];
 }
 
-// xs[n, :] = x[(n0 + n)·s + t, :] for the block's ns samples: the inputs of step t.
-__device__ inline void rnn_stage_x(float* xs, const float* x, int n0, int ns, int t, int s, int i) {
-    for (int k = threadIdx.x; k < ns * i; k += blockDim.x) {
-        int n = k / i, c = k % i;
-        xs[k] = x[((size_t)(n0 + n) * s + t) * i + c];
+// dst[n, :] = src[(n0 + n)·s + t, :] (rows of width w) for the block's ns samples: step t's
+// input-side pre-activations.
+__device__ inline void rnn_stage_rows(float* dst, const float* src, int n0, int ns, int t, int s,
+                                      int w) {
+    for (int k = threadIdx.x; k < ns * w; k += blockDim.x) {
+        int n = k / w, c = k % w;
+        dst[k] = src[((size_t)(n0 + n) * s + t) * w + c];
     }
 }
 

@@ -6,12 +6,13 @@
 #   2. every GPU test alone in its own process under a timeout (a fault cannot poison the rest);
 #   3. `alphanet bench` on cuda:0 and on the CPU, and the PyTorch peer (eager, torch.compile),
 #      same batches, same machine;
-#   4. compute-sanitizer memcheck and racecheck over the kernel cases, where the runtime allows.
+#   4. per-kernel GPU time (ncu) of the v2 step at batch 16384;
+#   5. compute-sanitizer memcheck and racecheck over the kernel cases, where the runtime allows.
 # Everything is tee'd into LOGDIR/gpu_check.log; benches also as JSON.
 #
 #   bash scripts/gpu_check.sh [LOGDIR]     (default: $GPU_CHECK_LOG_DIR, else gpu-logs)
 # Environment: GPU_CHECK_BATCHES (default 1000,4096,16384), GPU_CHECK_SKIP (space-separated
-# stage names to skip: tests bench bench-cpu peer sanitize).
+# stage names to skip: tests bench bench-cpu peer profile sanitize).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 logdir=${1:-${GPU_CHECK_LOG_DIR:-gpu-logs}}
@@ -83,6 +84,19 @@ if wants peer; then
     for b in ${batches//,/ }; do
         PYTHONUNBUFFERED=1 run "peer_torch batch $b" 150 python3 scripts/peer_torch.py --device cuda --batch "$b" --steps 30 --mode both --ops all
     done
+fi
+
+if wants profile; then
+    stage "per-kernel GPU time, v2 at batch 16384 (ncu: 1 warm-up + 1 timed step of each bench kind)"
+    if command -v ncu >/dev/null; then
+        run "ncu" 150 ncu --metrics gpu__time_duration.sum --csv --print-units base \
+            $bin/alphanet bench --model v2 --device cuda:0 --batch 16384 --steps 1 --warmup 1 \
+            >"$logdir/ncu_v2_16384.csv" 2>"$logdir/ncu.err" &&
+            python3 scripts/ncu_summary.py "$logdir/ncu_v2_16384.csv"
+    else
+        echo "ncu not on PATH: profile stage not run"
+        failures+=("profile: ncu not found")
+    fi
 fi
 
 if wants sanitize; then

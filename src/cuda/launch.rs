@@ -122,15 +122,6 @@ fn push_ts_args<'a>(l: &mut LaunchArgs<'a>, args: &'a [i32; 7], pairs: &'a CudaS
     l.arg(pairs);
 }
 
-/// Sizes that tell the LSTM and GRU forwards apart: gate columns, cache floats per (sample,
-/// step), bias length and dynamic shared memory in floats (U plus per-sample rows, rnn.cuh).
-struct RnnShape {
-    g: usize,
-    saved: usize,
-    bias: usize,
-    smem: usize,
-}
-
 /// One block per RNN_SAMPLES samples, one thread per gate column (rounded to whole warps).
 fn rnn_config(b: usize, gates: usize, smem_floats: usize) -> LaunchConfig {
     let threads = (gates.div_ceil(32) * 32).clamp(32, 1024) as u32;
@@ -685,26 +676,22 @@ impl Gpu {
         h: usize,
     ) -> Result<()> {
         let g = 4 * h;
-        let shape = RnnShape {
-            g,
-            saved: 7 * h,
-            bias: g,
-            smem: h * g + RNN_SAMPLES * (g + 2 * h + i),
-        };
-        self.rnn_forward(
-            "lstm_forward",
-            shape,
-            h_out,
-            cache,
-            x,
-            w_ih,
-            w_hh,
-            bias,
-            b,
-            s,
-            i,
-            h,
-        )
+        assert!(
+            bias.len() >= g && h_out.len() >= b * h && cache.len() >= b * s * 7 * h,
+            "lstm_forward: a buffer is too short for b = {b}, s = {s}, h = {h}"
+        );
+        let zx = self.input_projection(x, w_ih, w_hh, bias, b * s, i, h, g)?;
+        let [nb, ns, nh] = ints([b, s, h])?;
+        let cfg = rnn_config(b, g, h * g + RNN_SAMPLES * (g + 2 * h));
+        self.launch("lstm_forward", cfg, |l| {
+            l.arg(h_out)
+                .arg(cache)
+                .arg(&zx)
+                .arg(w_hh)
+                .arg(&nb)
+                .arg(&ns)
+                .arg(&nh);
+        })
     }
 
     /// GRU (reset_after) over x [B, S, I] → h_out [B, H], cache [B, S, 5H] (z, r, ĥ, hU_h + b_hh, h_t).
@@ -723,65 +710,47 @@ impl Gpu {
         h: usize,
     ) -> Result<()> {
         let g = 3 * h;
-        let shape = RnnShape {
-            g,
-            saved: 5 * h,
-            bias: 2 * g,
-            smem: h * g + RNN_SAMPLES * (2 * g + h + i),
-        };
-        self.rnn_forward(
-            "gru_forward",
-            shape,
-            h_out,
-            cache,
-            x,
-            w_ih,
-            w_hh,
-            bias,
-            b,
-            s,
-            i,
-            h,
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn rnn_forward(
-        &self,
-        name: &str,
-        shape: RnnShape,
-        h_out: &mut Buf,
-        cache: &mut Buf,
-        x: &Buf,
-        w_ih: &Buf,
-        w_hh: &Buf,
-        bias: &Buf,
-        b: usize,
-        s: usize,
-        i: usize,
-        h: usize,
-    ) -> Result<()> {
-        let g = shape.g;
         assert!(
-            x.len() >= b * s * i
-                && w_ih.len() >= i * g
-                && w_hh.len() >= h * g
-                && bias.len() >= shape.bias
+            bias.len() >= 2 * g && h_out.len() >= b * h && cache.len() >= b * s * 5 * h,
+            "gru_forward: a buffer is too short for b = {b}, s = {s}, h = {h}"
         );
-        assert!(h_out.len() >= b * h && cache.len() >= b * s * shape.saved);
-        let [nb, ns, ni, nh] = ints([b, s, i, h])?;
-        self.launch(name, rnn_config(b, g, shape.smem), |l| {
+        // The input bias row b_ih goes into zx; the kernel adds the recurrent row b_hh to h·U.
+        let zx = self.input_projection(x, w_ih, w_hh, bias, b * s, i, h, g)?;
+        let [nb, ns, nh] = ints([b, s, h])?;
+        let cfg = rnn_config(b, g, h * g + RNN_SAMPLES * (2 * g + h));
+        self.launch("gru_forward", cfg, |l| {
             l.arg(h_out)
                 .arg(cache)
-                .arg(x)
-                .arg(w_ih)
+                .arg(&zx)
                 .arg(w_hh)
                 .arg(bias)
                 .arg(&nb)
                 .arg(&ns)
-                .arg(&ni)
                 .arg(&nh);
         })
+    }
+
+    /// zx [rows, G] = x [rows, I]·w_ih [I, G] + bias[..G]: a recurrent layer's input side for all
+    /// (sample, step) rows at once, leaving only h·U to the step-by-step kernel.
+    #[allow(clippy::too_many_arguments)]
+    fn input_projection(
+        &self,
+        x: &Buf,
+        w_ih: &Buf,
+        w_hh: &Buf,
+        bias: &Buf,
+        rows: usize,
+        i: usize,
+        h: usize,
+        g: usize,
+    ) -> Result<Buf> {
+        assert!(
+            x.len() >= rows * i && w_ih.len() >= i * g && w_hh.len() >= h * g,
+            "recurrent forward: x or a weight is too short for {rows} rows, i = {i}, h = {h}"
+        );
+        let mut zx = self.scratch(rows * g)?;
+        self.dense_forward(&mut zx, x, w_ih, bias, rows, i, g)?;
+        Ok(zx)
     }
 
     /// LSTM backward through time; accumulates into dx, dw_ih, dw_hh, dbias.
@@ -962,6 +931,31 @@ impl Gpu {
                 .arg(&beta1)
                 .arg(&beta2)
                 .arg(&eps);
+        })
+    }
+
+    /// The L2 term of one tensor θ [n]: grad += coef·θ and sumsq[0] = Σ θ² (the CPU's
+    /// `ParamStore::l2_penalty` for one tensor, coef = 2·l2; the host multiplies Σ θ² by l2).
+    pub fn l2_penalty(
+        &self,
+        grad: &mut Buf,
+        sumsq: &mut cudarc::driver::CudaViewMut<'_, f32>,
+        theta: &Buf,
+        n: usize,
+        coef: f32,
+    ) -> Result<()> {
+        assert!(
+            grad.len() >= n && theta.len() >= n && !sumsq.is_empty(),
+            "l2_penalty: grad, theta must hold n = {n} floats and sumsq one"
+        );
+        let n32 = int(n)?;
+        let cfg = LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        self.launch("l2_penalty", cfg, |l| {
+            l.arg(grad).arg(sumsq).arg(theta).arg(&n32).arg(&coef);
         })
     }
 

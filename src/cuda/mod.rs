@@ -19,7 +19,7 @@ pub use context::{
 };
 pub use cudarc::driver::CudaSlice;
 pub use launch::{DeviceFeatureSpec, MAX_STYLES};
-pub use train::{ensure_supported, GpuTrainer};
+pub use train::{ensure_supported, DeviceBatch, GpuTrainer};
 
 use crate::error::{Error, Result};
 

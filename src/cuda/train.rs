@@ -4,8 +4,10 @@
 //! Adam. v2.1–v2.3 change only the feature spec (the drawn pairs) and the loss, so they run as is.
 //!
 //! Parameters, gradients, Adam moments and BN moving statistics live on the device, one buffer
-//! per named tensor of the model's `ParamStore`. A step uploads the host batch and brings back the
-//! loss and the L2-regularised weights (the output kernel, 30 floats: there is no L2 kernel).
+//! per named tensor of the model's `ParamStore`. A batch is a [`DeviceBatch`]: uploaded once and
+//! reused by as many steps as the caller likes ([`GpuTrainer::upload`]), or uploaded by
+//! [`GpuTrainer::train_step`] from a host batch. A step brings back two scalars: the data loss
+//! (the loss kernels' partial sums) and the L2 term's Σθ² per regularised tensor.
 
 use super::context::cuda_err;
 use super::{CudaSlice, DeviceFeatureSpec, Gpu};
@@ -25,6 +27,17 @@ struct V2Params {
     lstm: [usize; 3],
     bn_lstm: [usize; 2],
     output: [usize; 2],
+}
+
+/// A training batch on the device: pictures, labels, and what the configured loss reads.
+pub struct DeviceBatch {
+    n: usize,
+    x: Buf,
+    y: Buf,
+    /// v2.3 sample weights, when the loss is weighted.
+    w: Option<Buf>,
+    /// v2.2: styles [N, K] and the date-group offsets, when the loss is neutralized.
+    neutral: Option<(Buf, CudaSlice<i32>, usize)>,
 }
 
 /// A v2 model on the GPU, trained with the same steps as the CPU's `train_step`.
@@ -135,15 +148,56 @@ impl<'g> GpuTrainer<'g> {
         adam: &AdamConfig,
         dropout_seed: u64,
     ) -> Result<(f64, usize)> {
-        let b = batch.len();
-        let x = self.gpu.upload(&batch.x)?;
-        let pass = self.forward(&x, b, Some(dropout_seed))?;
-        let mut dpred = self.gpu.zeros(b)?;
+        let batch = self.upload(batch, loss)?;
+        self.train_step_on(&batch, loss, adam, dropout_seed)
+    }
+
+    /// [`Self::train_step`] on a batch already on the device.
+    pub fn train_step_on(
+        &mut self,
+        batch: &DeviceBatch,
+        loss: &LossConfig,
+        adam: &AdamConfig,
+        dropout_seed: u64,
+    ) -> Result<(f64, usize)> {
+        let b = batch.n;
+        let pass = self.forward(&batch.x, b, Some(dropout_seed))?;
+        let mut dpred = self.gpu.scratch(b)?;
         let (data_loss, fallback) = self.batch_loss(&mut dpred, &pass.pred, batch, loss)?;
         self.backward(&pass, &dpred, b)?;
         let l2 = self.l2_penalty()?;
         self.adam_step(adam)?;
         Ok((data_loss + l2, fallback))
+    }
+
+    /// The batch on the device, with what `loss` needs of it (weights, styles and date groups).
+    pub fn upload(&self, batch: &Batch<f32>, loss: &LossConfig) -> Result<DeviceBatch> {
+        let g = self.gpu;
+        let neutral = if loss.neutralize {
+            if batch.k == 0 {
+                return Err(Error::Config(
+                    "the neutralized loss needs style exposures, but the batch has none (K = 0)"
+                        .into(),
+                ));
+            }
+            let offsets = batch
+                .offsets
+                .iter()
+                .map(|&o| {
+                    i32::try_from(o).map_err(|_| Error::Cuda(format!("offset {o} exceeds i32")))
+                })
+                .collect::<Result<Vec<i32>>>()?;
+            Some((g.upload(&batch.styles)?, g.upload(&offsets)?, batch.k))
+        } else {
+            None
+        };
+        Ok(DeviceBatch {
+            n: batch.len(),
+            x: g.upload(&batch.x)?,
+            y: g.upload(&batch.y)?,
+            w: loss.long_weight.map(|_| g.upload(&batch.w)).transpose()?,
+            neutral,
+        })
     }
 
     /// Predictions for `b` pictures `[B, F, D]` in inference mode (moving BN statistics, no
@@ -281,35 +335,24 @@ impl<'g> GpuTrainer<'g> {
         &self,
         dpred: &mut Buf,
         pred: &Buf,
-        batch: &Batch<f32>,
+        batch: &DeviceBatch,
         loss: &LossConfig,
     ) -> Result<(f64, usize)> {
-        let (g, n) = (self.gpu, batch.len());
-        let y = g.upload(&batch.y)?;
-        let w = loss.long_weight.map(|_| g.upload(&batch.w)).transpose()?;
+        let (g, n) = (self.gpu, batch.n);
+        let w = if loss.long_weight.is_some() {
+            Some(batch.w.as_ref().ok_or_else(|| {
+                Error::Cuda("a weighted loss on a batch uploaded without weights".into())
+            })?)
+        } else {
+            None
+        };
         if !loss.neutralize {
-            return Ok((g.mse_loss(dpred, pred, &y, w.as_ref(), n)? as f64, 0));
+            return Ok((g.mse_loss(dpred, pred, &batch.y, w, n)? as f64, 0));
         }
-        if batch.k == 0 {
-            return Err(Error::Config(
-                "the neutralized loss needs style exposures, but the batch has none (K = 0)".into(),
-            ));
-        }
-        let offsets = batch
-            .offsets
-            .iter()
-            .map(|&o| i32::try_from(o).map_err(|_| Error::Cuda(format!("offset {o} exceeds i32"))))
-            .collect::<Result<Vec<i32>>>()?;
-        let r = g.neutralized_mse_loss(
-            dpred,
-            pred,
-            &y,
-            w.as_ref(),
-            &g.upload(&batch.styles)?,
-            &g.upload(&offsets)?,
-            n,
-            batch.k,
-        )?;
+        let (styles, offsets, k) = batch.neutral.as_ref().ok_or_else(|| {
+            Error::Cuda("a neutralized loss on a batch uploaded without styles".into())
+        })?;
+        let r = g.neutralized_mse_loss(dpred, pred, &batch.y, w, styles, offsets, n, *k)?;
         Ok((r.loss as f64, r.fallback_groups))
     }
 
@@ -374,23 +417,34 @@ impl<'g> GpuTrainer<'g> {
         )
     }
 
-    /// `ParamStore::l2_penalty(true)` on the device's tensors: returns Σ l2·Σθ² and adds 2·l2·θ to
-    /// their gradients, on the host (the regularised tensors are small).
+    /// `ParamStore::l2_penalty(true)` on the device: adds 2·l2·θ to the regularised tensors'
+    /// gradients and returns Σ l2·Σθ², one small download for all of them.
     fn l2_penalty(&mut self) -> Result<f64> {
         let g = self.gpu;
-        let mut total = 0.0;
-        for (k, e) in self.entries.iter().enumerate().filter(|(_, e)| e.l2 != 0.0) {
-            let theta = g.download(&self.params[k])?;
-            let mut grad = g.download(&self.grads[k])?;
-            for (d, &t) in grad.iter_mut().zip(&theta) {
-                *d += (2.0 * e.l2) as f32 * t;
-            }
-            g.stream()
-                .memcpy_htod(&grad, &mut self.grads[k])
-                .map_err(cuda_err)?;
-            total += e.l2 * theta.iter().map(|&t| t as f64 * t as f64).sum::<f64>();
+        let regularised: Vec<(usize, f64)> = (self.entries.iter().enumerate())
+            .filter(|(_, e)| e.l2 != 0.0)
+            .map(|(k, e)| (k, e.l2))
+            .collect();
+        if regularised.is_empty() {
+            return Ok(0.0);
         }
-        Ok(total)
+        let mut sumsq = g.scratch(regularised.len())?;
+        for (slot, &(k, l2)) in regularised.iter().enumerate() {
+            let n = self.params[k].len();
+            g.l2_penalty(
+                &mut self.grads[k],
+                &mut sumsq.slice_mut(slot..slot + 1),
+                &self.params[k],
+                n,
+                (2.0 * l2) as f32,
+            )?;
+        }
+        let sums = g.download(&sumsq)?;
+        Ok(regularised
+            .iter()
+            .zip(sums)
+            .map(|(&(_, l2), s)| l2 * s as f64)
+            .sum())
     }
 
     /// `adam_step`: one fused update per tensor.
