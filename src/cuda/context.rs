@@ -179,6 +179,9 @@ impl Gpu {
     pub fn new(ordinal: usize) -> Result<Self> {
         let info = probe(ordinal).map_err(Error::Cuda)?;
         let ctx = CudaContext::new(ordinal).map_err(cuda_err)?;
+        // SAFETY: the engine uses the context's one default stream, so no buffer is ever shared
+        // between streams; without tracking, an allocation creates and destroys no events.
+        unsafe { ctx.disable_event_tracking() };
         let (major, minor) = info.compute_capability;
         let mut kernels_from = "fatbin";
         let mut functions = HashMap::new();

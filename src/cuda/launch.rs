@@ -989,10 +989,24 @@ impl Gpu {
         w: Option<&Buf>,
         n: usize,
     ) -> Result<f32> {
+        let partials = self.mse_loss_partials(dpred, pred, y, w, n)?;
+        Ok(mse_from_partials(&self.download(&partials)?, n))
+    }
+
+    /// [`Self::mse_loss`] without the download: dpred is written and the per-block partial sums
+    /// of the loss stay on the device ([`mse_from_partials`] turns them into the loss).
+    pub(crate) fn mse_loss_partials(
+        &self,
+        dpred: &mut Buf,
+        pred: &Buf,
+        y: &Buf,
+        w: Option<&Buf>,
+        n: usize,
+    ) -> Result<Buf> {
         assert!(
             dpred.len() >= n && pred.len() >= n && y.len() >= n && w.is_none_or(|w| w.len() >= n)
         );
-        let mut partials = self.zeros::<f32>(blocks(n, BLOCK) as usize)?;
+        let mut partials = self.scratch(blocks(n, BLOCK) as usize)?;
         let n32 = int(n)?;
         let (w_ptr, _w_sync) = self.optional_ptr(w);
         self.launch("mse_loss", grid1(n), |l| {
@@ -1003,7 +1017,7 @@ impl Gpu {
                 .arg(&n32)
                 .arg(&mut partials);
         })?;
-        Ok(self.download(&partials)?.iter().sum::<f32>() * (1.0 / n as f32))
+        Ok(partials)
     }
 
     /// The v2.2 neutralized MSE over the date groups delimited by `offsets` [n_groups + 1]
@@ -1020,6 +1034,25 @@ impl Gpu {
         n: usize,
         k: usize,
     ) -> Result<NeutralizedLoss<f32>> {
+        let partials =
+            self.neutralized_mse_loss_partials(dpred, pred, y, w, styles, offsets, n, k)?;
+        Ok(neutralized_from_partials(&self.download(&partials)?, n))
+    }
+
+    /// [`Self::neutralized_mse_loss`] without the download: dpred is written and the per-group
+    /// losses and fallback flags [2 · groups] stay on the device ([`neutralized_from_partials`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn neutralized_mse_loss_partials(
+        &self,
+        dpred: &mut Buf,
+        pred: &Buf,
+        y: &Buf,
+        w: Option<&Buf>,
+        styles: &Buf,
+        offsets: &CudaSlice<i32>,
+        n: usize,
+        k: usize,
+    ) -> Result<Buf> {
         if k > MAX_STYLES {
             return Err(Error::Config(format!(
                 "the neutralized loss takes at most {MAX_STYLES} style factors, got {k}"
@@ -1034,7 +1067,7 @@ impl Gpu {
                 && w.is_none_or(|w| w.len() >= n)
         );
         let groups = offsets.len() - 1;
-        let mut partials = self.zeros::<f32>(2 * groups)?;
+        let mut partials = self.scratch(2 * groups)?;
         let [n32, k32] = ints([n, k])?;
         let (w_ptr, _w_sync) = self.optional_ptr(w);
         let cfg = LaunchConfig {
@@ -1053,12 +1086,7 @@ impl Gpu {
                 .arg(&k32)
                 .arg(&mut partials);
         })?;
-        let partials = self.download(&partials)?;
-        let (losses, fallback) = partials.split_at(groups);
-        Ok(NeutralizedLoss {
-            loss: losses.iter().sum::<f32>() * (1.0 / n as f32),
-            fallback_groups: fallback.iter().filter(|&&f| f > 0.0).count(),
-        })
+        Ok(partials)
     }
 
     /// A raw device pointer for an optional input (null when absent), with the guard that keeps
@@ -1074,5 +1102,19 @@ impl Gpu {
             }
             None => (0, None),
         }
+    }
+}
+
+/// The mean squared error from `mse_loss`'s per-block partial sums, added in block order.
+pub(crate) fn mse_from_partials(partials: &[f32], n: usize) -> f32 {
+    partials.iter().sum::<f32>() * (1.0 / n as f32)
+}
+
+/// The neutralized loss from its per-group partials [losses…, fallback flags…].
+pub(crate) fn neutralized_from_partials(partials: &[f32], n: usize) -> NeutralizedLoss<f32> {
+    let (losses, fallback) = partials.split_at(partials.len() / 2);
+    NeutralizedLoss {
+        loss: losses.iter().sum::<f32>() * (1.0 / n as f32),
+        fallback_groups: fallback.iter().filter(|&&f| f > 0.0).count(),
     }
 }

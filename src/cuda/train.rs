@@ -40,6 +40,29 @@ pub struct DeviceBatch {
     neutral: Option<(Buf, CudaSlice<i32>, usize)>,
 }
 
+/// A step's data loss, still on the device as the loss kernel's partial sums.
+enum PendingLoss {
+    Mse(Buf),
+    Neutralized(Buf),
+}
+
+/// A step's L2 term, still on the device: Σθ² of each regularised tensor and its weight l2.
+struct PendingL2 {
+    sumsq: Buf,
+    l2: Vec<f64>,
+}
+
+impl PendingL2 {
+    /// Σ l2·Σθ², as `ParamStore::l2_penalty` returns it.
+    fn value(self, gpu: &Gpu) -> Result<f64> {
+        if self.l2.is_empty() {
+            return Ok(0.0);
+        }
+        let sums = gpu.download(&self.sumsq)?;
+        Ok(self.l2.iter().zip(sums).map(|(l2, s)| l2 * s as f64).sum())
+    }
+}
+
 /// A v2 model on the GPU, trained with the same steps as the CPU's `train_step`.
 pub struct GpuTrainer<'g> {
     gpu: &'g Gpu,
@@ -163,11 +186,22 @@ impl<'g> GpuTrainer<'g> {
         let b = batch.n;
         let pass = self.forward(&batch.x, b, Some(dropout_seed))?;
         let mut dpred = self.gpu.scratch(b)?;
-        let (data_loss, fallback) = self.batch_loss(&mut dpred, &pass.pred, batch, loss)?;
+        let data_loss = self.batch_loss(&mut dpred, &pass.pred, batch, loss)?;
         self.backward(&pass, &dpred, b)?;
         let l2 = self.l2_penalty()?;
         self.adam_step(adam)?;
-        Ok((data_loss + l2, fallback))
+        // Read back only now, so the host queues the whole step without waiting for the GPU.
+        let (data_loss, fallback) = match data_loss {
+            PendingLoss::Mse(p) => (
+                super::launch::mse_from_partials(&self.gpu.download(&p)?, b),
+                0,
+            ),
+            PendingLoss::Neutralized(p) => {
+                let r = super::launch::neutralized_from_partials(&self.gpu.download(&p)?, b);
+                (r.loss, r.fallback_groups)
+            }
+        };
+        Ok((data_loss as f64 + l2.value(self.gpu)?, fallback))
     }
 
     /// The batch on the device, with what `loss` needs of it (weights, styles and date groups).
@@ -329,15 +363,14 @@ impl<'g> GpuTrainer<'g> {
         Ok((out, Some([mean, var])))
     }
 
-    /// The configured loss (`batch_loss` on the CPU) written to dpred; returns (loss, fallback
-    /// groups).
+    /// The configured loss (`batch_loss` on the CPU): dpred written, the loss left on the device.
     fn batch_loss(
         &self,
         dpred: &mut Buf,
         pred: &Buf,
         batch: &DeviceBatch,
         loss: &LossConfig,
-    ) -> Result<(f64, usize)> {
+    ) -> Result<PendingLoss> {
         let (g, n) = (self.gpu, batch.n);
         let w = if loss.long_weight.is_some() {
             Some(batch.w.as_ref().ok_or_else(|| {
@@ -347,13 +380,16 @@ impl<'g> GpuTrainer<'g> {
             None
         };
         if !loss.neutralize {
-            return Ok((g.mse_loss(dpred, pred, &batch.y, w, n)? as f64, 0));
+            return Ok(PendingLoss::Mse(
+                g.mse_loss_partials(dpred, pred, &batch.y, w, n)?,
+            ));
         }
         let (styles, offsets, k) = batch.neutral.as_ref().ok_or_else(|| {
             Error::Cuda("a neutralized loss on a batch uploaded without styles".into())
         })?;
-        let r = g.neutralized_mse_loss(dpred, pred, &batch.y, w, styles, offsets, n, *k)?;
-        Ok((r.loss as f64, r.fallback_groups))
+        Ok(PendingLoss::Neutralized(g.neutralized_mse_loss_partials(
+            dpred, pred, &batch.y, w, styles, offsets, n, *k,
+        )?))
     }
 
     /// The backward pass from ∂L/∂pred: overwrites every parameter's gradient.
@@ -418,16 +454,13 @@ impl<'g> GpuTrainer<'g> {
     }
 
     /// `ParamStore::l2_penalty(true)` on the device: adds 2·l2·θ to the regularised tensors'
-    /// gradients and returns Σ l2·Σθ², one small download for all of them.
-    fn l2_penalty(&mut self) -> Result<f64> {
+    /// gradients and leaves their Σθ² on the device.
+    fn l2_penalty(&mut self) -> Result<PendingL2> {
         let g = self.gpu;
         let regularised: Vec<(usize, f64)> = (self.entries.iter().enumerate())
             .filter(|(_, e)| e.l2 != 0.0)
             .map(|(k, e)| (k, e.l2))
             .collect();
-        if regularised.is_empty() {
-            return Ok(0.0);
-        }
         let mut sumsq = g.scratch(regularised.len())?;
         for (slot, &(k, l2)) in regularised.iter().enumerate() {
             let n = self.params[k].len();
@@ -439,12 +472,10 @@ impl<'g> GpuTrainer<'g> {
                 (2.0 * l2) as f32,
             )?;
         }
-        let sums = g.download(&sumsq)?;
-        Ok(regularised
-            .iter()
-            .zip(sums)
-            .map(|(&(_, l2), s)| l2 * s as f64)
-            .sum())
+        Ok(PendingL2 {
+            sumsq,
+            l2: regularised.into_iter().map(|(_, l2)| l2).collect(),
+        })
     }
 
     /// `adam_step`: one fused update per tensor.
