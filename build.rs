@@ -242,33 +242,62 @@ fn run_checked(mut cmd: Command) -> Result<(), String> {
 }
 
 /// A kernel file as host C++ for the stand-in: the emulation header first, the file with its
-/// includes inlined, `extern __shared__ T name[];` (which no macro can express) turned into a
-/// pointer to the launch's dynamic shared memory, and one registration per kernel.
+/// includes inlined, and two rewrites no macro can express: `extern __shared__ T name[];` becomes
+/// a pointer to the launch's dynamic shared memory, and each static `__shared__ T a[..], b[..];`
+/// is followed by `::emu::shared_array(a, sizeof a); ...` so the stand-in can fill the arrays
+/// with garbage at each block's start, as a GPU leaves them. Then one registration per kernel.
 fn host_source(cu: &Path) -> String {
+    let unsupported = |decl: &str| -> ! {
+        panic!(
+            "{}: `{decl}`: the emulator rewrites only `extern __shared__ TYPE NAME[];` and `__shared__ TYPE DECLARATORS;` on a line of their own",
+            cu.display()
+        )
+    };
     let mut text = String::from("#include \"cuda_emu.h\"\n");
     for line in inline_includes(cu, &mut HashSet::new()).lines() {
-        match line.split_once("extern __shared__") {
-            Some((indent, decl)) => {
-                let decl = decl.trim();
-                let (ty, name) = decl
-                    .strip_suffix("[];")
-                    .and_then(|d| d.rsplit_once(' '))
-                    .unwrap_or_else(|| {
-                        panic!(
-                            "{}: `extern __shared__ {decl}`: the emulator rewrites only `extern __shared__ TYPE NAME[];`",
-                            cu.display()
-                        )
-                    });
-                writeln!(
-                    text,
-                    "{indent}{ty}* const {name} = static_cast<{ty}*>(::emu::dynamic_shared());"
-                )
-                .unwrap();
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        if let Some(decl) = trimmed.strip_prefix("extern __shared__ ") {
+            let (ty, name) = decl
+                .strip_suffix("[];")
+                .and_then(|d| d.trim().rsplit_once(' '))
+                .unwrap_or_else(|| unsupported(trimmed));
+            writeln!(
+                text,
+                "{indent}{ty}* const {name} = static_cast<{ty}*>(::emu::dynamic_shared());"
+            )
+            .unwrap();
+        } else if let Some(decl) = trimmed.strip_prefix("__shared__ ") {
+            let body = decl
+                .strip_suffix(';')
+                .unwrap_or_else(|| unsupported(trimmed));
+            // The type is the first word (the kernels use one-word types); the declarators are
+            // separated by commas outside brackets, each named by what precedes its first `[`.
+            let (_, declarators) = body.split_once(' ').unwrap_or_else(|| unsupported(trimmed));
+            let mut names = Vec::new();
+            let (mut depth, mut start) = (0, 0);
+            for (k, c) in declarators.char_indices().chain([(declarators.len(), ',')]) {
+                match c {
+                    '[' | '(' => depth += 1,
+                    ']' | ')' => depth -= 1,
+                    ',' if depth == 0 => {
+                        let d = declarators[start..k].trim();
+                        names.push(d.split('[').next().unwrap().trim().to_string());
+                        start = k + 1;
+                    }
+                    _ => {}
+                }
             }
-            None => {
-                text += line;
-                text.push('\n');
+            text += line;
+            for name in names {
+                write!(text, " ::emu::shared_array({name}, sizeof {name});").unwrap();
             }
+            text.push('\n');
+        } else if line.split("//").next().unwrap().contains("__shared__") {
+            unsupported(trimmed);
+        } else {
+            text += line;
+            text.push('\n');
         }
     }
     for name in kernel_names(&fs::read_to_string(cu).unwrap()) {

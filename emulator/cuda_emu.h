@@ -1,7 +1,8 @@
 // The CUDA device language as host C++, for the stand-in driver (docs/cuda_emulator.md).
 // build.rs compiles every kernels/*.cu with this header included first; the kernel files are
-// unchanged except that `extern __shared__ T name[];` (which no macro can express) is rewritten
-// to `T* const name = static_cast<T*>(::emu::dynamic_shared());`.
+// unchanged except for two rewrites no macro can express: `extern __shared__ T name[];` becomes
+// `T* const name = static_cast<T*>(::emu::dynamic_shared());`, and each static
+// `__shared__ T a[..], b[..];` is followed by `::emu::shared_array(a, sizeof a); ...`.
 //
 // Execution model: the threads of one block run as fibers on one OS thread, one after another;
 // `__syncthreads()` switches to the next fiber. So a block's `__shared__` arrays are plain
@@ -35,6 +36,10 @@ void syncthreads();
 
 // The launch's dynamic shared memory, ending against a guard page.
 void* dynamic_shared();
+
+// Records a static __shared__ array of this OS thread (build.rs adds the call after each
+// declaration), so that every block starts with it holding garbage, as on a GPU.
+void shared_array(void* p, size_t bytes);
 }  // namespace emu
 
 #define threadIdx (*::emu::current_thread_idx)

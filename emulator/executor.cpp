@@ -54,6 +54,8 @@ thread_local Fibers fibers;
 // S bytes gets the last S of them, so its first byte past the end faults.
 thread_local char* shared_region;
 thread_local size_t shared_bytes;
+// The static __shared__ arrays the kernels run on this OS thread have declared so far.
+thread_local std::vector<std::pair<void*, size_t>> shared_arrays;
 
 void fiber_main() {
     BlockRun* r = running;
@@ -72,8 +74,10 @@ std::string demangle(const char* mangled) {
 Result run_block(BlockRun& r, uint3 block, bool reverse) {
     current_block_idx = block;
     // Shared memory holds garbage at a block's start on a GPU: all-ones bytes (NaN floats) make a
-    // read before any write visible in the results.
+    // read before any write visible in the results (and, under the order check, a read of a slot
+    // another thread has not written yet, instead of the previous block's equal value).
     memset(shared_region + MAX_SHARED - shared_bytes, 0xFF, shared_bytes);
+    for (auto& a : shared_arrays) memset(a.first, 0xFF, a.second);
     const size_t n = r.threads.size();
     fibers.start(n, fiber_main);
     for (auto& t : r.threads) t.state = State::Ready;
@@ -195,6 +199,13 @@ void syncthreads() {
 
 void* dynamic_shared() { return shared_region + MAX_SHARED - shared_bytes; }
 
+void shared_array(void* p, size_t bytes) {
+    for (auto& a : shared_arrays) {
+        if (a.first == p) return;
+    }
+    shared_arrays.emplace_back(p, bytes);
+}
+
 bool describe_running_thread(char* buf, size_t n) {
     const BlockRun* r = running;
     if (!r) return false;
@@ -244,6 +255,7 @@ Result launch(const KernelInfo& k, const LaunchConfig& cfg, void* const* params)
         if (!seen) reachable.push_back(a);
     }
     if (!shared_region) shared_region = map_guarded(MAX_SHARED, false);
+    ensure_signal_stack();
     Result r;
     if (!order_check) {
         r = run_grid(k, cfg, params, false);

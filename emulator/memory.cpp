@@ -193,7 +193,8 @@ static void pass_on(int sig, siginfo_t* info, void* uctx) {
 }
 
 static void on_fault(int sig, siginfo_t* info, void* uctx) {
-    char who[512];
+    // Static buffers and one write(2): the handler may run on a small alternate signal stack.
+    static char who[512], line[1024];
     if (!describe_running_thread(who, sizeof who)) {
         pass_on(sig, info, uctx);
         return;
@@ -204,9 +205,27 @@ static void on_fault(int sig, siginfo_t* info, void* uctx) {
     kind = static_cast<ucontext_t*>(uctx)->uc_mcontext.gregs[REG_ERR] & 2 ? "write" : "read";
 #endif
     uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
-    report("%s: invalid %s at 0x%lx: %s", who, kind, static_cast<unsigned long>(addr),
-           describe_address(addr).c_str());
+    int n = snprintf(line, sizeof line, "alphanet CUDA emulator: %s: invalid %s at 0x%lx: %s\n", who, kind,
+                     static_cast<unsigned long>(addr), describe_address(addr).c_str());
+    if (write(STDERR_FILENO, line, n < static_cast<int>(sizeof line) ? n : sizeof line - 1) < 0) abort();
     abort();
+}
+
+void ensure_signal_stack() {
+    // The handler must not run on a fiber's stack, whose overflow may be what faulted: it needs an
+    // alternate stack, and one roomier than the minimum threads usually get.
+    static constexpr size_t BYTES = 64 * 1024;
+    static thread_local bool done = false;
+    if (done) return;
+    stack_t current;
+    if (sigaltstack(nullptr, &current) == 0 && ((current.ss_flags & SS_DISABLE) || current.ss_size < BYTES)) {
+        stack_t ours;
+        ours.ss_sp = map_guarded(BYTES, true);
+        ours.ss_size = BYTES;
+        ours.ss_flags = 0;
+        sigaltstack(&ours, nullptr);
+    }
+    done = true;
 }
 
 void install_fault_handler() {

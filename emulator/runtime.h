@@ -61,6 +61,8 @@ char* map_guarded(size_t bytes, bool guard_below);
 
 // Installs the SIGSEGV/SIGBUS handler that names the kernel, block and thread of a bad access.
 void install_fault_handler();
+// Gives the calling OS thread an alternate signal stack of 64 KiB for that handler.
+void ensure_signal_stack();
 
 // ---- kernel execution (executor.cpp) --------------------------------------------------------
 
