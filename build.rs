@@ -225,17 +225,23 @@ fn build_emulator(
 }
 
 fn run_checked(mut cmd: Command) -> Result<(), String> {
+    // The program and its arguments (Command's Debug output also lists the whole environment).
+    let line = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
     let run = cmd
         .output()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+        .map_err(|e| format!("cannot run {line}: {e}"))?;
     if run.status.success() {
-        for line in String::from_utf8_lossy(&run.stderr).lines() {
-            println!("cargo:warning={line}");
+        for warning in String::from_utf8_lossy(&run.stderr).lines() {
+            println!("cargo:warning={warning}");
         }
         return Ok(());
     }
     Err(format!(
-        "{cmd:?} failed:\n{}{}",
+        "{line} failed:\n{}{}",
         String::from_utf8_lossy(&run.stdout),
         String::from_utf8_lossy(&run.stderr)
     ))

@@ -4,9 +4,10 @@
 // `T* const name = static_cast<T*>(::emu::dynamic_shared());`, and each static
 // `__shared__ T a[..], b[..];` is followed by `::emu::shared_array(a, sizeof a); ...`.
 //
-// Execution model: the threads of one block run as fibers on one OS thread, one after another;
-// `__syncthreads()` switches to the next fiber. So a block's `__shared__` arrays are plain
-// statics of the OS thread (`static thread_local`), and threadIdx is the running fiber's index.
+// Execution model: one launch at a time in the process (the driver's mutex), its blocks one after
+// another on the calling thread, the threads of a block as fibers; `__syncthreads()` switches to
+// the next fiber. So a block's `__shared__` arrays are plain statics, and threadIdx is the
+// running fiber's index.
 #pragma once
 
 #include <math.h>
@@ -25,11 +26,11 @@ struct dim3 {
 
 namespace emu {
 // Set by the executor (executor.cpp) before it runs a block or switches to a fiber. Kernels read
-// them after every opaque call (syncthreads), so a fiber always sees its own threadIdx.
-extern thread_local const uint3* current_thread_idx;
-extern thread_local uint3 current_block_idx;
-extern thread_local dim3 current_block_dim;
-extern thread_local dim3 current_grid_dim;
+// them again after every opaque call (syncthreads), so a fiber always sees its own threadIdx.
+extern const uint3* current_thread_idx;
+extern uint3 current_block_idx;
+extern dim3 current_block_dim;
+extern dim3 current_grid_dim;
 
 // Suspends the calling fiber until every thread of its block has arrived (executor.cpp).
 void syncthreads();
@@ -37,8 +38,8 @@ void syncthreads();
 // The launch's dynamic shared memory, ending against a guard page.
 void* dynamic_shared();
 
-// Records a static __shared__ array of this OS thread (build.rs adds the call after each
-// declaration), so that every block starts with it holding garbage, as on a GPU.
+// Records a static __shared__ array (build.rs adds the call after each declaration), so that
+// every block starts with it holding garbage, as on a GPU.
 void shared_array(void* p, size_t bytes);
 }  // namespace emu
 
@@ -52,8 +53,8 @@ void shared_array(void* p, size_t bytes);
 #define __host__
 #define __forceinline__ inline
 #define __restrict__ __restrict
-// One copy per OS thread: the block running on it (its fibers share it).
-#define __shared__ static thread_local
+// One copy, for the one block running (its fibers share it).
+#define __shared__ static
 #define __syncthreads() ::emu::syncthreads()
 
 // CUDA's integer and float min/max overloads (the host has no unqualified min/max).

@@ -1,14 +1,20 @@
-// Kernel execution: the blocks of a grid one after another on the calling OS thread, the threads
-// of a block as fibers. A block runs in rounds: each round resumes every live fiber once, in
-// thread order, and each runs until its next __syncthreads() or its end. So after round r every
-// fiber has either passed r barriers and waits at barrier r + 1, or returned. When some wait and
-// some returned, a thread skipped a barrier the others reached, which the CUDA programming model
-// forbids (a GPU may hang or run on with stale shared memory): it is reported, not run on.
+// Kernel execution: one launch at a time (the driver's mutex), the blocks of a grid one after
+// another on the calling OS thread, the threads of a block as fibers. A block runs in rounds:
+// each round resumes every live fiber once, in thread order, and each runs until its next
+// __syncthreads() or its end. So after round r every fiber has either passed r barriers and waits
+// at barrier r + 1, or returned. When some wait and some returned, a thread skipped a barrier the
+// others reached, which the CUDA programming model forbids (a GPU may hang or run on with stale
+// shared memory): it is reported, not run on.
+//
+// A thread takes a fiber stack when it starts: the lowest one not held by a thread waiting at a
+// barrier. A thread that returns without waiting gives its stack to the next, so a kernel without
+// barriers runs every thread on one stack, and one with barriers on one stack per thread.
 //
 // Order check (ALPHANET_EMULATOR_ORDER_CHECK=1): the launch runs once with blocks and, within
 // each round, threads in forward order, then again from the same memory in reverse order. A
 // kernel free of races gives the same bits both ways; our kernels are deterministic by design,
 // so any difference is a race between threads or blocks, or a missing barrier.
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,10 +27,10 @@
 
 namespace emu {
 
-thread_local const uint3* current_thread_idx;
-thread_local uint3 current_block_idx;
-thread_local dim3 current_block_dim;
-thread_local dim3 current_grid_dim;
+const uint3* current_thread_idx;
+uint3 current_block_idx;
+dim3 current_block_dim;
+dim3 current_grid_dim;
 
 bool order_check = false;
 
@@ -33,29 +39,32 @@ static constexpr size_t MAX_SHARED = 232448;
 
 namespace {
 
-enum class State { Ready, AtBarrier, Exited };
+// A thread waiting at a barrier runs on in the next round.
+enum class State { NotStarted, AtBarrier, Exited };
 
 struct FiberState {
     uint3 idx;
     State state;
+    size_t slot;  // its fiber stack, once started
 };
 
-// The block running on this OS thread.
+// The block running, and the OS thread running it (a fault on any other thread is not ours).
 struct BlockRun {
     const KernelInfo* kernel;
     void* const* params;
     std::vector<FiberState> threads;
     size_t current;
+    pthread_t os_thread;
 };
 
-thread_local BlockRun* running;
-thread_local Fibers fibers;
-// This OS thread's dynamic shared memory: MAX_SHARED bytes ending at a guard page; a launch with
-// S bytes gets the last S of them, so its first byte past the end faults.
-thread_local char* shared_region;
-thread_local size_t shared_bytes;
-// The static __shared__ arrays the kernels run on this OS thread have declared so far.
-thread_local std::vector<std::pair<void*, size_t>> shared_arrays;
+BlockRun* running;
+Fibers fibers;
+// The dynamic shared memory: MAX_SHARED bytes ending at a guard page; a launch with S bytes gets
+// the last S of them, so its first byte past the end faults.
+char* shared_region;
+size_t shared_bytes;
+// The static __shared__ arrays of the kernels run so far.
+std::vector<std::pair<void*, size_t>> shared_arrays;
 
 void fiber_main() {
     BlockRun* r = running;
@@ -79,20 +88,25 @@ Result run_block(BlockRun& r, uint3 block, bool reverse) {
     memset(shared_region + MAX_SHARED - shared_bytes, 0xFF, shared_bytes);
     for (auto& a : shared_arrays) memset(a.first, 0xFF, a.second);
     const size_t n = r.threads.size();
-    fibers.start(n, fiber_main);
-    for (auto& t : r.threads) t.state = State::Ready;
+    for (auto& t : r.threads) t.state = State::NotStarted;
+    size_t slots_held = 0;  // by the threads waiting at the first barrier: slots 0 .. slots_held − 1
     for (unsigned barrier = 1;; barrier++) {
-        for (size_t j = 0; j < n; j++) {
-            size_t i = reverse ? n - 1 - j : j;
-            if (r.threads[i].state != State::Ready) continue;
-            r.current = i;
-            current_thread_idx = &r.threads[i].idx;
-            fibers.resume(i);
-        }
         const FiberState *waiting = nullptr, *exited = nullptr;
         size_t n_waiting = 0;
-        for (auto& t : r.threads) {
+        for (size_t j = 0; j < n; j++) {
+            FiberState& t = r.threads[reverse ? n - 1 - j : j];
+            const bool starting = t.state == State::NotStarted;
+            if (starting) {
+                t.slot = slots_held;
+                fibers.prepare(t.slot, fiber_main);
+            } else if (t.state == State::Exited) {
+                continue;
+            }
+            r.current = static_cast<size_t>(&t - r.threads.data());
+            current_thread_idx = &t.idx;
+            fibers.resume(t.slot);
             if (t.state == State::AtBarrier) {
+                slots_held += starting;
                 n_waiting++;
                 if (!waiting) waiting = &t;
             } else if (!exited) {
@@ -108,13 +122,12 @@ Result run_block(BlockRun& r, uint3 block, bool reverse) {
                    waiting->idx.z, exited->idx.x, exited->idx.y, exited->idx.z, n - n_waiting - 1);
             return ERROR_LAUNCH_FAILED;
         }
-        for (auto& t : r.threads) t.state = State::Ready;
     }
 }
 
 Result run_grid(const KernelInfo& k, const LaunchConfig& cfg, void* const* params, bool reverse) {
     const dim3 g = cfg.grid, b = cfg.block;
-    BlockRun r{&k, params, {}, 0};
+    BlockRun r{&k, params, {}, 0, pthread_self()};
     r.threads.resize(static_cast<size_t>(b.x) * b.y * b.z);
     for (size_t i = 0; i < r.threads.size(); i++) {
         r.threads[i].idx = uint3{static_cast<unsigned>(i % b.x), static_cast<unsigned>(i / b.x % b.y),
@@ -208,7 +221,7 @@ void shared_array(void* p, size_t bytes) {
 
 bool describe_running_thread(char* buf, size_t n) {
     const BlockRun* r = running;
-    if (!r) return false;
+    if (!r || !pthread_equal(r->os_thread, pthread_self())) return false;
     const uint3 t = r->threads[r->current].idx, b = current_block_idx;
     snprintf(buf, n, "kernel %s, block (%u,%u,%u), thread (%u,%u,%u)", r->kernel->name, b.x, b.y, b.z, t.x, t.y, t.z);
     return true;

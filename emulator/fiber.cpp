@@ -1,4 +1,4 @@
-// Fibers: one stack per thread of a block, switched on one OS thread. On x86-64 a switch saves
+// Fibers: stacks for the threads of a block, switched on one OS thread. On x86-64 a switch saves
 // and restores only what the System V ABI makes callee-saved (rbx, rbp, r12-r15) plus rsp: the
 // switch is an ordinary function call to the compiler, so every other register is already
 // dead. glibc's swapcontext also saves the signal mask with a system call per switch, which
@@ -65,8 +65,9 @@ struct Fibers::Stack {
     void* sp;    // saved rsp while the fiber is switched out
 };
 
-static thread_local void* scheduler_sp;
-static thread_local void** running_sp;
+// One scheduler in the process: launches run one at a time (the driver's mutex).
+static void* scheduler_sp;
+static void** running_sp;
 
 void Fibers::resume(size_t i) {
     running_sp = &stacks_[i].sp;
@@ -82,8 +83,8 @@ struct Fibers::Stack {
     ucontext_t ctx;
 };
 
-static thread_local ucontext_t scheduler_ctx;
-static thread_local ucontext_t* running_ctx;
+static ucontext_t scheduler_ctx;
+static ucontext_t* running_ctx;
 
 void Fibers::resume(size_t i) {
     running_ctx = &stacks_[i].ctx;
@@ -94,33 +95,32 @@ void Fibers::yield() { swapcontext(running_ctx, &scheduler_ctx); }
 
 #endif
 
-void Fibers::start(size_t n, void (*entry)()) {
-    if (n > capacity_) {
+void Fibers::prepare(size_t slot, void (*entry)()) {
+    if (slot >= capacity_) {
+        size_t n = slot + 1;
         Stack* grown = static_cast<Stack*>(realloc(static_cast<void*>(stacks_), n * sizeof(Stack)));
         if (!grown) abort();
         stacks_ = grown;
         for (size_t i = capacity_; i < n; i++) stacks_[i].base = map_guarded(STACK_BYTES, true);
         capacity_ = n;
     }
-    for (size_t i = 0; i < n; i++) {
+    Stack& s = stacks_[slot];
 #if defined(__x86_64__)
-        // Seven words from a 16-byte aligned top minus 72: r15, r14, r13 = entry, r12, rbx, rbp,
-        // return address = emu_fiber_start. After the `ret`, rsp = top − 16 is 16-byte aligned,
-        // so emu_fiber_start's call enters `entry` with the ABI's alignment.
-        char* top = stacks_[i].base + STACK_BYTES;
-        uintptr_t* frame = reinterpret_cast<uintptr_t*>(top - 72);
-        frame[0] = frame[1] = frame[3] = frame[4] = frame[5] = 0;
-        frame[2] = reinterpret_cast<uintptr_t>(entry);
-        frame[6] = reinterpret_cast<uintptr_t>(&emu_fiber_start);
-        stacks_[i].sp = frame;
+    // Seven words from a 16-byte aligned top minus 72: r15, r14, r13 = entry, r12, rbx, rbp,
+    // return address = emu_fiber_start. After the `ret`, rsp = top − 16 is 16-byte aligned, so
+    // emu_fiber_start's call enters `entry` with the ABI's alignment.
+    uintptr_t* frame = reinterpret_cast<uintptr_t*>(s.base + STACK_BYTES - 72);
+    frame[0] = frame[1] = frame[3] = frame[4] = frame[5] = 0;
+    frame[2] = reinterpret_cast<uintptr_t>(entry);
+    frame[6] = reinterpret_cast<uintptr_t>(&emu_fiber_start);
+    s.sp = frame;
 #else
-        getcontext(&stacks_[i].ctx);
-        stacks_[i].ctx.uc_stack.ss_sp = stacks_[i].base;
-        stacks_[i].ctx.uc_stack.ss_size = STACK_BYTES;
-        stacks_[i].ctx.uc_link = nullptr;
-        makecontext(&stacks_[i].ctx, entry, 0);
+    getcontext(&s.ctx);
+    s.ctx.uc_stack.ss_sp = s.base;
+    s.ctx.uc_stack.ss_size = STACK_BYTES;
+    s.ctx.uc_link = nullptr;
+    makecontext(&s.ctx, entry, 0);
 #endif
-    }
 }
 
 bool Fibers::is_stack_guard(uintptr_t p) const {

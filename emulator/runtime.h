@@ -75,12 +75,12 @@ struct LaunchConfig {
 // under ALPHANET_EMULATOR_ORDER_CHECK=1 runs it twice (forward, reversed) and compares.
 Result launch(const KernelInfo& k, const LaunchConfig& cfg, void* const* params);
 
-// "kernel K, block (x,y,z), thread (x,y,z)" of the fiber running on this OS thread; false when
-// no kernel runs here (the fault handler then passes the signal on).
+// "kernel K, block (x,y,z), thread (x,y,z)" of the fiber running on the calling OS thread; false
+// when no kernel runs on it (the fault handler then passes the signal on).
 bool describe_running_thread(char* buf, size_t n);
 
-// What p is when it is the guard page of this OS thread's dynamic shared memory or of a fiber
-// stack; empty otherwise.
+// What p is when it is the guard page of the dynamic shared memory or of a fiber stack; empty
+// otherwise.
 std::string describe_executor_address(uintptr_t p);
 
 // ALPHANET_EMULATOR_ORDER_CHECK=1, read once by cuInit.
@@ -88,17 +88,18 @@ extern bool order_check;
 
 // ---- fibers (fiber.cpp) ---------------------------------------------------------------------
 
-// The fibers of one OS thread: n stacks, each started at `entry` and switched to and from the
-// scheduler (the OS thread's own stack).
+// Fiber stacks ("slots"), each started at an entry function and switched to and from the
+// scheduler (the stack of the thread that called cuLaunchKernel).
 class Fibers {
    public:
-    // Makes room for n fibers and starts each at entry(): the next resume(i) enters it.
-    void start(size_t n, void (*entry)());
-    // Runs fiber i until it calls yield() (or ends by calling yield() for the last time).
-    void resume(size_t i);
+    // Starts a fiber on stack `slot` (mapped on first use) at entry(): the next resume(slot)
+    // enters it. A slot whose fiber has ended can be prepared again.
+    void prepare(size_t slot, void (*entry)());
+    // Runs the fiber on `slot` until it calls yield().
+    void resume(size_t slot);
     // From inside a fiber: back to the scheduler; returns when the fiber is resumed.
     static void yield();
-    // The guard page range of fiber stacks, to name a stack overflow in the fault handler.
+    // Whether p is in the guard page below one of the stacks (a stack overflow).
     bool is_stack_guard(uintptr_t p) const;
 
    private:
