@@ -2,7 +2,10 @@
 //! - every `kernels/*.cu` → a fatbin (sm_80 and sm_90 SASS + compute_90 PTX) with nvcc when it is
 //!   found, the `-Xptxas -v` register/shared-memory report kept in `$OUT_DIR/ptxas.txt`;
 //! - every `kernels/*.cu` with its local includes inlined, embedded for the NVRTC fallback;
-//! - `kernels/host_shim.cpp` (the `.cuh` per-thread maths, compiled for the host) for the tests.
+//! - `kernels/host_shim.cpp` (the `.cuh` per-thread maths, compiled for the host) for the tests;
+//! - the CPU stand-in for the CUDA driver (`emulator/`, docs/cuda_emulator.md): every kernel file
+//!   and `emulator/broken_kernels.cu` compiled as host C++ with the runtime into `libcuda.so`,
+//!   whose path the library gets as `ALPHANET_EMULATOR_LIB`.
 //!
 //! Environment: `NVCC`, `CUDA_HOME`/`CUDA_PATH` (where to find nvcc), `KERNELS_REQUIRE_NVCC=1`
 //! (a missing nvcc or a failing compile is an error), `KERNELS_VERBOSE=1` (one warning line of
@@ -42,6 +45,7 @@ fn main() {
         println!("cargo:rerun-if-env-changed={var}");
     }
     println!("cargo:rerun-if-changed=kernels");
+    println!("cargo:rerun-if-changed=emulator");
     let mut sources: Vec<PathBuf> = fs::read_dir("kernels")
         .expect("kernels/ directory")
         .map(|e| e.unwrap().path())
@@ -112,6 +116,201 @@ fn main() {
         .include("kernels")
         .warnings(true)
         .compile("kernel_host_maths");
+
+    let images = match &fatbins {
+        Ok(()) => kernels
+            .iter()
+            .map(|cu| {
+                let name = cu.file_stem().unwrap().to_str().unwrap();
+                let fatbin = fs::read(out.join(format!("{name}.fatbin"))).unwrap();
+                (
+                    fnv1a(&fatbin),
+                    name.to_string(),
+                    kernel_names(&fs::read_to_string(cu).unwrap()),
+                )
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let mut host_kernels = kernels.clone();
+    let broken = PathBuf::from("emulator/broken_kernels.cu");
+    host_kernels.push(&broken);
+    let lib = build_emulator(&out.join("emulator"), &host_kernels, &images);
+    println!("cargo:rustc-env=ALPHANET_EMULATOR_LIB={}", lib.display());
+}
+
+/// The stand-in's runtime, compiled with every host copy of a kernel file.
+const EMULATOR_RUNTIME: [&str; 4] = [
+    "emulator/driver.cpp",
+    "emulator/executor.cpp",
+    "emulator/fiber.cpp",
+    "emulator/memory.cpp",
+];
+
+/// Compiles the stand-in into `dir/libcuda.so` (soname `libcuda.so`, the first name cudarc
+/// dlopens). `images`: (FNV-1a of the fatbin, kernel file, its kernels) for each fatbin built,
+/// so that the stand-in recognizes exactly those images.
+fn build_emulator(
+    dir: &Path,
+    kernels: &[&PathBuf],
+    images: &[(u64, String, Vec<String>)],
+) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    let mut inc = String::from("static const ImageEntry IMAGES[] = {\n");
+    for (hash, module, names) in images {
+        writeln!(
+            inc,
+            "    {{0x{hash:016x}ull, {module:?}, {:?}}},",
+            names.join(" ")
+        )
+        .unwrap();
+    }
+    // A sentinel: C++ has no empty arrays, and without nvcc there is no fatbin to list.
+    inc.push_str("    {0, nullptr, nullptr},\n};\n");
+    fs::write(dir.join("images.inc"), inc).unwrap();
+
+    let mut sources: Vec<PathBuf> = EMULATOR_RUNTIME.iter().map(PathBuf::from).collect();
+    for cu in kernels {
+        let stem = cu.file_stem().unwrap().to_str().unwrap();
+        let host = dir.join(format!("{stem}.host.cpp"));
+        fs::write(&host, host_source(cu)).unwrap();
+        sources.push(host);
+    }
+    let compiler = cc::Build::new().cpp(true).get_compiler();
+    let objects: Vec<PathBuf> = std::thread::scope(|s| {
+        let jobs: Vec<_> = sources
+            .iter()
+            .map(|src| {
+                let obj = dir.join(src.file_name().unwrap()).with_extension("o");
+                let mut cmd = compiler.to_command();
+                // -O2 whatever the profile: the kernels are the tests' hot loop. No contraction
+                // of a·b + c into an FMA, so results do not depend on the host CPU's features.
+                cmd.args([
+                    "-std=c++17",
+                    "-O2",
+                    "-fPIC",
+                    "-fvisibility=hidden",
+                    "-fvisibility-inlines-hidden",
+                ])
+                .args([
+                    "-ffp-contract=off",
+                    "-Wall",
+                    "-Wextra",
+                    "-Wno-unused-parameter",
+                ])
+                .arg("-Iemulator")
+                .arg(format!("-I{}", dir.display()))
+                .arg("-c")
+                .arg(src)
+                .arg("-o")
+                .arg(&obj);
+                s.spawn(move || run_checked(cmd).map(|_| obj))
+            })
+            .collect();
+        jobs.into_iter()
+            .map(|j| {
+                j.join()
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("building the CUDA emulator: {e}"))
+            })
+            .collect()
+    });
+    let lib = dir.join("libcuda.so");
+    let mut link = compiler.to_command();
+    link.args(["-shared", "-Wl,-soname,libcuda.so", "-pthread", "-o"])
+        .arg(&lib)
+        .args(&objects);
+    run_checked(link).unwrap_or_else(|e| panic!("linking the CUDA emulator: {e}"));
+    lib
+}
+
+fn run_checked(mut cmd: Command) -> Result<(), String> {
+    let run = cmd
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if run.status.success() {
+        for line in String::from_utf8_lossy(&run.stderr).lines() {
+            println!("cargo:warning={line}");
+        }
+        return Ok(());
+    }
+    Err(format!(
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    ))
+}
+
+/// A kernel file as host C++ for the stand-in: the emulation header first, the file with its
+/// includes inlined, and two rewrites no macro can express: `extern __shared__ T name[];` becomes
+/// a pointer to the launch's dynamic shared memory, and each static `__shared__ T a[..], b[..];`
+/// is followed by `::emu::shared_array(a, sizeof a); ...` so the stand-in can fill the arrays
+/// with garbage at each block's start, as a GPU leaves them. Then one registration per kernel.
+fn host_source(cu: &Path) -> String {
+    let unsupported = |decl: &str| -> ! {
+        panic!(
+            "{}: `{decl}`: the emulator rewrites only `extern __shared__ TYPE NAME[];` and `__shared__ TYPE DECLARATORS;` on a line of their own",
+            cu.display()
+        )
+    };
+    let mut text = String::from("#include \"cuda_emu.h\"\n");
+    for line in inline_includes(cu, &mut HashSet::new()).lines() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        if let Some(decl) = trimmed.strip_prefix("extern __shared__ ") {
+            let (ty, name) = decl
+                .strip_suffix("[];")
+                .and_then(|d| d.trim().rsplit_once(' '))
+                .unwrap_or_else(|| unsupported(trimmed));
+            writeln!(
+                text,
+                "{indent}{ty}* const {name} = static_cast<{ty}*>(::emu::dynamic_shared());"
+            )
+            .unwrap();
+        } else if let Some(decl) = trimmed.strip_prefix("__shared__ ") {
+            let body = decl
+                .strip_suffix(';')
+                .unwrap_or_else(|| unsupported(trimmed));
+            // The type is the first word (the kernels use one-word types); the declarators are
+            // separated by commas outside brackets, each named by what precedes its first `[`.
+            let (_, declarators) = body.split_once(' ').unwrap_or_else(|| unsupported(trimmed));
+            let mut names = Vec::new();
+            let (mut depth, mut start) = (0, 0);
+            for (k, c) in declarators.char_indices().chain([(declarators.len(), ',')]) {
+                match c {
+                    '[' | '(' => depth += 1,
+                    ']' | ')' => depth -= 1,
+                    ',' if depth == 0 => {
+                        let d = declarators[start..k].trim();
+                        names.push(d.split('[').next().unwrap().trim().to_string());
+                        start = k + 1;
+                    }
+                    _ => {}
+                }
+            }
+            text += line;
+            for name in names {
+                write!(text, " ::emu::shared_array({name}, sizeof {name});").unwrap();
+            }
+            text.push('\n');
+        } else if line.split("//").next().unwrap().contains("__shared__") {
+            unsupported(trimmed);
+        } else {
+            text += line;
+            text.push('\n');
+        }
+    }
+    for name in kernel_names(&fs::read_to_string(cu).unwrap()) {
+        writeln!(text, "EMU_REGISTER_KERNEL({name})").unwrap();
+    }
+    text
+}
+
+/// 64-bit FNV-1a, as the stand-in hashes a fatbin it is given (emulator/driver.cpp).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// nvcc from `NVCC`, then `CUDA_HOME`/`CUDA_PATH`, then `PATH`, then `/usr/local/cuda`.

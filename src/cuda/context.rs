@@ -33,6 +33,8 @@ pub struct DeviceInfo {
     pub name: String,
     pub compute_capability: (i32, i32),
     pub total_mem: usize,
+    /// The CPU stand-in of the CUDA driver (`ALPHANET_CUDA=emulator`); its name says so too.
+    pub emulated: bool,
 }
 
 impl fmt::Display for DeviceInfo {
@@ -64,6 +66,7 @@ fn guarded<T>(
 /// Says whether GPU `ordinal` is usable and, if not, why (no driver library, driver failing to
 /// initialize, no device, ordinal out of range), without panicking.
 pub fn probe(ordinal: usize) -> std::result::Result<DeviceInfo, String> {
+    let emulated = super::emulator::driver()? == super::emulator::Driver::Emulator;
     guarded(|| {
         // SAFETY: only tries to dlopen libcuda; no symbol is called.
         if !unsafe { cudarc::driver::sys::is_culib_present() } {
@@ -88,6 +91,7 @@ pub fn probe(ordinal: usize) -> std::result::Result<DeviceInfo, String> {
             name: ctx.name().map_err(err)?,
             compute_capability: ctx.compute_capability().map_err(err)?,
             total_mem: ctx.total_mem().map_err(err)?,
+            emulated,
         })
     })
 }

@@ -5,8 +5,11 @@
 //!
 //! Everything goes through cudarc's dynamic loading: the crate builds and runs without CUDA,
 //! and every failure to find a driver, a GPU or NVRTC is a message, never a panic.
+//! `ALPHANET_CUDA=emulator` swaps the driver for the CPU stand-in built from `emulator/`
+//! (docs/cuda_emulator.md), which runs every kernel on the CPU with memory and barrier checks.
 
 mod context;
+mod emulator;
 pub mod host_maths;
 mod launch;
 mod train;
@@ -18,6 +21,7 @@ pub use context::{
     compile_nvrtc, nvrtc_available, probe, DeviceInfo, Gpu, KernelModule, MODULES, PTXAS_REPORT,
 };
 pub use cudarc::driver::CudaSlice;
+pub use emulator::open_for_tests;
 pub use launch::{DeviceFeatureSpec, MAX_STYLES};
 pub use train::{ensure_supported, GpuTrainer};
 
