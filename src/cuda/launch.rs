@@ -21,8 +21,10 @@ type Buf = CudaSlice<f32>;
 
 /// Threads of the 1-D kernels (`BLOCK` in common.cuh).
 const BLOCK: u32 = 256;
-/// Output tile side of the GEMM and threads per tile side (`GEMM_TILE`, `GEMM_THREADS` in gemm.cuh).
-const GEMM_TILE: u32 = 64;
+/// The GEMM's output tile (rows × columns) and threads per block side (`GEMM_TILE_M`,
+/// `GEMM_TILE_N`, `GEMM_THREADS` in gemm.cuh).
+const GEMM_TILE_M: u32 = 128;
+const GEMM_TILE_N: u32 = 64;
 const GEMM_THREADS: u32 = 16;
 /// Rows per range of the split-K products and column sums (`SPLIT_ROWS` in gemm.cuh).
 const SPLIT_ROWS: usize = 256;
@@ -61,7 +63,7 @@ fn grid1(n: usize) -> LaunchConfig {
 /// Tiles covering an m × n output (blockIdx.y over rows, blockIdx.x over columns), `z` layers.
 fn grid_tiles(m: usize, n: usize, z: u32) -> LaunchConfig {
     LaunchConfig {
-        grid_dim: (blocks(n, GEMM_TILE), blocks(m, GEMM_TILE), z),
+        grid_dim: (blocks(n, GEMM_TILE_N), blocks(m, GEMM_TILE_M), z),
         block_dim: (GEMM_THREADS, GEMM_THREADS, 1),
         shared_mem_bytes: 0,
     }
@@ -368,15 +370,66 @@ impl Gpu {
         eps: f64,
     ) -> Result<()> {
         assert!(
+            dinp.len() >= r * c && gamma.len() >= c,
+            "batchnorm_backward: dinp or gamma is shorter than r = {r} rows × c = {c} channels"
+        );
+        let sums = self.batchnorm_param_sums(dgamma, dbeta, dout, inp, mean, var, r, c, eps)?;
+        let (nr, nc) = (int(r)?, int(c)?);
+        self.launch("batchnorm_backward_apply", grid1(r * c), |l| {
+            l.arg(dinp)
+                .arg(dout)
+                .arg(inp)
+                .arg(mean)
+                .arg(var)
+                .arg(gamma)
+                .arg(&sums)
+                .arg(&nr)
+                .arg(&nc)
+                .arg(&eps);
+        })
+    }
+
+    /// The backward pass of a BN layer whose input takes no gradient (the CPU op called with an
+    /// empty dinp): dβ += Σdy, dγ += Σdy·x̂ only.
+    #[allow(clippy::too_many_arguments)]
+    pub fn batchnorm_param_grads(
+        &self,
+        dgamma: &mut Buf,
+        dbeta: &mut Buf,
+        dout: &Buf,
+        inp: &Buf,
+        mean: &Buf,
+        var: &Buf,
+        r: usize,
+        c: usize,
+        eps: f64,
+    ) -> Result<()> {
+        self.batchnorm_param_sums(dgamma, dbeta, dout, inp, mean, var, r, c, eps)
+            .map(drop)
+    }
+
+    /// Σdy and Σdy·x̂ per channel over all rows [2C], also added to dβ and dγ.
+    #[allow(clippy::too_many_arguments)]
+    fn batchnorm_param_sums(
+        &self,
+        dgamma: &mut Buf,
+        dbeta: &mut Buf,
+        dout: &Buf,
+        inp: &Buf,
+        mean: &Buf,
+        var: &Buf,
+        r: usize,
+        c: usize,
+        eps: f64,
+    ) -> Result<Buf> {
+        assert!(
             inp.len() >= r * c
-                && dinp.len() >= r * c
                 && dout.len() >= r * c
                 && dgamma.len() >= c
                 && dbeta.len() >= c
                 && mean.len() >= c
-                && var.len() >= c
-                && gamma.len() >= c,
-            "batchnorm_backward: a buffer is shorter than r = {r} rows × c = {c} channels"
+                && var.len() >= c,
+            "batchnorm backward: a buffer is shorter than r = {r} rows × c = {c} channels"
         );
         let z = splits(r);
         let mut partial = self.scratch(z * 2 * c)?;
@@ -400,18 +453,7 @@ impl Gpu {
         self.splitk_combine(&mut sums, &partial, 2 * c, 2 * c, z, 1.0, false)?;
         self.splitk_combine(dbeta, &partial, c, 2 * c, z, 1.0, true)?;
         self.splitk_combine(dgamma, &partial.slice(c..), c, 2 * c, z, 1.0, true)?;
-        self.launch("batchnorm_backward_apply", grid1(r * c), |l| {
-            l.arg(dinp)
-                .arg(dout)
-                .arg(inp)
-                .arg(mean)
-                .arg(var)
-                .arg(gamma)
-                .arg(&sums)
-                .arg(&nr)
-                .arg(&nc)
-                .arg(&eps);
-        })
+        Ok(sums)
     }
 
     pub fn batchnorm_update_moving(

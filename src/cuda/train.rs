@@ -286,24 +286,24 @@ impl<'g> GpuTrainer<'g> {
             self.hidden,
         );
         let training = dropout_seed.is_some();
-        let mut feat = g.zeros(b * s * c)?;
+        let mut feat = g.scratch(b * s * c)?;
         g.ts_features_forward(&mut feat, x, b, &self.spec)?;
         let (a, stats0) = self.batchnorm(0, &feat, b * s, c, training)?;
         let [wi, wh, bias] = self.ids.lstm.map(|k| &self.params[k]);
-        let (mut hs, mut cache) = (g.zeros(b * h)?, g.zeros(lstm_cache_len(b, s, h))?);
+        let (mut hs, mut cache) = (g.scratch(b * h)?, g.scratch(lstm_cache_len(b, s, h))?);
         g.lstm_forward(&mut hs, &mut cache, &a, wi, wh, bias, b, s, c, h)?;
         let (hb, stats1) = self.batchnorm(1, &hs, b, h, training)?;
         // As the tape: no dropout layer at all when p = 0 or when not training.
         let dropout = match dropout_seed {
             Some(seed) if self.dropout > 0.0 => {
-                let (mut out, mut mask) = (g.zeros(b * h)?, g.zeros(b * h)?);
+                let (mut out, mut mask) = (g.scratch(b * h)?, g.scratch(b * h)?);
                 g.dropout_forward(&mut out, &mut mask, &hb, b * h, self.dropout, seed)?;
                 Some([out, mask])
             }
             _ => None,
         };
         let [w, bias] = self.ids.output.map(|k| &self.params[k]);
-        let mut pred = g.zeros(b)?;
+        let mut pred = g.scratch(b)?;
         let dense_in = dropout.as_ref().map_or(&hb, |[out, _]| out);
         g.dense_forward(&mut pred, dense_in, w, bias, b, h, 1)?;
         Ok(Pass {
@@ -332,7 +332,7 @@ impl<'g> GpuTrainer<'g> {
         let ids = [self.ids.bn_features, self.ids.bn_lstm][layer];
         let [gamma, beta] = ids.map(|k| &self.params[k]);
         let [moving_mean, moving_var] = &mut self.moving[layer];
-        let mut out = g.zeros(rows * c)?;
+        let mut out = g.scratch(rows * c)?;
         if !training {
             g.batchnorm_inference(
                 &mut out,
@@ -347,7 +347,7 @@ impl<'g> GpuTrainer<'g> {
             )?;
             return Ok((out, None));
         }
-        let (mut mean, mut var) = (g.zeros(c)?, g.zeros(c)?);
+        let (mut mean, mut var) = (g.scratch(c)?, g.scratch(c)?);
         g.batchnorm_forward(
             &mut out,
             &mut mean,
@@ -392,7 +392,9 @@ impl<'g> GpuTrainer<'g> {
         )?))
     }
 
-    /// The backward pass from ∂L/∂pred: overwrites every parameter's gradient.
+    /// The backward pass from ∂L/∂pred: overwrites every parameter's gradient. Buffers that a
+    /// forward kernel overwrites in full are left uninitialised; those the backward ops add into
+    /// (`+=`, as their CPU twins) start at zero.
     fn backward(&mut self, p: &Pass, dpred: &Buf, b: usize) -> Result<()> {
         let g = self.gpu;
         let (s, c, h, eps) = (
@@ -434,23 +436,10 @@ impl<'g> GpuTrainer<'g> {
             &mut a_d, dwi, dwh, dlb, &hs_d, &p.cache, &p.a, wi, wh, b, s, c, h,
         )?;
 
-        // The features take no gradient (the pictures are inputs), but the kernel writes dinp.
-        let mut feat_d = g.zeros(b * s * c)?;
-        let gamma = &params[ids.bn_features[0]];
+        // The features take no gradient (the pictures are inputs): BN's parameters only, as the
+        // tape does on the CPU.
         let [dgamma, dbeta] = grads.get_disjoint_mut(ids.bn_features).expect(disjoint);
-        g.batchnorm_backward(
-            &mut feat_d,
-            dgamma,
-            dbeta,
-            &a_d,
-            &p.feat,
-            mean0,
-            var0,
-            gamma,
-            b * s,
-            c,
-            eps,
-        )
+        g.batchnorm_param_grads(dgamma, dbeta, &a_d, &p.feat, mean0, var0, b * s, c, eps)
     }
 
     /// `ParamStore::l2_penalty(true)` on the device: adds 2·l2·θ to the regularised tensors'
