@@ -442,8 +442,10 @@ API cuModuleLoadData(Module** module, const void* image) {
         }
         m->what = std::string("kernels/") + found->module + ".cu (fatbin)";
         m->kernels = split(found->kernels);
-    } else if (memcmp(b, "\x7f" "ELF", 4) != 0 && strstr(static_cast<const char*>(image), ".version") &&
+    } else if (strchr("/. \t\r\n", b[0]) && b[0] && strstr(static_cast<const char*>(image), ".version") &&
                strstr(static_cast<const char*>(image), ".target")) {
+        // PTX text (NUL-terminated, as cuModuleLoadData requires) starts with a comment, a
+        // directive or white space; only then is it searched as a string.
         m->what = "PTX";
         m->kernels = ptx_entries(static_cast<const char*>(image));
     } else {

@@ -70,8 +70,8 @@ static void* scheduler_sp;
 static void** running_sp;
 
 void Fibers::resume(size_t i) {
-    running_sp = &stacks_[i].sp;
-    emu_context_switch(&scheduler_sp, stacks_[i].sp);
+    running_sp = &stacks_[i]->sp;
+    emu_context_switch(&scheduler_sp, stacks_[i]->sp);
 }
 
 void Fibers::yield() { emu_context_switch(running_sp, scheduler_sp); }
@@ -87,7 +87,7 @@ static ucontext_t scheduler_ctx;
 static ucontext_t* running_ctx;
 
 void Fibers::resume(size_t i) {
-    running_ctx = &stacks_[i].ctx;
+    running_ctx = &stacks_[i]->ctx;
     swapcontext(&scheduler_ctx, running_ctx);
 }
 
@@ -96,15 +96,8 @@ void Fibers::yield() { swapcontext(running_ctx, &scheduler_ctx); }
 #endif
 
 void Fibers::prepare(size_t slot, void (*entry)()) {
-    if (slot >= capacity_) {
-        size_t n = slot + 1;
-        Stack* grown = static_cast<Stack*>(realloc(static_cast<void*>(stacks_), n * sizeof(Stack)));
-        if (!grown) abort();
-        stacks_ = grown;
-        for (size_t i = capacity_; i < n; i++) stacks_[i].base = map_guarded(STACK_BYTES, true);
-        capacity_ = n;
-    }
-    Stack& s = stacks_[slot];
+    while (stacks_.size() <= slot) stacks_.push_back(new Stack{map_guarded(STACK_BYTES, true), {}});
+    Stack& s = *stacks_[slot];
 #if defined(__x86_64__)
     // Seven words from a 16-byte aligned top minus 72: r15, r14, r13 = entry, r12, rbx, rbp,
     // return address = emu_fiber_start. After the `ret`, rsp = top − 16 is 16-byte aligned, so
@@ -125,8 +118,8 @@ void Fibers::prepare(size_t slot, void (*entry)()) {
 
 bool Fibers::is_stack_guard(uintptr_t p) const {
     const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-    for (size_t i = 0; i < capacity_; i++) {
-        uintptr_t base = reinterpret_cast<uintptr_t>(stacks_[i].base);
+    for (const Stack* s : stacks_) {
+        uintptr_t base = reinterpret_cast<uintptr_t>(s->base);
         if (p >= base - page && p < base) return true;
     }
     return false;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include <string>
+#include <vector>
 
 #include "cuda_emu.h"
 
@@ -104,8 +105,8 @@ class Fibers {
 
    private:
     struct Stack;
-    Stack* stacks_ = nullptr;
-    size_t capacity_ = 0;
+    // Each Stack stays where it was allocated: a saved ucontext_t may point into itself.
+    std::vector<Stack*> stacks_;
 };
 
 }  // namespace emu

@@ -413,16 +413,16 @@ fn launches_outside_the_device_limits_fail() {
 
 #[test]
 fn bench_runs_on_the_stand_in_and_says_so_first() {
-    let run = |device: &str| {
+    let run = |device: &str, driver: &str| {
         Command::new(env!("CARGO_BIN_EXE_alphanet"))
             .args([
                 "bench", "--device", device, "--batch", "256", "--steps", "2",
             ])
-            .env("ALPHANET_CUDA", "emulator")
+            .env("ALPHANET_CUDA", driver)
             .output()
             .unwrap()
     };
-    let out = run("cuda:0");
+    let out = run("cuda:0", "emulator");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}\n{}", stdout, stderr(&out));
     let first = stdout.lines().next().unwrap_or_default();
@@ -431,10 +431,18 @@ fn bench_runs_on_the_stand_in_and_says_so_first() {
         "{first}"
     );
     assert!(stdout.contains("v2 "), "{stdout}");
-    let out = run("cuda:1");
+    let out = run("cuda:1", "emulator");
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("cuda:1 requested but the driver sees 1 GPU(s)"),
+        "{}",
+        stderr(&out)
+    );
+    // Selection is never a guess: an unknown value is an error, not the real driver.
+    let out = run("cuda:0", "cpu-emulator");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("ALPHANET_CUDA=\"cpu-emulator\": the only value is `emulator`"),
         "{}",
         stderr(&out)
     );
