@@ -4,8 +4,7 @@
 //   dinp += dout·wᵀ (matmul_acc), dw += inpᵀ·dout (matmul_splitk + splitk_combine),
 //   dbias += Σ_b dout (column_partials + splitk_combine).
 // The recurrent layers use the same three for dx and their weight and bias gradients.
-// GEMM launch: blockDim (GEMM_THREADS, GEMM_THREADS), one block per GEMM_TILE_M × GEMM_TILE_N
-// output tile.
+// GEMM launch: blockDim (GEMM_THREADS, GEMM_THREADS), one block per GEMM_TILE² output tile.
 #include "gemm.cuh"
 
 extern "C" __global__ void dense_forward(float* out, const float* inp, const float* w,

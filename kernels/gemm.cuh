@@ -8,14 +8,10 @@
 #pragma once
 #include "common.cuh"
 
-// Output tile: a block of GEMM_THREADS × GEMM_THREADS threads computes GEMM_TILE_M × GEMM_TILE_N
-// outputs, each thread an 8 × 4 register block (rows ty + 16·a, columns tx + 16·b): 12 shared
-// loads per 32 multiply-adds.
+// Output tile side: a block of GEMM_THREADS × GEMM_THREADS threads computes GEMM_TILE × GEMM_TILE
+// outputs, each thread a 4 × 4 register block (rows ty + 16·a, columns tx + 16·b).
+#define GEMM_TILE 64
 #define GEMM_THREADS 16
-#define GEMM_RM 8
-#define GEMM_RN 4
-#define GEMM_TILE_M (GEMM_THREADS * GEMM_RM)
-#define GEMM_TILE_N (GEMM_THREADS * GEMM_RN)
 // k-slice staged in shared memory per iteration.
 #define GEMM_K 16
 // Rows of the reduction dimension per split-K range (also the row chunk of the column sums).
@@ -41,42 +37,39 @@ HD Mat mat(const float* p, int sr, int sc) {
 // outside C. Shared-memory loads run along whichever of a view's strides is 1, so they coalesce.
 __device__ inline void tile_matmul(float* C, int ldc, Mat A, Mat B, int M, int N, int k0, int k1,
                                    const float* bias, int accumulate) {
-    // Rows padded by one float: the loads along k (a view whose k stride is 1) store consecutive
-    // threads' values 129 or 65 floats apart, in distinct banks.
-    __shared__ float As[GEMM_K][GEMM_TILE_M + 1], Bs[GEMM_K][GEMM_TILE_N + 1];
-    int m0 = blockIdx.y * GEMM_TILE_M, n0 = blockIdx.x * GEMM_TILE_N;
+    __shared__ float As[GEMM_K][GEMM_TILE + 4], Bs[GEMM_K][GEMM_TILE + 4];
+    int m0 = blockIdx.y * GEMM_TILE, n0 = blockIdx.x * GEMM_TILE;
     if (m0 >= M || n0 >= N) return;
     int tx = threadIdx.x, ty = threadIdx.y, tid = ty * GEMM_THREADS + tx;
     const int per = GEMM_THREADS * GEMM_THREADS;
-    float acc[GEMM_RM][GEMM_RN];
-    for (int a = 0; a < GEMM_RM; a++)
-        for (int b = 0; b < GEMM_RN; b++) acc[a][b] = 0.0f;
+    float acc[4][4];
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) acc[a][b] = 0.0f;
     for (int kb = k0; kb < k1; kb += GEMM_K) {
-        for (int e = tid; e < GEMM_K * GEMM_TILE_M; e += per) {
-            int mm = A.sc == 1 ? e / GEMM_K : e % GEMM_TILE_M;
-            int kk = A.sc == 1 ? e % GEMM_K : e / GEMM_TILE_M;
+        for (int e = tid; e < GEMM_K * GEMM_TILE; e += per) {
+            int mm = A.sc == 1 ? e / GEMM_K : e % GEMM_TILE;
+            int kk = A.sc == 1 ? e % GEMM_K : e / GEMM_TILE;
             int m = m0 + mm, k = kb + kk;
             As[kk][mm] = (m < M && k < k1) ? A.p[(size_t)m * A.sr + (size_t)k * A.sc] : 0.0f;
-        }
-        for (int e = tid; e < GEMM_K * GEMM_TILE_N; e += per) {
-            int nn = B.sc == 1 ? e % GEMM_TILE_N : e / GEMM_K;
-            int kk = B.sc == 1 ? e / GEMM_TILE_N : e % GEMM_K;
-            int n = n0 + nn, k = kb + kk;
+            int nn = B.sc == 1 ? e % GEMM_TILE : e / GEMM_K;
+            kk = B.sc == 1 ? e / GEMM_TILE : e % GEMM_K;
+            int n = n0 + nn;
+            k = kb + kk;
             Bs[kk][nn] = (n < N && k < k1) ? B.p[(size_t)k * B.sr + (size_t)n * B.sc] : 0.0f;
         }
         __syncthreads();
         for (int kk = 0; kk < GEMM_K; kk++) {
-            float av[GEMM_RM], bv[GEMM_RN];
-            for (int a = 0; a < GEMM_RM; a++) av[a] = As[kk][ty + GEMM_THREADS * a];
-            for (int b = 0; b < GEMM_RN; b++) bv[b] = Bs[kk][tx + GEMM_THREADS * b];
-            for (int a = 0; a < GEMM_RM; a++)
-                for (int b = 0; b < GEMM_RN; b++) acc[a][b] += av[a] * bv[b];
+            float av[4], bv[4];
+            for (int a = 0; a < 4; a++) av[a] = As[kk][ty + GEMM_THREADS * a];
+            for (int b = 0; b < 4; b++) bv[b] = Bs[kk][tx + GEMM_THREADS * b];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) acc[a][b] += av[a] * bv[b];
         }
         __syncthreads();
     }
-    for (int a = 0; a < GEMM_RM; a++) {
+    for (int a = 0; a < 4; a++) {
         int m = m0 + ty + GEMM_THREADS * a;
-        for (int b = 0; b < GEMM_RN; b++) {
+        for (int b = 0; b < 4; b++) {
             int n = n0 + tx + GEMM_THREADS * b;
             if (m < M && n < N) {
                 float* c = C + (size_t)m * ldc + n;
