@@ -416,6 +416,11 @@ API cuEventElapsedTime(float* ms, Event* start, Event* end) {
     return emu::SUCCESS;
 }
 
+// The name cudarc resolves for CUDA 13 (same arguments as the original).
+API cuEventElapsedTime_v2(float* ms, Event* start, Event* end) {
+    return cuEventElapsedTime(ms, start, end);
+}
+
 // ---- modules and launches -----------------------------------------------------------------
 
 API cuModuleLoadData(Module** module, const void* image) {

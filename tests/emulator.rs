@@ -431,6 +431,24 @@ fn bench_runs_on_the_stand_in_and_says_so_first() {
         "{first}"
     );
     assert!(stdout.contains("v2 "), "{stdout}");
+    // Per-kernel times from CUDA events: every kernel of the v2 step is listed, once.
+    assert!(
+        stdout.contains("kernels of one training step, batch 256 (CUDA events"),
+        "{stdout}"
+    );
+    for kernel in [
+        "ts_features_forward",
+        "lstm_forward",
+        "lstm_backward_steps",
+        "matmul_splitk",
+        "adam_update",
+    ] {
+        let rows = stdout
+            .lines()
+            .filter(|l| l.split_whitespace().next() == Some(kernel))
+            .count();
+        assert_eq!(rows, 1, "{kernel} in\n{stdout}");
+    }
     let out = run("cuda:1", "emulator");
     assert!(!out.status.success());
     assert!(

@@ -11,7 +11,7 @@
 
 use crate::app::args::ModelArgs;
 use crate::autograd::adam::AdamConfig;
-use crate::cuda::{ensure_supported, DeviceChoice, Gpu, GpuTrainer};
+use crate::cuda::{ensure_supported, DeviceChoice, Gpu, GpuTrainer, KernelTime};
 use crate::model::{LossConfig, Model, ModelConfig};
 use crate::ops::loss::long_side_weights;
 use crate::ops::ts_features::OpSet;
@@ -27,6 +27,8 @@ use std::time::Instant;
 const DATE_GROUP: usize = 1000;
 /// Style exposures per sample (size, beta, volatility, as in the synthetic panel).
 const STYLES: usize = 3;
+/// GPU training steps run with per-kernel timing, after the timed ones.
+const KERNEL_TIMING_STEPS: usize = 3;
 
 pub struct BenchOptions {
     /// Variant list as for `--variant` (`v2`, `v2.1`, `v2.1,v2.3`, `v1`, `v3`, …).
@@ -58,6 +60,10 @@ pub struct BenchRow {
     /// trains on a batch already on the device).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub train_host_batch_step_s: Option<f64>,
+    /// GPU only: each kernel's time in one training step (`ms` per step, `launches` over
+    /// KERNEL_TIMING_STEPS steps), from CUDA events around every launch, largest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kernels: Vec<KernelTime>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -132,7 +138,7 @@ fn bench_one(
     let mut model = Model::<f32>::new(cfg)?;
     let batch = synthetic_batch(cfg, b, opts.seed);
     let adam = AdamConfig::default();
-    let mut host_batch = None;
+    let (mut host_batch, mut kernels) = (None, Vec::new());
     let (train, infer) = match gpu {
         None => (
             median_seconds(opts.warmup, opts.steps, |step| {
@@ -153,11 +159,21 @@ fn bench_one(
                 trainer.train_step(&batch, loss, &adam, step as u64)?;
                 gpu.synchronize()
             })?);
+            let train = median_seconds(opts.warmup, opts.steps, |step| {
+                trainer.train_step_on(&on_device, loss, &adam, step as u64)?;
+                gpu.synchronize()
+            })?;
+            // Kernel times from CUDA events, in extra steps so the events do not slow the above.
+            gpu.timer.start();
+            for step in 0..KERNEL_TIMING_STEPS {
+                trainer.train_step_on(&on_device, loss, &adam, step as u64)?;
+            }
+            kernels = gpu.timer.take()?;
+            for k in &mut kernels {
+                k.ms /= KERNEL_TIMING_STEPS as f64;
+            }
             (
-                median_seconds(opts.warmup, opts.steps, |step| {
-                    trainer.train_step_on(&on_device, loss, &adam, step as u64)?;
-                    gpu.synchronize()
-                })?,
+                train,
                 // Synchronous: the predictions come back to the host.
                 median_seconds(opts.warmup, opts.steps, |_| {
                     trainer.predict(&batch.x, b).map(drop)
@@ -176,6 +192,7 @@ fn bench_one(
         infer_step_s: infer,
         infer_samples_per_s: b as f64 / infer,
         train_host_batch_step_s: host_batch,
+        kernels,
     })
 }
 
@@ -286,6 +303,22 @@ pub fn render(r: &BenchReport) -> String {
             "training batches on the device; with a host batch uploaded every step: {}\n",
             host.join(", ")
         );
+    }
+    for row in r.rows.iter().filter(|row| !row.kernels.is_empty()) {
+        let total: f64 = row.kernels.iter().map(|k| k.ms).sum();
+        s += &format!(
+            "\nkernels of one training step, batch {} (CUDA events, mean of {KERNEL_TIMING_STEPS} steps): {total:.3} ms\n{:<30} {:>9} {:>9} {:>6}\n",
+            row.batch, "kernel", "launches", "ms", "share"
+        );
+        for k in &row.kernels {
+            s += &format!(
+                "{:<30} {:>9.1} {:>9.3} {:>5.1}%\n",
+                k.name,
+                k.launches as f64 / KERNEL_TIMING_STEPS as f64,
+                k.ms,
+                100.0 * k.ms / total
+            );
+        }
     }
     s
 }

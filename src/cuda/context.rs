@@ -11,6 +11,7 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::{CompileOptions, Ptx};
 
+use super::kernel_times::KernelTimer;
 use crate::error::{Error, Result};
 
 /// One `kernels/*.cu` file as embedded by build.rs.
@@ -172,6 +173,8 @@ pub struct Gpu {
     pub kernels_from: &'static str,
     pub(crate) stream: Arc<CudaStream>,
     functions: HashMap<&'static str, CudaFunction>,
+    /// Per-kernel timing, off unless turned on (`alphanet bench`).
+    pub timer: KernelTimer,
 }
 
 pub(crate) fn cuda_err(e: impl fmt::Display) -> Error {
@@ -204,6 +207,7 @@ impl Gpu {
             kernels_from,
             stream: ctx.default_stream(),
             functions,
+            timer: KernelTimer::default(),
         })
     }
 

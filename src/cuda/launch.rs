@@ -156,11 +156,13 @@ impl Gpu {
         }
         let mut l = self.stream.launch_builder(f);
         args(&mut l);
-        // SAFETY: every wrapper checks that its buffers hold what its kernel indexes, and the
-        // argument list matches the kernel's parameter list (kernels/*.cu) in type and order.
-        unsafe { l.launch(cfg) }
-            .map(drop)
-            .map_err(|e| Error::Cuda(format!("{name}: {e}")))
+        self.timer.around(name, &self.stream, || {
+            // SAFETY: every wrapper checks that its buffers hold what its kernel indexes, and the
+            // argument list matches the kernel's parameter list (kernels/*.cu) in type and order.
+            unsafe { l.launch(cfg) }
+                .map(drop)
+                .map_err(|e| Error::Cuda(format!("{name}: {e}")))
+        })
     }
 
     // ---- feature extraction -----------------------------------------------------------------

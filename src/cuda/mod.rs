@@ -11,6 +11,7 @@
 mod context;
 mod emulator;
 pub mod host_maths;
+mod kernel_times;
 mod launch;
 mod train;
 
@@ -22,6 +23,7 @@ pub use context::{
 };
 pub use cudarc::driver::CudaSlice;
 pub use emulator::open_for_tests;
+pub use kernel_times::KernelTime;
 pub use launch::{DeviceFeatureSpec, MAX_STYLES};
 pub use train::{ensure_supported, DeviceBatch, GpuTrainer};
 
