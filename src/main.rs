@@ -7,6 +7,7 @@ use alphanet::cuda::DeviceChoice;
 use alphanet::data::import_baostock::BaostockOptions;
 use alphanet::data::import_qlib::QlibOptions;
 use alphanet::data::synth::SynthConfig;
+use alphanet::eval::baselines::Baseline;
 use alphanet::eval::enhance::EnhanceConfig;
 use alphanet::eval::factor::FactorSpec;
 use alphanet::eval::layered::LayerConfig;
@@ -118,6 +119,11 @@ enum Cmd {
         /// Cost per side as a fraction of traded value.
         #[arg(long, default_value_t = LayerConfig::default().cost)]
         cost: f64,
+        /// Also score the classic one-line factors (reversal5, reversal20, corr_cv10,
+        /// turnover20, volatility20; alone: all, or a comma-separated subset) on the first
+        /// factor's dates and stocks.
+        #[arg(long, num_args = 0..=1, default_missing_value = "all", value_name = "LIST")]
+        baselines: Option<String>,
     },
     /// Weekly index-enhancement backtest of a factor against a benchmark of the panel.
     Enhance {
@@ -386,6 +392,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             every,
             groups,
             cost,
+            baselines,
         } => {
             if every == 0 || groups < 2 || !(0.0..0.5).contains(&cost) {
                 return Err(Error::Config(format!(
@@ -403,6 +410,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     every,
                     groups,
                     cost,
+                },
+                baselines: match baselines {
+                    Some(list) => Baseline::parse_list(&list)?,
+                    None => Vec::new(),
                 },
             })?;
         }

@@ -9,10 +9,11 @@ use alphanet::data::panel::{
 };
 use alphanet::data::samples::spearman;
 use alphanet::data::synth::{write_synth, SynthConfig, BENCHMARK_NAME};
+use alphanet::eval::baselines::{restrict, Baseline};
 use alphanet::eval::book::run_book;
 use alphanet::eval::enhance::EnhanceConfig;
 use alphanet::eval::factor::FactorSpec;
-use alphanet::eval::layered::{evaluate, quantile_groups, LayerConfig};
+use alphanet::eval::layered::{evaluate, evaluate_on, factor_span, quantile_groups, LayerConfig};
 use alphanet::eval::neutralize::neutralize;
 use alphanet::eval::optimize::{Instance, SolveError, TOLERANCE};
 use alphanet::eval::stats::*;
@@ -426,6 +427,7 @@ fn eval_and_enhance_commands_on_a_synthetic_panel() {
             .collect(),
         out: out.clone(),
         layers: LayerConfig::default(),
+        baselines: vec![],
     })
     .unwrap();
     assert_eq!(evals[0].1.ic.mean, evals[1].1.ic.mean);
@@ -466,4 +468,241 @@ fn eval_and_enhance_commands_on_a_synthetic_panel() {
     for f in ["report.md", "metrics.json", "nav.png"] {
         assert!(out.join(f).is_file(), "{f}");
     }
+}
+
+/// The baselines straight from `features.npy` with naive formulas, for one cell (NaN when
+/// undefined): what `Baseline::compute` must reproduce.
+fn direct_baseline(p: &Panel, b: Baseline, t: usize, i: usize) -> f64 {
+    let n = p.n_stocks();
+    let f = |u: usize, k: usize| p.features()[(u * n + i) * 15 + k] as f64;
+    let series = |k: usize, days: usize| -> Option<Vec<f64>> {
+        if t + 1 < days {
+            return None;
+        }
+        let v: Vec<f64> = (t + 1 - days..=t).map(|u| f(u, k)).collect();
+        v.iter().all(|x| x.is_finite()).then_some(v)
+    };
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let value = match b {
+        Baseline::Reversal5 | Baseline::Reversal20 => {
+            let k = if b == Baseline::Reversal5 { 5 } else { 20 };
+            // Only the two closes: a suspension in between does not matter.
+            let (now, then) = (f(t, 2), if t >= k { f(t - k, 2) } else { f64::NAN });
+            (now.is_finite() && then > 0.0).then(|| 1.0 - now / then)
+        }
+        Baseline::CorrCloseVolume10 => series(2, 10).zip(series(5, 10)).map(|(c, v)| {
+            let (mc, mv) = (mean(&c), mean(&v));
+            let cov: f64 = c.iter().zip(&v).map(|(a, b)| (a - mc) * (b - mv)).sum();
+            let sc: f64 = c.iter().map(|a| (a - mc).powi(2)).sum();
+            let sv: f64 = v.iter().map(|b| (b - mv).powi(2)).sum();
+            -cov / (sc * sv).sqrt()
+        }),
+        Baseline::Turnover20 => series(7, 20).map(|u| -mean(&u)),
+        Baseline::Volatility20 => series(0, 20).map(|r| {
+            let m = mean(&r);
+            -(r.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 20.0).sqrt()
+        }),
+    };
+    value.unwrap_or(f64::NAN)
+}
+
+#[test]
+fn baselines_equal_a_direct_computation_from_the_panel() {
+    let dir = tempfile::tempdir().unwrap();
+    let panel_dir = dir.path().join("panel");
+    write_synth(
+        &SynthConfig {
+            stocks: 60,
+            days: 90,
+            seed: 11,
+        },
+        &panel_dir,
+    )
+    .unwrap();
+    let panel = Panel::open(&panel_dir).unwrap();
+    let (t_len, n) = (panel.n_dates(), panel.n_stocks());
+    // The reversal reads the same adjusted close as price.npy wherever the stock traded.
+    let close_field = panel.price_field("close").unwrap();
+    let np = panel.meta().price_fields.len();
+    for cell in 0..t_len * n {
+        let c = panel.features()[cell * 15 + 2];
+        if c.is_finite() {
+            assert_eq!(c, panel.price()[cell * np + close_field]);
+        }
+    }
+    for b in Baseline::ALL {
+        let got = b.compute(panel.view());
+        assert_eq!(got.len(), t_len * n);
+        let mut defined = 0;
+        for t in 0..t_len {
+            for i in 0..n {
+                let (g, want) = (got[t * n + i] as f64, direct_baseline(&panel, b, t, i));
+                if want.is_nan() {
+                    assert!(g.is_nan(), "{} at ({t}, {i}): {g}, want NaN", b.name());
+                } else {
+                    defined += 1;
+                    assert!(
+                        close(g, want, 1e-5 * (1.0 + want.abs())),
+                        "{} at ({t}, {i}): {g} vs {want}",
+                        b.name()
+                    );
+                }
+            }
+        }
+        // Most cells after the window are defined (suspensions and late listings aside).
+        assert!(
+            defined > (t_len - b.window()) * n / 2,
+            "{}: {defined}",
+            b.name()
+        );
+    }
+    // Restriction keeps exactly the model's cells where the baseline is defined.
+    let base = Baseline::Reversal5.compute(panel.view());
+    let mut model = vec![f32::NAN; t_len * n];
+    for (k, m) in model.iter_mut().enumerate().skip(30 * n) {
+        if k % 3 != 0 {
+            *m = 1.0;
+        }
+    }
+    let (r, coverage) = restrict(&base, &model);
+    for k in 0..t_len * n {
+        let keep = model[k].is_finite() && base[k].is_finite();
+        assert!(if keep { r[k] == base[k] } else { r[k].is_nan() });
+    }
+    let have = model.iter().filter(|m| m.is_finite()).count();
+    let both = r.iter().filter(|x| x.is_finite()).count();
+    assert!(close(coverage, both as f64 / have as f64, 1e-12) && coverage > 0.8);
+}
+
+#[test]
+fn eval_with_baselines_scores_them_on_the_first_factors_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let panel_dir = dir.path().join("panel");
+    write_synth(
+        &SynthConfig {
+            stocks: 100,
+            days: 160,
+            seed: 5,
+        },
+        &panel_dir,
+    )
+    .unwrap();
+    let panel = Panel::open(&panel_dir).unwrap();
+    let (t_len, n) = (panel.n_dates(), panel.n_stocks());
+    // The oracle from the first date (before any baseline is defined) to date 140, on two
+    // thirds of the stocks.
+    let mut model = panel.oracle().unwrap().to_vec();
+    for (k, m) in model.iter_mut().enumerate() {
+        if k >= 140 * n || k % n % 3 == 0 {
+            *m = f32::NAN;
+        }
+    }
+    let path = dir.path().join("oracle.npy");
+    alphanet::data::npy::write_npy(&path, &[t_len, n], &model).unwrap();
+    let spec = FactorSpec::parse(&format!("oracle={}", path.display())).unwrap();
+    let opts =
+        |out: &str, baselines: Vec<Baseline>, factors: Vec<FactorSpec>| eval_app::EvalOptions {
+            panel: panel_dir.clone(),
+            factors,
+            out: dir.path().join(out),
+            layers: LayerConfig::default(),
+            baselines,
+        };
+    let evals = eval_app::run(&opts("report", Baseline::ALL.to_vec(), vec![spec.clone()])).unwrap();
+    let names: Vec<&str> = evals.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "oracle",
+            "reversal5",
+            "reversal20",
+            "corr_cv10",
+            "turnover20",
+            "volatility20"
+        ]
+    );
+    // Same signal dates as the model (its span, every 10 days), and each baseline equals
+    // evaluating the restricted array by hand.
+    for (name, e) in &evals[1..] {
+        assert_eq!(
+            e.layers.signal_dates, evals[0].1.layers.signal_dates,
+            "{name}"
+        );
+        let b = Baseline::parse(name).unwrap();
+        let (restricted, _) = restrict(&b.compute(panel.view()), &model);
+        let span = factor_span(&model, n).unwrap();
+        let direct = evaluate_on(panel.view(), &restricted, &LayerConfig::default(), span).unwrap();
+        assert_eq!(direct.ic_series, e.ic_series, "{name}");
+        assert_eq!(
+            direct.summary.long_short_return,
+            e.summary.long_short_return
+        );
+    }
+    let out = dir.path().join("report");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let factors = metrics["factors"].as_array().unwrap();
+    assert_eq!(factors.len(), 6);
+    assert_eq!(factors[0]["kind"], "factor");
+    for f in &factors[1..] {
+        assert_eq!(f["kind"], "baseline", "{f}");
+        assert_eq!(f["restricted_to"], "oracle");
+        // Below 1: the oracle has values before the baselines' windows fill.
+        let cov = f["coverage"].as_f64().unwrap();
+        assert!(cov > 0.7 && cov < 1.0, "{f}");
+        assert!(f["formula"].as_str().unwrap().starts_with('−'));
+        assert!(f["rank_ic"]["mean"].is_number());
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("## Baselines"));
+    assert!(report.contains("restricted to the dates and stocks where `oracle` has a value"));
+    for b in Baseline::ALL {
+        assert!(
+            report.contains(&format!("| {} |", b.name())),
+            "{}",
+            b.name()
+        );
+        assert!(out.join(format!("groups_{}.png", b.name())).is_file());
+    }
+    assert!(out.join("long_short.png").is_file() && out.join("ic_cumulative.png").is_file());
+
+    // A subset, and the errors.
+    let two = Baseline::parse_list("reversal20,volatility20").unwrap();
+    assert_eq!(two, [Baseline::Reversal20, Baseline::Volatility20]);
+    assert_eq!(Baseline::parse_list("all").unwrap(), Baseline::ALL);
+    for (bad, says) in [
+        ("rev5", "unknown baseline \"rev5\""),
+        ("reversal5,reversal5", "listed twice"),
+        ("", "empty list"),
+    ] {
+        let e = Baseline::parse_list(bad).unwrap_err().to_string();
+        assert!(
+            e.contains(says) && (bad == "reversal5,reversal5" || e.contains("corr_cv10")),
+            "{e}"
+        );
+    }
+    let e = eval_app::run(&opts("r2", vec![Baseline::Reversal5], vec![]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("first --factor"), "{e}");
+    let clash = FactorSpec::parse(&format!("reversal5={}", path.display())).unwrap();
+    let e = eval_app::run(&opts("r3", vec![Baseline::Reversal5], vec![clash]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("also a baseline"), "{e}");
+    // On the command line: a bad list stops before any work, naming the valid ones.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_alphanet"))
+        .args(["eval", "--panel"])
+        .arg(&panel_dir)
+        .arg("--factor")
+        .arg(format!("oracle={}", path.display()))
+        .arg("--out")
+        .arg(dir.path().join("r4"))
+        .args(["--baselines", "reversal5,momentum"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unknown baseline \"momentum\""), "{stderr}");
+    assert!(!dir.path().join("r4").exists());
 }

@@ -1,13 +1,16 @@
 //! `alphanet eval`: neutralized RankIC and the 5-group layered backtest of one or more factors
 //! on a panel, written as `report.md` (one row per factor, the report's layout),
-//! `metrics.json` and PNG charts in a new output folder.
+//! `metrics.json` and PNG charts in a new output folder. With `--baselines` the classic
+//! one-line factors (`eval::baselines`) are scored beside them, restricted to the dates and
+//! stocks of the first factor.
 
 use std::path::{Path, PathBuf};
 
 use crate::data::panel::Panel;
+use crate::eval::baselines::{restrict, Baseline};
 use crate::eval::chart::{line_chart, Line};
 use crate::eval::factor::FactorSpec;
-use crate::eval::layered::{evaluate, FactorEval, LayerConfig};
+use crate::eval::layered::{evaluate, evaluate_on, factor_span, FactorEval, LayerConfig};
 use crate::fsutil::{write_dir_atomically, write_file_atomically, write_json_atomically};
 use crate::{Error, Result};
 
@@ -16,6 +19,40 @@ pub struct EvalOptions {
     pub factors: Vec<FactorSpec>,
     pub out: PathBuf,
     pub layers: LayerConfig,
+    /// Baselines to score beside the factors (empty: none), restricted to the first factor.
+    pub baselines: Vec<Baseline>,
+}
+
+/// Where an evaluated factor came from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A `--factor NAME=PATH`.
+    File(FactorSpec),
+    /// A baseline computed from the panel, restricted to the cells where `restricted_to` (the
+    /// first factor) has a value; `coverage` = share of those cells where it is defined.
+    Baseline {
+        baseline: Baseline,
+        restricted_to: String,
+        coverage: f64,
+    },
+}
+
+impl Source {
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Source::File(spec) => serde_json::json!({ "kind": "factor", "file": spec.path }),
+            Source::Baseline {
+                baseline,
+                restricted_to,
+                coverage,
+            } => serde_json::json!({
+                "kind": "baseline",
+                "formula": baseline.formula(),
+                "restricted_to": restricted_to,
+                "coverage": coverage,
+            }),
+        }
+    }
 }
 
 /// A file-name-safe form of a factor name.
@@ -33,13 +70,27 @@ pub fn slug(name: &str) -> String {
 
 pub fn run(opts: &EvalOptions) -> Result<Vec<(String, FactorEval)>> {
     if opts.factors.is_empty() {
-        return Err(Error::Config("give at least one --factor NAME=PATH".into()));
+        return Err(Error::Config(if opts.baselines.is_empty() {
+            "give at least one --factor NAME=PATH".into()
+        } else {
+            "--baselines is scored on the dates and stocks of the first --factor: give one".into()
+        }));
     }
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = opts.factors.iter().find(|f| !seen.insert(slug(&f.name))) {
         return Err(Error::Config(format!(
             "--factor name {:?} is used twice (names must differ after mapping to file names)",
             dup.name
+        )));
+    }
+    if let Some(b) = opts
+        .baselines
+        .iter()
+        .find(|b| seen.contains(&slug(b.name())))
+    {
+        return Err(Error::Config(format!(
+            "--factor name {:?} is also a baseline's name: rename the factor",
+            b.name()
         )));
     }
     if opts.out.exists() {
@@ -49,14 +100,41 @@ pub fn run(opts: &EvalOptions) -> Result<Vec<(String, FactorEval)>> {
     }
     let panel = Panel::open(&opts.panel)?;
     let mut evals = Vec::new();
+    let mut sources = Vec::new();
+    let mut first_factor = None;
     for spec in &opts.factors {
         let factor = spec.load(&panel)?;
         eprintln!("evaluating {} ({})", spec.name, spec.path.display());
         let e = evaluate(panel.view(), &factor, &opts.layers)
             .map_err(|e| Error::Data(format!("factor {}: {e}", spec.name)))?;
         evals.push((spec.name.clone(), e));
+        sources.push(Source::File(spec.clone()));
+        first_factor.get_or_insert(factor);
     }
-    write_dir_atomically(&opts.out, |dir| write_outputs(dir, &panel, opts, &evals))?;
+    let model = first_factor.expect("at least one factor");
+    let first = &opts.factors[0].name;
+    // The first factor was evaluated, so it has a span; baselines take its signal dates.
+    let span = factor_span(&model, panel.n_stocks()).expect("an evaluated factor has values");
+    for &b in &opts.baselines {
+        let (factor, coverage) = restrict(&b.compute(panel.view()), &model);
+        eprintln!(
+            "evaluating baseline {} = {} on {first}'s dates and stocks ({:.1}% of them)",
+            b.name(),
+            b.formula(),
+            100.0 * coverage
+        );
+        let e = evaluate_on(panel.view(), &factor, &opts.layers, span)
+            .map_err(|e| Error::Data(format!("baseline {}: {e}", b.name())))?;
+        evals.push((b.name().to_string(), e));
+        sources.push(Source::Baseline {
+            baseline: b,
+            restricted_to: first.clone(),
+            coverage,
+        });
+    }
+    write_dir_atomically(&opts.out, |dir| {
+        write_outputs(dir, &panel, opts, &evals, &sources)
+    })?;
     print!("{}", main_table(&evals));
     println!("report: {}", opts.out.join("report.md").display());
     Ok(evals)
@@ -67,6 +145,7 @@ fn write_outputs(
     panel: &Panel,
     opts: &EvalOptions,
     evals: &[(String, FactorEval)],
+    sources: &[Source],
 ) -> Result<()> {
     let dates = &panel.meta().dates;
     // Cumulative RankIC over the union of signal dates (each factor on its own dates).
@@ -175,20 +254,25 @@ fn write_outputs(
     let metrics = serde_json::json!({
         "panel": panel.dir(),
         "config": opts.layers,
-        "factors": evals.iter().zip(&opts.factors).map(|((name, e), spec)| serde_json::json!({
+        "factors": evals.iter().zip(sources).map(|((name, e), source)| {
+            let mut entry = serde_json::json!({
             "name": name,
-            "file": spec.path,
             "first_signal": dates[e.layers.signal_dates[0]],
             "last_signal": dates[e.layers.signal_dates[e.layers.signal_dates.len() - 1]],
             "rank_ic": e.ic,
             "raw_rank_ic": e.raw_ic,
             "rank_ic_series": e.ic_series.iter().map(|(t, ic)| (dates[*t].clone(), *ic)).collect::<Vec<_>>(),
             "layers": e.summary,
-        })).collect::<Vec<_>>(),
+            });
+            if let (Some(entry), serde_json::Value::Object(extra)) = (entry.as_object_mut(), source.json()) {
+                entry.extend(extra);
+            }
+            entry
+        }).collect::<Vec<_>>(),
         "charts": charts,
     });
     write_json_atomically(&dir.join("metrics.json"), &metrics)?;
-    let report = render_report(panel, opts, evals, &charts);
+    let report = render_report(panel, opts, evals, sources, &charts);
     write_file_atomically(&dir.join("report.md"), report.as_bytes())
 }
 
@@ -246,6 +330,7 @@ fn render_report(
     panel: &Panel,
     opts: &EvalOptions,
     evals: &[(String, FactorEval)],
+    sources: &[Source],
     charts: &[String],
 ) -> String {
     let dates = &panel.meta().dates;
@@ -272,6 +357,32 @@ fn render_report(
     );
     s += "## Summary\n\n";
     s += &main_table(evals);
+    let baselines: Vec<(&str, Baseline, f64)> = evals
+        .iter()
+        .zip(sources)
+        .filter_map(|((name, _), src)| match src {
+            Source::Baseline {
+                baseline, coverage, ..
+            } => Some((name.as_str(), *baseline, *coverage)),
+            Source::File(_) => None,
+        })
+        .collect();
+    if !baselines.is_empty() {
+        s += &format!(
+            "\n## Baselines\n\nClassic one-line factors computed from the panel's raw features \
+             (adjusted close, volume, turn, return1; docs/evaluation.md), signed so that a \
+             positive RankIC means the classic effect holds (low past return, low correlation of \
+             price and volume, low turnover, low volatility rank high). Each is **restricted to \
+             the dates and stocks where `{}` has a value**, so every row is scored on the same \
+             universe, then neutralized, ranked and backtested exactly as the factors above. \
+             Coverage: the share of `{}`'s values where the baseline is defined too.\n\n\
+             | baseline | formula | coverage |\n|---|---|---|\n",
+            opts.factors[0].name, opts.factors[0].name
+        );
+        for (name, b, coverage) in baselines {
+            s += &format!("| {name} | `{}` | {} |\n", b.formula(), pct(coverage));
+        }
+    }
     s += "\n## RankIC\n\n| factor | signal dates | span | RankIC mean | RankIC std | IC_IR | IC>0 | raw (not neutralized) RankIC mean | raw IC_IR |\n|---|---|---|---|---|---|---|---|---|\n";
     for (name, e) in evals {
         let sd = &e.layers.signal_dates;

@@ -109,12 +109,31 @@ pub fn factor_span(factor: &[f32], n_stocks: usize) -> Option<(usize, usize)> {
     Some((first, last))
 }
 
-/// Neutralized RankIC and layered backtest of `factor` (`[T, N]` over the whole panel).
+/// Neutralized RankIC and layered backtest of `factor` (`[T, N]` over the whole panel), on
+/// signal dates counted from the first date it has a value.
 pub fn evaluate(p: PanelView, factor: &[f32], cfg: &LayerConfig) -> Result<FactorEval> {
+    assert_eq!(
+        factor.len(),
+        p.n_dates * p.n_stocks,
+        "evaluate: factor shape"
+    );
+    let span = factor_span(factor, p.n_stocks)
+        .ok_or_else(|| Error::Data("the factor has no finite value".into()))?;
+    evaluate_on(p, factor, cfg, span)
+}
+
+/// [`evaluate`] on the signal dates of the span `(first, last)` — every `cfg.every` dates from
+/// `first` — rather than the factor's own span: a factor scored on another factor's span
+/// (a baseline restricted to a model's cells) gets the same signal dates wherever it has values.
+pub fn evaluate_on(
+    p: PanelView,
+    factor: &[f32],
+    cfg: &LayerConfig,
+    (first, last): (usize, usize),
+) -> Result<FactorEval> {
     let n = p.n_stocks;
     assert_eq!(factor.len(), p.n_dates * n, "evaluate: factor shape");
-    let (first, last) = factor_span(factor, n)
-        .ok_or_else(|| Error::Data("the factor has no finite value".into()))?;
+    assert!(first <= last && last < p.n_dates, "evaluate: span");
     let end = (last + 1).min(p.n_dates.saturating_sub(HORIZON));
     if first >= end {
         return Err(Error::Data(format!(
