@@ -3,8 +3,9 @@
 //! `GpuTrainer` against the CPU tape's `train_step`, and its predictions against `Model::predict`;
 //! and determinism (two GPU runs bit-identical).
 //!
-//! Without a usable GPU every test prints why and passes, unless ALPHANET_REQUIRE_GPU=1
-//! (scripts/gpu_check.sh), where a missing GPU is a failure.
+//! Every test runs on a real GPU when the driver sees one and on the CPU stand-in for the CUDA
+//! driver otherwise (docs/cuda_emulator.md); with ALPHANET_REQUIRE_GPU=1 (scripts/gpu_check.sh)
+//! a missing real GPU is a failure.
 
 use alphanet::autograd::adam::{adam_update, AdamConfig};
 use alphanet::autograd::tape::Recurrent;
@@ -26,12 +27,12 @@ use rand::Rng as _;
 type Buf = CudaSlice<f32>;
 
 /// The GPU when the driver sees one, else the CPU stand-in of the CUDA driver
-/// (`alphanet::cuda::open_for_tests`), so that every case runs on every machine; never None.
+/// (`alphanet::cuda::open_for_tests`), so that every case runs on every machine.
 /// ALPHANET_REQUIRE_GPU=1 (scripts/gpu_check.sh) demands a real GPU: without one this fails.
-fn gpu(test: &str) -> Option<Gpu> {
+fn gpu(test: &str) -> Gpu {
     let gpu = alphanet::cuda::open_for_tests().unwrap_or_else(|e| panic!("{test}: {e}"));
     eprintln!("{test}: {} (kernels from {})", gpu.info, gpu.kernels_from);
-    Some(gpu)
+    gpu
 }
 
 // How strict each comparison is, and why it cannot pass a wrong kernel:
@@ -971,9 +972,7 @@ fn run_cases(gpu: &Gpu) -> (Vec<Vec<Vec<f32>>>, Vec<String>) {
 
 #[test]
 fn every_kernel_matches_its_cpu_op() {
-    let Some(gpu) = gpu("every_kernel_matches_its_cpu_op") else {
-        return;
-    };
+    let gpu = gpu("every_kernel_matches_its_cpu_op");
     let (_, failures) = run_cases(&gpu);
     assert!(failures.is_empty(), "GPU ≠ CPU:\n{}", failures.join("\n"));
 }
@@ -1258,9 +1257,7 @@ fn report(label: &str, outs: &[Out]) -> Vec<String> {
 
 #[test]
 fn v2_training_steps_match_cpu() {
-    let Some(gpu) = gpu("v2_training_steps_match_cpu") else {
-        return;
-    };
+    let gpu = gpu("v2_training_steps_match_cpu");
     let mut failures = Vec::new();
     for setup in SETUPS {
         let cpu = cpu_steps::<f32>(setup, BATCH, STEPS);
@@ -1326,9 +1323,7 @@ fn training_comparisons_are_well_conditioned() {
 /// (those the GPU left after training steps, brought back with `download_into`).
 #[test]
 fn gpu_predict_matches_cpu_on_the_same_weights() {
-    let Some(gpu) = gpu("gpu_predict_matches_cpu_on_the_same_weights") else {
-        return;
-    };
+    let gpu = gpu("gpu_predict_matches_cpu_on_the_same_weights");
     let mut failures = Vec::new();
     for setup in SETUPS {
         let (_, dev, mut model) = gpu_steps(&gpu, setup, BATCH, STEPS).unwrap();
@@ -1342,9 +1337,7 @@ fn gpu_predict_matches_cpu_on_the_same_weights() {
 /// grids, reductions and the neutralized loss's date groups (8264 and 7100 rows, and 204 of 5) are large.
 #[test]
 fn v2_large_batch_step_matches_cpu() {
-    let Some(gpu) = gpu("v2_large_batch_step_matches_cpu") else {
-        return;
-    };
+    let gpu = gpu("v2_large_batch_step_matches_cpu");
     let b = LARGE_BATCH;
     eprintln!("v2_large_batch_step_matches_cpu: batch {b}");
     let mut failures = Vec::new();
@@ -1367,9 +1360,7 @@ fn v2_large_batch_step_matches_cpu() {
 
 #[test]
 fn gpu_reruns_are_bit_identical() {
-    let Some(gpu) = gpu("gpu_reruns_are_bit_identical") else {
-        return;
-    };
+    let gpu = gpu("gpu_reruns_are_bit_identical");
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
     let (first, _) = run_cases(&gpu);
     let (second, _) = run_cases(&gpu);
