@@ -69,6 +69,16 @@ fn grid_tiles(m: usize, n: usize, z: u32) -> LaunchConfig {
     }
 }
 
+/// One thread per column (blockIdx.x over columns), one block row per range of SPLIT_ROWS rows
+/// (blockIdx.y): the chunked column sums.
+fn chunked_columns(columns: usize, ranges: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (blocks(columns, BLOCK), ranges as u32, 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
 /// Ranges of SPLIT_ROWS rows covering `rows` (the split-K partition: shapes only, never the GPU).
 fn splits(rows: usize) -> usize {
     rows.div_ceil(SPLIT_ROWS)
@@ -84,6 +94,13 @@ struct View<'a> {
 fn view(p: &Buf, sr: usize, sc: usize) -> Result<View<'_>> {
     let [sr, sc] = ints([sr, sc])?;
     Ok(View { p, sr, sc })
+}
+
+impl<'a> View<'a> {
+    /// The kernel arguments (p, sr, sc).
+    fn push(&'a self, l: &mut LaunchArgs<'a>) {
+        l.arg(self.p).arg(&self.sr).arg(&self.sc);
+    }
 }
 
 /// A [`FeatureSpec`] with its pairs on the device: what the feature kernels take in place of the
@@ -375,7 +392,7 @@ impl Gpu {
             dinp.len() >= r * c && gamma.len() >= c,
             "batchnorm_backward: dinp or gamma is shorter than r = {r} rows × c = {c} channels"
         );
-        let sums = self.batchnorm_param_sums(dgamma, dbeta, dout, inp, mean, var, r, c, eps)?;
+        let sums = self.batchnorm_param_grads(dgamma, dbeta, dout, inp, mean, var, r, c, eps)?;
         let (nr, nc) = (int(r)?, int(c)?);
         self.launch("batchnorm_backward_apply", grid1(r * c), |l| {
             l.arg(dinp)
@@ -392,27 +409,9 @@ impl Gpu {
     }
 
     /// The backward pass of a BN layer whose input takes no gradient (the CPU op called with an
-    /// empty dinp): dβ += Σdy, dγ += Σdy·x̂ only.
+    /// empty dinp): dβ += Σdy, dγ += Σdy·x̂; returns those sums [2C] (for dinp).
     #[allow(clippy::too_many_arguments)]
     pub fn batchnorm_param_grads(
-        &self,
-        dgamma: &mut Buf,
-        dbeta: &mut Buf,
-        dout: &Buf,
-        inp: &Buf,
-        mean: &Buf,
-        var: &Buf,
-        r: usize,
-        c: usize,
-        eps: f64,
-    ) -> Result<()> {
-        self.batchnorm_param_sums(dgamma, dbeta, dout, inp, mean, var, r, c, eps)
-            .map(drop)
-    }
-
-    /// Σdy and Σdy·x̂ per channel over all rows [2C], also added to dβ and dγ.
-    #[allow(clippy::too_many_arguments)]
-    fn batchnorm_param_sums(
         &self,
         dgamma: &mut Buf,
         dbeta: &mut Buf,
@@ -436,12 +435,7 @@ impl Gpu {
         let z = splits(r);
         let mut partial = self.scratch(z * 2 * c)?;
         let (nr, nc) = (int(r)?, int(c)?);
-        let cfg = LaunchConfig {
-            grid_dim: (blocks(c, BLOCK), z as u32, 1),
-            block_dim: (BLOCK, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        self.launch("batchnorm_backward_partials", cfg, |l| {
+        self.launch("batchnorm_backward_partials", chunked_columns(c, z), |l| {
             l.arg(&mut partial)
                 .arg(dout)
                 .arg(inp)
@@ -558,17 +552,10 @@ impl Gpu {
         }
         let [ldc, m, n, k] = ints([ldc, m, n, k])?;
         self.launch("matmul_acc", grid_tiles(m as usize, n as usize, 1), |l| {
-            l.arg(c)
-                .arg(&ldc)
-                .arg(a.p)
-                .arg(&a.sr)
-                .arg(&a.sc)
-                .arg(b.p)
-                .arg(&b.sr)
-                .arg(&b.sc)
-                .arg(&m)
-                .arg(&n)
-                .arg(&k);
+            l.arg(c).arg(&ldc);
+            a.push(l);
+            b.push(l);
+            l.arg(&m).arg(&n).arg(&k);
         })
     }
 
@@ -601,16 +588,10 @@ impl Gpu {
         let mut cfg = grid_tiles(m, n, 1);
         cfg.grid_dim.2 = z as u32;
         self.launch("matmul_splitk", cfg, |l| {
-            l.arg(&mut partial)
-                .arg(av.p)
-                .arg(&av.sr)
-                .arg(&av.sc)
-                .arg(bv.p)
-                .arg(&bv.sr)
-                .arg(&bv.sc)
-                .arg(&m32)
-                .arg(&n32)
-                .arg(&k32);
+            l.arg(&mut partial);
+            av.push(l);
+            bv.push(l);
+            l.arg(&m32).arg(&n32).arg(&k32);
         })?;
         self.splitk_combine(c, &partial, m * n, m * n, z, 1.0, true)
     }
@@ -649,12 +630,7 @@ impl Gpu {
         let mut partial = self.scratch(z * n)?;
         let [r32, n32, lda] = ints([rows, n, lda])?;
         let (center_ptr, _sync) = self.optional_ptr(center);
-        let cfg = LaunchConfig {
-            grid_dim: (blocks(n, BLOCK), z as u32, 1),
-            block_dim: (BLOCK, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        self.launch("column_partials", cfg, |l| {
+        self.launch("column_partials", chunked_columns(n, z), |l| {
             l.arg(&mut partial)
                 .arg(a)
                 .arg(&center_ptr)

@@ -440,6 +440,7 @@ impl<'g> GpuTrainer<'g> {
         // tape does on the CPU.
         let [dgamma, dbeta] = grads.get_disjoint_mut(ids.bn_features).expect(disjoint);
         g.batchnorm_param_grads(dgamma, dbeta, &a_d, &p.feat, mean0, var0, b * s, c, eps)
+            .map(drop)
     }
 
     /// `ParamStore::l2_penalty(true)` on the device: adds 2·l2·θ to the regularised tensors'
