@@ -11,12 +11,9 @@
 
 #define HD __host__ __device__ inline
 
-// The data picture (docs/data.md): 15 raw features over 30 days.
-#define PICTURE_FEATURES 15
-#define PICTURE_DAYS 30
-
-// Threads per block of the 1-D kernels; a power of two so block_sum's tree is exact.
-#define BLOCK 256
+// The constants Rust and CUDA share (PICTURE_FEATURES, PICTURE_DAYS, BLOCK, GEMM_TILE, …), generated
+// by build.rs from their one definition in src/kernel_consts.rs.
+#include "kernel_consts.cuh"
 
 // ---------------------------------------------------------------------------------------------
 // Dropout hash: the keep decision of element k is a pure function of (seed, k), so the CPU

@@ -8,14 +8,15 @@
 #pragma once
 #include "common.cuh"
 
-// Output tile side: a block of GEMM_THREADS × GEMM_THREADS threads computes GEMM_TILE × GEMM_TILE
-// outputs, each thread a 4 × 4 register block (rows ty + 16·a, columns tx + 16·b).
-#define GEMM_TILE 64
-#define GEMM_THREADS 16
+// Output tile: a block of GEMM_THREADS × GEMM_THREADS threads computes GEMM_TILE × GEMM_TILE
+// outputs, each thread a 4 × 4 register block (rows ty + 16·a, columns tx + 16·b). SPLIT_ROWS rows
+// of the reduction dimension per split-K range (also the row chunk of the column sums). All three
+// come from src/kernel_consts.rs.
+#if GEMM_TILE != 4 * GEMM_THREADS
+#error "tile_matmul computes 4 × 4 outputs per thread: GEMM_TILE must be 4 · GEMM_THREADS"
+#endif
 // k-slice staged in shared memory per iteration.
 #define GEMM_K 16
-// Rows of the reduction dimension per split-K range (also the row chunk of the column sums).
-#define SPLIT_ROWS 256
 
 // Element (r, c) of a strided matrix view is p[r·sr + c·sc].
 struct Mat {

@@ -2,8 +2,6 @@
 // linkage so src/cuda/host_maths.rs can test it on machines without a GPU.
 #include "ts_ops.cuh"
 
-#define MAX_WINDOW 64
-
 extern "C" {
 
 unsigned long long khm_splitmix64(unsigned long long x) { return splitmix64(x); }

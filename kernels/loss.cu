@@ -11,8 +11,7 @@
 // A non-finite style exposure counts as 0, as on the CPU.
 #include "common.cuh"
 
-// Most style factors the neutralized loss accepts (K ≤ MAX_STYLES).
-#define MAX_STYLES 15
+// MAX_STYLES (src/kernel_consts.rs): the most style factors the neutralized loss accepts.
 
 __device__ inline float sample_weight(const float* w, int k) { return w ? w[k] : 1.0f; }
 

@@ -1,11 +1,9 @@
-// Building blocks of the fused recurrent kernels (docs/engine.md): a block owns
-// RNN_SAMPLES samples for all their steps, with the recurrent weights U [H, G] resident in
-// shared memory. Weight gradients are not reduced here: the backward kernels write per-row
-// gate gradients, which matmul_tn_acc / colsum_acc (dense.cu) reduce in row order.
+// Building blocks of the fused recurrent kernels (docs/engine.md): a block owns RNN_SAMPLES
+// (src/kernel_consts.rs) samples for all their steps, with the recurrent weights U [H, G]
+// resident in shared memory. Only the recurrence runs here: the input projections and the weight
+// and bias gradients are GEMMs and split-K sums over all rows (dense.cu), composed by the host.
 #pragma once
 #include "common.cuh"
-
-#define RNN_SAMPLES 4
 
 // Copies w [n] into shared memory.
 __device__ inline void rnn_load(float* dst, const float* w, int n) {

@@ -4,14 +4,8 @@
 #pragma once
 #include "common.cuh"
 
-// Op bits of the `ops` mask, which is also the channel order.
-#define OP_CORR 1
-#define OP_COV 2
-#define OP_STDDEV 4
-#define OP_ZSCORE 8
-#define OP_RETURN 16
-#define OP_DECAYLINEAR 32
-#define OP_MEAN 64
+// Op bits of the `ops` mask, which is also the channel order: OP_CORR … OP_MEAN are defined in
+// src/kernel_consts.rs (kernel_consts.cuh).
 #define OP_PAIR_MASK (OP_CORR | OP_COV)
 
 struct WinStats {

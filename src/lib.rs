@@ -10,6 +10,7 @@ pub mod eval;
 pub mod float;
 pub mod fsutil;
 pub mod gradcheck;
+pub mod kernel_consts;
 pub mod model;
 pub mod ops;
 pub mod rng;

@@ -6,25 +6,15 @@ use std::os::raw::{c_float, c_int};
 
 use crate::ops::ts_features::OpSet;
 
-/// Op bits of the feature layer's `ops` mask (ts_ops.cuh), in channel order: bit `1 << k` is
-/// the CPU's `Op` number k.
-pub const OP_CORR: u32 = 1;
-pub const OP_COV: u32 = 2;
-pub const OP_STDDEV: u32 = 4;
-pub const OP_ZSCORE: u32 = 8;
-pub const OP_RETURN: u32 = 16;
-pub const OP_DECAYLINEAR: u32 = 32;
-pub const OP_MEAN: u32 = 64;
+pub use crate::kernel_consts::{
+    MAX_WINDOW, OP_CORR, OP_COV, OP_DECAYLINEAR, OP_MEAN, OP_RETURN, OP_STDDEV, OP_ZSCORE,
+    PICTURE_DAYS, PICTURE_FEATURES,
+};
+
 /// The `ops` mask of an op set.
 pub fn ops_mask(ops: OpSet) -> u32 {
     ops.iter().map(|op| 1u32 << op as u32).sum()
 }
-
-/// The picture's shape (common.cuh).
-pub const PICTURE_FEATURES: usize = 15;
-pub const PICTURE_DAYS: usize = 30;
-/// Longest window the host shim accepts (MAX_WINDOW in host_shim.cpp).
-pub const MAX_WINDOW: usize = 64;
 
 extern "C" {
     fn khm_splitmix64(x: u64) -> u64;

@@ -19,19 +19,12 @@ use crate::ops::ts_features::FeatureSpec;
 
 type Buf = CudaSlice<f32>;
 
-/// Threads of the 1-D kernels (`BLOCK` in common.cuh).
-const BLOCK: u32 = 256;
-/// Output tile side of the GEMM and threads per tile side (`GEMM_TILE`, `GEMM_THREADS` in
-/// gemm.cuh). A 128 × 64 tile with 8 × 4 outputs per thread was measured slower on an H200 for
-/// the dx and weight-gradient products (and faster only for x·W_ih): 7.4M → 6.5M samples/s.
-const GEMM_TILE: u32 = 64;
-const GEMM_THREADS: u32 = 16;
-/// Rows per range of the split-K products and column sums (`SPLIT_ROWS` in gemm.cuh).
-const SPLIT_ROWS: usize = 256;
-/// Samples per block of the recurrent kernels (`RNN_SAMPLES` in rnn.cuh).
-const RNN_SAMPLES: usize = 4;
-/// Largest K of the neutralized loss (`MAX_STYLES` in loss.cu).
-pub const MAX_STYLES: usize = 15;
+/// Shapes shared with the kernels (src/kernel_consts.rs), as the launch code uses them.
+const BLOCK: u32 = kernel_consts::BLOCK as u32;
+const GEMM_TILE: u32 = kernel_consts::GEMM_TILE as u32;
+const GEMM_THREADS: u32 = kernel_consts::GEMM_THREADS as u32;
+pub use crate::kernel_consts::MAX_STYLES;
+use crate::kernel_consts::{self, RNN_SAMPLES, SPLIT_ROWS};
 /// Dynamic shared memory a kernel may use without opting in.
 const DEFAULT_SMEM: u32 = 48 * 1024;
 
