@@ -37,6 +37,9 @@ case "${ALPHANET_CUDA:-emulator}" in
     *) export ALPHANET_CUDA=${ALPHANET_CUDA:-emulator} ;;
 esac
 timeout_s=${MUTANT_TIMEOUT:-1200}
+# A mutant changes only the kernels, which the crate embeds (kernels.rs in OUT_DIR): with
+# incremental compilation the crate's rebuild redoes little more than that code unit.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-1}
 
 # ---- the mutants: name, file, text, replacement (the text must occur exactly once) ----------
 names=() files=() froms=() tos=()
