@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::data::panel::Panel;
+use crate::data::panel::{Panel, PanelView};
 use crate::eval::chart::{line_chart, Line};
 use crate::eval::factor::FactorSpec;
 use crate::eval::layered::{evaluate, FactorEval, LayerConfig};
@@ -16,6 +16,26 @@ pub struct EvalOptions {
     pub factors: Vec<FactorSpec>,
     pub out: PathBuf,
     pub layers: LayerConfig,
+}
+
+/// How factors are neutralized on a panel with industry data.
+pub const BY_INDUSTRY_AND_SIZE: &str = "industry dummies + log market cap";
+/// How they are neutralized on a panel without (docs/evaluation.md).
+pub const BY_SIZE_ONLY: &str =
+    "log market cap only: the panel has no industry data (imported without --industry)";
+
+/// The industries neutralization uses: the panel's, or, when no stock of the panel has a known
+/// industry, one common industry for every stock (so that factors are neutralized by size
+/// alone), with the description of what was done. The second case is announced on stderr.
+pub fn neutralization_industries(panel: &Panel) -> (Option<Vec<i16>>, &'static str) {
+    if panel.industry().iter().any(|&k| k >= 0) {
+        return (None, BY_INDUSTRY_AND_SIZE);
+    }
+    eprintln!(
+        "note: panel {} has no industry data: industry is left out and size alone is neutralized / matched (re-import with --industry CSV to include industries)",
+        panel.dir().display()
+    );
+    (Some(vec![0; panel.industry().len()]), BY_SIZE_ONLY)
 }
 
 /// A file-name-safe form of a factor name.
@@ -42,21 +62,27 @@ pub fn run(opts: &EvalOptions) -> Result<Vec<(String, FactorEval)>> {
             dup.name
         )));
     }
-    if opts.out.exists() {
-        return Err(Error::Exists {
-            path: opts.out.clone(),
-        });
-    }
+    crate::fsutil::check_output_creatable(&opts.out)?;
     let panel = Panel::open(&opts.panel)?;
+    let (one_industry, neutralization) = neutralization_industries(&panel);
+    let view = match &one_industry {
+        Some(industry) => PanelView {
+            industry,
+            ..panel.view()
+        },
+        None => panel.view(),
+    };
     let mut evals = Vec::new();
     for spec in &opts.factors {
         let factor = spec.load(&panel)?;
         eprintln!("evaluating {} ({})", spec.name, spec.path.display());
-        let e = evaluate(panel.view(), &factor, &opts.layers)
+        let e = evaluate(view, &factor, &opts.layers)
             .map_err(|e| Error::Data(format!("factor {}: {e}", spec.name)))?;
         evals.push((spec.name.clone(), e));
     }
-    write_dir_atomically(&opts.out, |dir| write_outputs(dir, &panel, opts, &evals))?;
+    write_dir_atomically(&opts.out, |dir| {
+        write_outputs(dir, &panel, opts, &evals, neutralization)
+    })?;
     print!("{}", main_table(&evals));
     println!("report: {}", opts.out.join("report.md").display());
     Ok(evals)
@@ -67,6 +93,7 @@ fn write_outputs(
     panel: &Panel,
     opts: &EvalOptions,
     evals: &[(String, FactorEval)],
+    neutralization: &str,
 ) -> Result<()> {
     let dates = &panel.meta().dates;
     // Cumulative RankIC over the union of signal dates (each factor on its own dates).
@@ -175,6 +202,7 @@ fn write_outputs(
     let metrics = serde_json::json!({
         "panel": panel.dir(),
         "config": opts.layers,
+        "neutralization": neutralization,
         "factors": evals.iter().zip(&opts.factors).map(|((name, e), spec)| serde_json::json!({
             "name": name,
             "file": spec.path,
@@ -188,7 +216,7 @@ fn write_outputs(
         "charts": charts,
     });
     write_json_atomically(&dir.join("metrics.json"), &metrics)?;
-    let report = render_report(panel, opts, evals, &charts);
+    let report = render_report(panel, opts, evals, &charts, neutralization);
     write_file_atomically(&dir.join("report.md"), report.as_bytes())
 }
 
@@ -247,6 +275,7 @@ fn render_report(
     opts: &EvalOptions,
     evals: &[(String, FactorEval)],
     charts: &[String],
+    neutralization: &str,
 ) -> String {
     let dates = &panel.meta().dates;
     let cfg = &opts.layers;
@@ -256,7 +285,7 @@ fn render_report(
         "Panel `{}` ({} source, {} stocks, {} .. {}).\n\n\
          Every {} trading days t: universe of docs/data.md (listed, not ST, not suspended at t or t+1, \
          no limit-up or limit-down open at t+1, 30 days of history); factor neutralized per date \
-         (OLS residual on industry dummies + log market cap); RankIC = Spearman correlation with the \
+         (OLS residual on {neutralization}); RankIC = Spearman correlation with the \
          raw return `vwap(t+11) / vwap(t+1) − 1`. Layered backtest: {g} equal groups by the \
          neutralized factor, equal weight, traded at t+1's VWAP and held to the next rebalance, \
          {:.2}% cost per side on turnover; benchmark = the equal-weighted universe (no costs). \
