@@ -2,10 +2,10 @@
 
 use super::fit::{fit, held_out};
 use crate::coverage;
-use crate::fsutil::check_output_creatable;
 use crate::data::panel::Panel;
 use crate::data::samples::{HORIZON, PICTURE_DAYS};
 use crate::data::synth::{write_synth, SynthConfig};
+use crate::fsutil::check_output_creatable;
 use crate::model::{LossConfig, ModelConfig};
 use crate::train::checkpoint;
 use crate::train::predict::{predict_factor, write_factor};
@@ -81,7 +81,10 @@ pub fn train(
     let panel = Panel::open(panel_dir)?;
     let default = PICTURE_DAYS - 1..panel.n_dates().saturating_sub(HORIZON);
     let insample = date_range(&panel, range.0, range.1, default)?;
-    warn_empty_dates(&panel, insample.start.saturating_sub(PICTURE_DAYS - 1)..insample.end);
+    warn_empty_dates(
+        &panel,
+        insample.start.saturating_sub(PICTURE_DAYS - 1)..insample.end,
+    );
     let fitted = fit(&panel, model, loss, cfg, insample, every, ratio, true)?;
     checkpoint::save(
         out,
@@ -123,7 +126,10 @@ pub fn predict(
         });
     }
     let dates = date_range(&panel, Some(from), Some(to), 0..0)?;
-    warn_empty_dates(&panel, dates.start.saturating_sub(PICTURE_DAYS - 1)..dates.end);
+    warn_empty_dates(
+        &panel,
+        dates.start.saturating_sub(PICTURE_DAYS - 1)..dates.end,
+    );
     let factor = if eval {
         let ho = held_out(&panel, &mut model, dates.clone(), 1, 4096)?;
         println!(
@@ -162,7 +168,7 @@ pub fn warn_empty_dates(panel: &Panel, range: std::ops::Range<usize>) {
     let shown: Vec<&str> = empty.iter().take(5).map(|&t| dates[t].as_str()).collect();
     let last = (empty[0] + PICTURE_DAYS - 1).min(dates.len() - 1);
     eprintln!(
-        "warning: panel {}: {} date(s) have no stock with finite features ({}{}): every picture spanning \
+        "warning: panel {}: {} date(s) have no finite feature for any stock ({}{}): every picture spanning \
          one is dropped, so e.g. {} .. {} get no samples or predictions; re-import the panel without those dates",
         panel.dir().display(),
         empty.len(),

@@ -111,7 +111,8 @@ pub fn run(opts: &EnhanceOptions) -> Result<EnhanceResult> {
         write_json_atomically(&dir.join("metrics.json"), &metrics)?;
         let mut report = render_report(opts, &name, &weighting, &r, &day_dates);
         if one_industry.is_some() {
-            report += "\n**Note.** The panel has no industry data (imported without `--industry`): \
+            report +=
+                "\n**Note.** The panel has no industry data (imported without `--industry`): \
                        the industry constraints reduce to full investment and only the size \
                        exposure of the benchmark is matched.\n";
         }

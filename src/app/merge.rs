@@ -20,6 +20,13 @@ use std::path::{Path, PathBuf};
 /// the run found it.
 pub fn merge(run_dir: &Path, panel_dir: Option<&Path>) -> Result<()> {
     let file = RunFile::read(run_dir)?;
+    file.spec.validate().map_err(|e| {
+        Error::Data(format!(
+            "{}/{}: the run's settings are invalid ({e}); the file was edited or damaged",
+            run_dir.display(),
+            super::run::RUN_FILE
+        ))
+    })?;
     let dir = panel_dir.unwrap_or(&file.panel_dir);
     let panel = Panel::open(dir)?;
     if file.panel.is_legacy() {

@@ -56,7 +56,7 @@ impl RunSpec {
         .configs(seed)
     }
 
-    fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         if self.variants.is_empty() || self.seeds == 0 || self.sample_every == 0 {
             return Err(Error::Config(
                 "--variants must name at least one variant, --seeds and --sample-every must be at least 1".into(),
@@ -181,7 +181,8 @@ impl PanelIdentity {
             }
         }
         if let (Some(a), Some(b)) = (&self.files, &now.files) {
-            let names = |v: &[FileFingerprint]| v.iter().map(|f| f.name.clone()).collect::<Vec<_>>();
+            let names =
+                |v: &[FileFingerprint]| v.iter().map(|f| f.name.clone()).collect::<Vec<_>>();
             if names(a) != names(b) {
                 out.push(format!(
                     "files: {:?} in the run, {:?} in this panel",
@@ -193,7 +194,9 @@ impl PanelIdentity {
                     .iter()
                     .zip(b)
                     .filter(|(x, y)| x.bytes != y.bytes)
-                    .map(|(x, y)| format!("{} ({} bytes in the run, {} now)", x.name, x.bytes, y.bytes))
+                    .map(|(x, y)| {
+                        format!("{} ({} bytes in the run, {} now)", x.name, x.bytes, y.bytes)
+                    })
                     .collect();
                 let changed: Vec<&str> = a
                     .iter()
@@ -357,10 +360,11 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
             let l = &record.losses;
             // Read before `suspend`, which holds the bar's lock.
             let eta = indicatif::HumanDuration(bar.eta());
+            let done = bar.position();
             bar.suspend(|| {
                 eprintln!(
                     "[{}/{}] {id}: best epoch {}/{}, validation loss {:.4}, {:.1} s; ETA {}",
-                    bar.position(),
+                    done,
                     todo.len(),
                     l.best_epoch,
                     l.epochs_run,
@@ -510,9 +514,7 @@ fn lock(out: &Path, file: &RunFile) -> Result<()> {
             .filter_map(|e| e.ok())
             .any(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                !(name == "jobs"
-                    || name == LOCKS
-                    || name.starts_with(&format!(".{RUN_FILE}.tmp-")))
+                !(name == "jobs" || name == LOCKS || name.starts_with(&format!(".{RUN_FILE}.tmp-")))
             });
         if foreign {
             return Err(Error::Config(format!(

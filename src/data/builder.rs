@@ -69,7 +69,10 @@ pub fn implausible_prices(open: f64, high: f64, low: f64, close: f64) -> bool {
     let positive = [open, high, low, close]
         .iter()
         .all(|x| x.is_finite() && *x > 0.0);
-    let (lo, hi) = (low * (1.0 - PRICE_TOLERANCE), high * (1.0 + PRICE_TOLERANCE));
+    let (lo, hi) = (
+        low * (1.0 - PRICE_TOLERANCE),
+        high * (1.0 + PRICE_TOLERANCE),
+    );
     !(positive && lo <= high && lo <= open && open <= hi && lo <= close && close <= hi)
 }
 

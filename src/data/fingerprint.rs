@@ -72,7 +72,10 @@ impl Hasher {
     }
 
     fn word(&mut self, w: u64) {
-        let k = w.wrapping_mul(Self::C1).rotate_left(31).wrapping_mul(Self::C2);
+        let k = w
+            .wrapping_mul(Self::C1)
+            .rotate_left(31)
+            .wrapping_mul(Self::C2);
         self.h = (self.h ^ k)
             .rotate_left(27)
             .wrapping_mul(5)
@@ -121,7 +124,10 @@ mod tests {
         assert_ne!(fa.hash, FileFingerprint::of("a", &c).hash);
         assert_ne!(fa.hash, FileFingerprint::of("a", &a[..999]).hash);
         // Fixed across builds: run folders written by older binaries stay comparable.
-        assert_eq!(FileFingerprint::of("x", b"alphanet").hash, "b4de2ae0d1bd7a5a");
+        assert_eq!(
+            FileFingerprint::of("x", b"alphanet").hash,
+            "b4de2ae0d1bd7a5a"
+        );
     }
 
     #[test]

@@ -439,12 +439,11 @@ impl Panel {
                     ),
                 ))
             };
-            let npy = MappedNpy::open_expecting(&path, spec.descr, check_shape).map_err(|e| {
-                match e {
+            let npy =
+                MappedNpy::open_expecting(&path, spec.descr, check_shape).map_err(|e| match e {
                     Error::Npy { path, msg } => panel_err(&path, format!("{msg}; {FIX}")),
                     e => e,
-                }
-            })?;
+                })?;
             Ok(npy)
         };
         let features = open_checked(&specs[0])?.into_typed()?;
@@ -602,17 +601,17 @@ impl Panel {
         }
     }
 
-    /// The dates of `range` on which no stock has all 15 features finite (a date the source has
-    /// no data for): no picture that spans one is usable.
+    /// The dates of `range` on which no feature of any stock is finite (a date the source has no
+    /// data for): no picture that spans one is usable.
     pub fn dates_without_features(&self, range: std::ops::Range<usize>) -> Vec<usize> {
-        let (n, f) = (self.n_stocks(), FEATURE_NAMES.len());
+        let block = self.n_stocks() * FEATURE_NAMES.len();
         let features = self.features();
         range
             .filter(|&t| t < self.n_dates())
             .filter(|&t| {
-                !features[t * n * f..(t + 1) * n * f]
-                    .chunks_exact(f)
-                    .any(|row| row.iter().all(|x| x.is_finite()))
+                !features[t * block..(t + 1) * block]
+                    .iter()
+                    .any(|x| x.is_finite())
             })
             .collect()
     }

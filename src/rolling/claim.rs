@@ -245,7 +245,11 @@ fn read_holder(path: &Path) -> std::result::Result<Option<Holder>, ()> {
 
 fn modified_age(path: &Path) -> Option<Duration> {
     let m = std::fs::metadata(path).ok()?.modified().ok()?;
-    Some(SystemTime::now().duration_since(m).unwrap_or(Duration::ZERO))
+    Some(
+        SystemTime::now()
+            .duration_since(m)
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 fn is_stale(holder: Option<&Holder>, age: Duration) -> bool {
@@ -300,7 +304,10 @@ mod tests {
         drop(a);
         assert!(!path.exists(), "the lock is removed when the claim ends");
         // The same job held by another live process of this host.
-        let mut sleeper = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         lock.pid = sleeper.id();
         lock.nonce = "other".into();
         std::fs::write(&path, serde_json::to_vec(&lock).unwrap()).unwrap();
