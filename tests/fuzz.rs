@@ -494,7 +494,6 @@ fn damaged_inputs_end_in_a_typed_error_or_a_valid_result() {
     );
     let dates = Panel::open(&panel).unwrap().meta().dates.clone();
     let (d40, d160) = (dates[40].clone(), dates[160].clone());
-    let ckpt2 = checkpoint.clone();
     let panel2 = panel.clone();
     let panel3 = panel.clone();
     let panel4 = panel.clone();
@@ -695,10 +694,19 @@ fn damaged_inputs_end_in_a_typed_error_or_a_valid_result() {
 
     let work = inp.root.join("cases");
     std::fs::create_dir_all(&work).unwrap();
+    // `FUZZ_SCALE=k` runs k times the cases and `FUZZ_SEED=s` other ones (for exploring; the
+    // test itself runs the fixed set).
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (scale, base) = (env("FUZZ_SCALE", 1) as usize, env("FUZZ_SEED", 0));
     let jobs: Vec<(usize, usize)> = targets
         .iter()
         .enumerate()
-        .flat_map(|(t, target)| (0..target.cases).map(move |k| (t, k)))
+        .flat_map(|(t, target)| (0..target.cases * scale).map(move |k| (t, k)))
         .collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let successes = std::sync::Mutex::new(vec![0usize; targets.len()]);
@@ -708,7 +716,7 @@ fn damaged_inputs_end_in_a_typed_error_or_a_valid_result() {
                 let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(&(t, k)) = jobs.get(j) else { break };
                 let target = &targets[t];
-                let mut rng = stream(1000 * t as u64 + k as u64, "fuzz");
+                let mut rng = stream(base + 100_000 * t as u64 + k as u64, "fuzz");
                 let case_dir = work.join(format!("{}-{k}", target.name.replace('/', "-")));
                 let input = case_dir.join("in");
                 copy_dir(&target.input, &input);
@@ -731,7 +739,8 @@ fn damaged_inputs_end_in_a_typed_error_or_a_valid_result() {
     for (target, ok) in targets.iter().zip(&successes) {
         eprintln!(
             "{}: {ok} of {} damaged inputs still gave a valid result",
-            target.name, target.cases
+            target.name,
+            target.cases * scale
         );
     }
     eprintln!(
