@@ -467,6 +467,9 @@ fn check(case: &str, mut cmd: Command, kind: Produces, out: &Path) -> bool {
     }
 }
 
+/// Builds the command of a case from the damaged copy and the output path.
+type CommandFor = Box<dyn Fn(&Path, &Path) -> Command + Sync>;
+
 /// A fuzz target: what to copy, which of its files to damage, and the command to run.
 struct Target {
     name: &'static str,
@@ -477,7 +480,7 @@ struct Target {
     cases: usize,
     kind: Produces,
     /// The command, given the damaged copy and the output path.
-    command: Box<dyn Fn(&Path, &Path) -> Command + Sync>,
+    command: CommandFor,
 }
 
 #[test]
@@ -643,7 +646,7 @@ fn damaged_inputs_end_in_a_typed_error_or_a_valid_result() {
             command: Box::new(move |d, out| {
                 let mut c = alphanet();
                 c.args(["import", "baostock", "--src"])
-                    .arg(&root.join("baostock"))
+                    .arg(root.join("baostock"))
                     .arg("--out")
                     .arg(out)
                     .arg("--industry")
