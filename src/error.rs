@@ -25,6 +25,18 @@ pub enum Error {
     Data(String),
     #[error("output {path} already exists: choose another path or delete it first")]
     Exists { path: PathBuf },
+    /// A panel that is not the one a run was planned on (`run` resuming, `merge`).
+    #[error("panel {panel} is not the panel {run} was run on: {diffs}; {fix}")]
+    PanelMismatch {
+        panel: PathBuf,
+        run: PathBuf,
+        /// What differs, one phrase each.
+        diffs: String,
+        fix: String,
+    },
+    /// An output that cannot be created where asked; checked before any work is done.
+    #[error("cannot create output {path}: {msg}")]
+    Unwritable { path: PathBuf, msg: String },
     #[error("CUDA: {0}")]
     Cuda(String),
 }

@@ -27,6 +27,49 @@ pub fn write_dir_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) 
     result
 }
 
+/// Checks, before any work is done, that the output directory `dir` can be created the way
+/// [`write_dir_atomically`] will: it must not exist, and its nearest existing ancestor must be a
+/// directory that accepts a new entry (probed by creating and removing a hidden directory there).
+/// Nothing is left behind.
+pub fn check_output_creatable(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        return Err(Error::Exists {
+            path: dir.to_path_buf(),
+        });
+    }
+    let mut ancestor = dir.parent();
+    let base = loop {
+        match ancestor {
+            Some(a) if a.as_os_str().is_empty() => break Path::new("."),
+            Some(a) if a.exists() => break a,
+            Some(a) => ancestor = a.parent(),
+            None => break Path::new("."),
+        }
+    };
+    if !base.is_dir() {
+        return Err(Error::Unwritable {
+            path: dir.to_path_buf(),
+            msg: format!(
+                "{} is not a directory; choose an --out inside a writable directory",
+                base.display()
+            ),
+        });
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let probe = base.join(format!(".alphanet-probe-{}-{nanos}", std::process::id()));
+    std::fs::create_dir(&probe).map_err(|e| Error::Unwritable {
+        path: dir.to_path_buf(),
+        msg: format!(
+            "{} does not accept new files ({e}); choose an --out in a writable directory",
+            base.display()
+        ),
+    })?;
+    let _ = std::fs::remove_dir(&probe);
+    Ok(())
+}
+
 /// Writes a file through a temp sibling + rename.
 pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temp_sibling(path);
@@ -48,8 +91,8 @@ fn temp_sibling(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
-/// Removes the temp siblings of `path` that writers killed mid-write left behind (any process).
-/// Only for paths that no other live process is writing.
+/// Removes the temp siblings of `path` that writers killed mid-write left behind. A temp whose
+/// writer (the pid in its name) still runs on this host is left alone.
 pub fn remove_stale_temps(path: &Path) -> Result<()> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return Ok(());
@@ -62,7 +105,14 @@ pub fn remove_stale_temps(path: &Path) -> Result<()> {
     };
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(parent, e))?;
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix(&prefix) {
+            let live = pid.parse::<u32>().ok().is_some_and(|pid| {
+                pid != std::process::id() && crate::rolling::claim::pid_alive(pid) == Some(true)
+            });
+            if live {
+                continue;
+            }
             let p = entry.path();
             let removed = if p.is_dir() {
                 std::fs::remove_dir_all(&p)

@@ -23,13 +23,13 @@ pub struct ModelArgs {
     #[arg(long)]
     pub neutralize_loss: bool,
     /// v2.3: weight W for samples whose label is in the top half of their date.
-    #[arg(long, value_name = "W")]
+    #[arg(long, value_name = "W", allow_negative_numbers = true)]
     pub long_weight: Option<f64>,
     /// Feature-layer ops, comma separated (corr,cov,stddev,zscore,return,decaylinear,mean).
     #[arg(long, default_value = "corr,cov,stddev,zscore,return,decaylinear,mean")]
     pub ops: String,
     /// Dropout before the output layer (v2, v3).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub dropout: f64,
     /// Recurrent units.
     #[arg(long, default_value_t = 30)]
@@ -87,7 +87,7 @@ pub struct TrainArgs {
     /// Samples per batch (whole dates, filled to about this size).
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, allow_negative_numbers = true)]
     pub lr: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -98,10 +98,11 @@ pub struct TrainArgs {
 
 impl TrainArgs {
     pub fn config(&self) -> Result<TrainConfig> {
-        if self.batch == 0 || self.epochs == 0 {
-            return Err(Error::Config(
-                "--batch and --epochs must be at least 1".into(),
-            ));
+        if self.batch == 0 || self.epochs == 0 || self.patience == 0 {
+            return Err(Error::Config(format!(
+                "--batch {}, --epochs {} and --patience {} must each be at least 1",
+                self.batch, self.epochs, self.patience
+            )));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::Config(format!(
@@ -111,7 +112,7 @@ impl TrainArgs {
         }
         Ok(TrainConfig {
             epochs: self.epochs,
-            patience: self.patience.max(1),
+            patience: self.patience,
             batch_size: self.batch,
             adam: AdamConfig {
                 lr: self.lr,

@@ -5,6 +5,7 @@ use crate::coverage;
 use crate::data::panel::Panel;
 use crate::data::samples::{HORIZON, PICTURE_DAYS};
 use crate::data::synth::{write_synth, SynthConfig};
+use crate::fsutil::check_output_creatable;
 use crate::model::{LossConfig, ModelConfig};
 use crate::train::checkpoint;
 use crate::train::predict::{predict_factor, write_factor};
@@ -46,8 +47,15 @@ pub fn date_range(
         .transpose()?
         .unwrap_or(default.end);
     if start >= end {
+        let dates = &panel.meta().dates;
+        let shown = |flag: &str, given: Option<&str>, k: usize| match given {
+            Some(d) => format!("{flag} {d}"),
+            None => format!("{flag} (default {})", dates[k.min(dates.len() - 1)]),
+        };
         return Err(Error::Config(format!(
-            "--from {from:?} is not before --to {to:?}"
+            "{} is not before {}: give a --from earlier than --to",
+            shown("--from", from, start),
+            shown("--to", to, end.saturating_sub(1))
         )));
     }
     Ok(start..end)
@@ -64,24 +72,20 @@ pub fn train(
     every: usize,
     ratio: (usize, usize),
 ) -> Result<()> {
-    if out.exists() {
-        return Err(Error::Exists {
-            path: out.to_path_buf(),
-        });
+    if every == 0 {
+        return Err(Error::Config(
+            "--sample-every 0: must be at least 1 (1 uses every in-sample date)".into(),
+        ));
     }
+    check_output_creatable(out)?;
     let panel = Panel::open(panel_dir)?;
     let default = PICTURE_DAYS - 1..panel.n_dates().saturating_sub(HORIZON);
     let insample = date_range(&panel, range.0, range.1, default)?;
-    let fitted = fit(
+    warn_empty_dates(
         &panel,
-        model,
-        loss,
-        cfg,
-        insample,
-        every.max(1),
-        ratio,
-        true,
-    )?;
+        insample.start.saturating_sub(PICTURE_DAYS - 1)..insample.end,
+    );
+    let fitted = fit(&panel, model, loss, cfg, insample, every, ratio, true)?;
     checkpoint::save(
         out,
         &fitted.model,
@@ -108,11 +112,7 @@ pub fn predict(
     out: &Path,
     eval: bool,
 ) -> Result<()> {
-    if out.exists() {
-        return Err(Error::Exists {
-            path: out.to_path_buf(),
-        });
-    }
+    check_output_creatable(out)?;
     let (mut model, cfg) = checkpoint::load(checkpoint_dir)?;
     let panel = Panel::open(panel_dir)?;
     if panel.meta().feature_names != cfg.feature_names {
@@ -126,6 +126,10 @@ pub fn predict(
         });
     }
     let dates = date_range(&panel, Some(from), Some(to), 0..0)?;
+    warn_empty_dates(
+        &panel,
+        dates.start.saturating_sub(PICTURE_DAYS - 1)..dates.end,
+    );
     let factor = if eval {
         let ho = held_out(&panel, &mut model, dates.clone(), 1, 4096)?;
         println!(
@@ -150,6 +154,29 @@ pub fn predict(
         dates.len()
     );
     Ok(())
+}
+
+/// Prints one warning line when dates of `range` have no stock with a full row of finite
+/// features: every 30-day picture that spans such a date is dropped, so the 30 dates from it on
+/// get no samples and no predictions.
+pub fn warn_empty_dates(panel: &Panel, range: std::ops::Range<usize>) {
+    let empty = panel.dates_without_features(range);
+    if empty.is_empty() {
+        return;
+    }
+    let dates = &panel.meta().dates;
+    let shown: Vec<&str> = empty.iter().take(5).map(|&t| dates[t].as_str()).collect();
+    let last = (empty[0] + PICTURE_DAYS - 1).min(dates.len() - 1);
+    eprintln!(
+        "warning: panel {}: {} date(s) have no finite feature for any stock ({}{}): every picture spanning \
+         one is dropped, so e.g. {} .. {} get no samples or predictions; re-import the panel without those dates",
+        panel.dir().display(),
+        empty.len(),
+        shown.join(", "),
+        if empty.len() > shown.len() { ", ..." } else { "" },
+        dates[empty[0]],
+        dates[last]
+    );
 }
 
 pub fn coverage_table(

@@ -36,11 +36,7 @@ pub struct DemoResult {
 
 pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     let t0 = Instant::now();
-    if opts.out.exists() {
-        return Err(Error::Exists {
-            path: opts.out.clone(),
-        });
-    }
+    crate::fsutil::check_output_creatable(&opts.out)?;
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
     let panel_dir = opts.out.join("panel");
     eprintln!(

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::eval::{num, pct};
-use crate::data::panel::Panel;
+use crate::data::panel::{Panel, PanelView};
 use crate::eval::chart::{line_chart, Line};
 use crate::eval::enhance::{enhance, EnhanceConfig, EnhanceResult};
 use crate::eval::factor::FactorSpec;
@@ -23,11 +23,7 @@ pub struct EnhanceOptions {
 }
 
 pub fn run(opts: &EnhanceOptions) -> Result<EnhanceResult> {
-    if opts.out.exists() {
-        return Err(Error::Exists {
-            path: opts.out.clone(),
-        });
-    }
+    crate::fsutil::check_output_creatable(&opts.out)?;
     let c = &opts.config;
     if !(c.max_deviation > 0.0 && c.max_turnover > 0.0 && (0.0..0.5).contains(&c.cost)) {
         return Err(Error::Config(format!(
@@ -56,7 +52,15 @@ pub fn run(opts: &EnhanceOptions) -> Result<EnhanceResult> {
     };
     let bench = panel.benchmark_weights(&name)?;
     let factor = opts.factor.load(&panel)?;
-    let r = enhance(panel.view(), &factor, &bench, c)?;
+    let (one_industry, _) = super::eval::neutralization_industries(&panel);
+    let view = match &one_industry {
+        Some(industry) => PanelView {
+            industry,
+            ..panel.view()
+        },
+        None => panel.view(),
+    };
+    let r = enhance(view, &factor, &bench, c)?;
     let weighting = panel
         .meta()
         .benchmarks
@@ -93,6 +97,7 @@ pub fn run(opts: &EnhanceOptions) -> Result<EnhanceResult> {
             "factor": { "name": opts.factor.name, "file": opts.factor.path },
             "benchmark": { "name": name, "weighting": weighting },
             "config": c,
+            "exposures": if one_industry.is_some() { "size only: the panel has no industry data" } else { "industry weights and size" },
             "from": day_dates[0],
             "to": day_dates[day_dates.len() - 1],
             "rebalances": r.signal_dates.len(),
@@ -104,7 +109,13 @@ pub fn run(opts: &EnhanceOptions) -> Result<EnhanceResult> {
             "annual_turnover": r.annual_turnover,
         });
         write_json_atomically(&dir.join("metrics.json"), &metrics)?;
-        let report = render_report(opts, &name, &weighting, &r, &day_dates);
+        let mut report = render_report(opts, &name, &weighting, &r, &day_dates);
+        if one_industry.is_some() {
+            report +=
+                "\n**Note.** The panel has no industry data (imported without `--industry`): \
+                       the industry constraints reduce to full investment and only the size \
+                       exposure of the benchmark is matched.\n";
+        }
         write_file_atomically(&dir.join("report.md"), report.as_bytes())
     })?;
     print!("{}", performance_table(&opts.factor.name, &r));

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::data::panel::Panel;
+use crate::data::panel::{Panel, PanelView};
 use crate::eval::baselines::{restrict, Baseline};
 use crate::eval::chart::{line_chart, Line};
 use crate::eval::factor::FactorSpec;
@@ -55,6 +55,26 @@ impl Source {
     }
 }
 
+/// How factors are neutralized on a panel with industry data.
+pub const BY_INDUSTRY_AND_SIZE: &str = "industry dummies + log market cap";
+/// How they are neutralized on a panel without (docs/evaluation.md).
+pub const BY_SIZE_ONLY: &str =
+    "log market cap only: the panel has no industry data (imported without --industry)";
+
+/// The industries neutralization uses: the panel's, or, when no stock of the panel has a known
+/// industry, one common industry for every stock (so that factors are neutralized by size
+/// alone), with the description of what was done. The second case is announced on stderr.
+pub fn neutralization_industries(panel: &Panel) -> (Option<Vec<i16>>, &'static str) {
+    if panel.industry().iter().any(|&k| k >= 0) {
+        return (None, BY_INDUSTRY_AND_SIZE);
+    }
+    eprintln!(
+        "note: panel {} has no industry data: industry is left out and size alone is neutralized / matched (re-import with --industry CSV to include industries)",
+        panel.dir().display()
+    );
+    (Some(vec![0; panel.industry().len()]), BY_SIZE_ONLY)
+}
+
 /// A file-name-safe form of a factor name.
 pub fn slug(name: &str) -> String {
     name.chars()
@@ -93,19 +113,23 @@ pub fn run(opts: &EvalOptions) -> Result<Vec<(String, FactorEval)>> {
             b.name()
         )));
     }
-    if opts.out.exists() {
-        return Err(Error::Exists {
-            path: opts.out.clone(),
-        });
-    }
+    crate::fsutil::check_output_creatable(&opts.out)?;
     let panel = Panel::open(&opts.panel)?;
+    let (one_industry, neutralization) = neutralization_industries(&panel);
+    let view = match &one_industry {
+        Some(industry) => PanelView {
+            industry,
+            ..panel.view()
+        },
+        None => panel.view(),
+    };
     let mut evals = Vec::new();
     let mut sources = Vec::new();
     let mut first_factor = None;
     for spec in &opts.factors {
         let factor = spec.load(&panel)?;
         eprintln!("evaluating {} ({})", spec.name, spec.path.display());
-        let e = evaluate(panel.view(), &factor, &opts.layers)
+        let e = evaluate(view, &factor, &opts.layers)
             .map_err(|e| Error::Data(format!("factor {}: {e}", spec.name)))?;
         evals.push((spec.name.clone(), e));
         sources.push(Source::File(spec.clone()));
@@ -123,7 +147,7 @@ pub fn run(opts: &EvalOptions) -> Result<Vec<(String, FactorEval)>> {
             b.formula(),
             100.0 * coverage
         );
-        let e = evaluate_on(panel.view(), &factor, &opts.layers, span)
+        let e = evaluate_on(view, &factor, &opts.layers, span)
             .map_err(|e| Error::Data(format!("baseline {}: {e}", b.name())))?;
         evals.push((b.name().to_string(), e));
         sources.push(Source::Baseline {
@@ -133,7 +157,7 @@ pub fn run(opts: &EvalOptions) -> Result<Vec<(String, FactorEval)>> {
         });
     }
     write_dir_atomically(&opts.out, |dir| {
-        write_outputs(dir, &panel, opts, &evals, &sources)
+        write_outputs(dir, &panel, opts, &evals, &sources, neutralization)
     })?;
     print!("{}", main_table(&evals));
     println!("report: {}", opts.out.join("report.md").display());
@@ -146,6 +170,7 @@ fn write_outputs(
     opts: &EvalOptions,
     evals: &[(String, FactorEval)],
     sources: &[Source],
+    neutralization: &str,
 ) -> Result<()> {
     let dates = &panel.meta().dates;
     // Cumulative RankIC over the union of signal dates (each factor on its own dates).
@@ -254,6 +279,7 @@ fn write_outputs(
     let metrics = serde_json::json!({
         "panel": panel.dir(),
         "config": opts.layers,
+        "neutralization": neutralization,
         "factors": evals.iter().zip(sources).map(|((name, e), source)| {
             let mut entry = serde_json::json!({
             "name": name,
@@ -272,7 +298,7 @@ fn write_outputs(
         "charts": charts,
     });
     write_json_atomically(&dir.join("metrics.json"), &metrics)?;
-    let report = render_report(panel, opts, evals, sources, &charts);
+    let report = render_report(panel, opts, evals, sources, &charts, neutralization);
     write_file_atomically(&dir.join("report.md"), report.as_bytes())
 }
 
@@ -332,6 +358,7 @@ fn render_report(
     evals: &[(String, FactorEval)],
     sources: &[Source],
     charts: &[String],
+    neutralization: &str,
 ) -> String {
     let dates = &panel.meta().dates;
     let cfg = &opts.layers;
@@ -341,7 +368,7 @@ fn render_report(
         "Panel `{}` ({} source, {} stocks, {} .. {}).\n\n\
          Every {} trading days t: universe of docs/data.md (listed, not ST, not suspended at t or t+1, \
          no limit-up or limit-down open at t+1, 30 days of history); factor neutralized per date \
-         (OLS residual on industry dummies + log market cap); RankIC = Spearman correlation with the \
+         (OLS residual on {neutralization}); RankIC = Spearman correlation with the \
          raw return `vwap(t+11) / vwap(t+1) − 1`. Layered backtest: {g} equal groups by the \
          neutralized factor, equal weight, traded at t+1's VWAP and held to the next rebalance, \
          {:.2}% cost per side on turnover; benchmark = the equal-weighted universe (no costs). \

@@ -2,11 +2,13 @@
 //! equal-weight mean over seeds, window by window) and writes the run manifest. An unsharded
 //! `alphanet run` ends with the same step, so sharded and unsharded runs give the same bits.
 
-use super::run::{PanelIdentity, RunFile};
+use super::run::{warn_legacy_identity, PanelIdentity, RunFile};
 use crate::data::panel::Panel;
 use crate::fsutil::{remove_stale_temps, write_dir_atomically, write_json_atomically};
 use crate::rolling::ensemble::ensemble_mean;
-use crate::rolling::jobs::{all_jobs, is_finished, read_prediction, read_record, JobRecord};
+use crate::rolling::jobs::{
+    all_jobs, is_finished, job_dir, read_prediction, read_record, JobRecord,
+};
 use crate::rolling::manifest::{code_version, machine};
 use crate::rolling::schedule::{plan_windows, Window};
 use crate::train::predict::write_factor;
@@ -18,15 +20,26 @@ use std::path::{Path, PathBuf};
 /// the run found it.
 pub fn merge(run_dir: &Path, panel_dir: Option<&Path>) -> Result<()> {
     let file = RunFile::read(run_dir)?;
+    file.spec.validate().map_err(|e| {
+        Error::Data(format!(
+            "{}/{}: the run's settings are invalid ({e}); the file was edited or damaged",
+            run_dir.display(),
+            super::run::RUN_FILE
+        ))
+    })?;
     let dir = panel_dir.unwrap_or(&file.panel_dir);
     let panel = Panel::open(dir)?;
-    if PanelIdentity::of(&panel) != file.panel {
-        return Err(Error::Config(format!(
-            "panel {} is not the one {} was run on ({:?}): pass that panel with --panel",
-            dir.display(),
-            run_dir.display(),
-            file.panel
-        )));
+    if file.panel.is_legacy() {
+        warn_legacy_identity(run_dir);
+    }
+    let diffs = file.panel.differences(&PanelIdentity::of(&panel));
+    if !diffs.is_empty() {
+        return Err(Error::PanelMismatch {
+            panel: dir.to_path_buf(),
+            run: run_dir.to_path_buf(),
+            diffs: diffs.join("; "),
+            fix: "pass the panel the run was made on with --panel".into(),
+        });
     }
     merge_run(run_dir, &file, &panel)
 }
@@ -57,19 +70,38 @@ pub fn merge_run(run_dir: &Path, file: &RunFile, panel: &Panel) -> Result<()> {
         .map(|id| read_record(run_dir, id))
         .collect::<Result<Vec<JobRecord>>>()?;
     let span = windows[0].predict.start..windows[windows.len() - 1].predict.end;
+    // Every prediction is checked before anything is written, so that a damaged job leaves no
+    // partly merged run behind.
+    let per_window = windows.len() * spec.seeds;
+    for (v, variant) in spec.variants.iter().enumerate() {
+        if !factor_dir(run_dir, variant).exists() {
+            let per_variant = &ids[v * per_window..(v + 1) * per_window];
+            check_predictions(run_dir, panel, &windows, per_variant, spec.seeds)?;
+        }
+    }
     for (v, variant) in spec.variants.iter().enumerate() {
         let out = factor_dir(run_dir, variant);
         if out.exists() {
             println!("{} already merged", out.display());
             continue;
         }
-        let per_variant =
-            &ids[v * windows.len() * spec.seeds..(v + 1) * windows.len() * spec.seeds];
+        let per_variant = &ids[v * per_window..(v + 1) * per_window];
         let factor = assemble(run_dir, panel, &windows, per_variant, spec.seeds)?;
         remove_stale_temps(&out)?;
         std::fs::create_dir_all(run_dir.join("factors"))
             .map_err(|e| Error::io(run_dir.join("factors"), e))?;
-        write_dir_atomically(&out, |tmp| write_factor(tmp, panel, &factor, span.clone()))?;
+        let written =
+            write_dir_atomically(&out, |tmp| write_factor(tmp, panel, &factor, span.clone()));
+        match written {
+            Ok(()) => {}
+            // Another process (a second `run` on this folder) merged the same jobs meanwhile:
+            // the same bits, already in place.
+            Err(_) if out.join("factor.csv").is_file() => {
+                println!("{} merged by another process", out.display());
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
         let n = factor.iter().filter(|x| x.is_finite()).count();
         println!(
             "{}: factor.npy [{}, {}] and factor.csv ({n} values, {} .. {})",
@@ -81,6 +113,33 @@ pub fn merge_run(run_dir: &Path, file: &RunFile, panel: &Panel) -> Result<()> {
         );
     }
     write_manifest(run_dir, file, panel, &windows, &records)
+}
+
+/// Opens every prediction of one variant and checks its shape against its window.
+fn check_predictions(
+    run_dir: &Path,
+    panel: &Panel,
+    windows: &[Window],
+    ids: &[String],
+    seeds: usize,
+) -> Result<()> {
+    let n = panel.n_stocks();
+    for (w, window_ids) in windows.iter().zip(ids.chunks(seeds)) {
+        for id in window_ids {
+            let p = read_prediction(run_dir, id)?;
+            let want = [w.predict.len(), n];
+            if p.shape() != want {
+                return Err(Error::Data(format!(
+                    "{}: shape {:?}, expected {want:?} for window {}; remove the job directory {} and run again to retrain it",
+                    p.path().display(),
+                    p.shape(),
+                    w.index,
+                    job_dir(run_dir, id).display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The `[T, N]` factor of one variant: per window, the mean of its seeds' predictions in seed

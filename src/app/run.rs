@@ -6,9 +6,12 @@ use super::args::ModelArgs;
 use super::fit::fit;
 use super::merge::merge_run;
 use crate::cuda::{Backend, DeviceChoice};
+use crate::data::fingerprint::FileFingerprint;
 use crate::data::panel::Panel;
+use crate::data::samples::PICTURE_DAYS;
 use crate::fsutil::write_file_atomically;
 use crate::model::{LossConfig, ModelConfig};
+use crate::rolling::claim::{try_claim, ClaimOutcome, HeldBy, LOCKS};
 use crate::rolling::jobs::{all_jobs, is_finished, job_seed, write_job, Job, JobRecord, Shard};
 use crate::rolling::manifest::{code_version, host, unix_now};
 use crate::rolling::schedule::{plan_windows, ScheduleConfig, Window};
@@ -53,7 +56,7 @@ impl RunSpec {
         .configs(seed)
     }
 
-    fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         if self.variants.is_empty() || self.seeds == 0 || self.sample_every == 0 {
             return Err(Error::Config(
                 "--variants must name at least one variant, --seeds and --sample-every must be at least 1".into(),
@@ -69,7 +72,10 @@ impl RunSpec {
     }
 }
 
-/// The panel a run was planned on (its path may change; its contents may not).
+/// The panel a run was planned on (its path may change; its contents may not): its shape, its
+/// codes and dates in order, and a content fingerprint of every array file
+/// ([`crate::data::fingerprint`]). The last three are absent from the `run.json` of runs started
+/// by builds before they were recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PanelIdentity {
     pub source: String,
@@ -78,6 +84,12 @@ pub struct PanelIdentity {
     pub first_date: String,
     pub last_date: String,
     pub feature_names: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dates: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<FileFingerprint>>,
 }
 
 impl PanelIdentity {
@@ -90,8 +102,130 @@ impl PanelIdentity {
             first_date: m.dates[0].clone(),
             last_date: m.dates[m.dates.len() - 1].clone(),
             feature_names: m.feature_names.clone(),
+            codes: Some(m.codes.clone()),
+            dates: Some(m.dates.clone()),
+            files: Some(panel.fingerprint()),
         }
     }
+
+    /// Whether this (recorded) identity predates codes, dates and fingerprints.
+    pub fn is_legacy(&self) -> bool {
+        self.codes.is_none() || self.dates.is_none() || self.files.is_none()
+    }
+
+    /// What differs between the recorded identity `self` and `now`, one phrase each (empty when
+    /// they agree). Parts `self` does not record are not compared.
+    pub fn differences(&self, now: &PanelIdentity) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.source != now.source {
+            out.push(format!(
+                "source {} (run) vs {} (this panel)",
+                self.source, now.source
+            ));
+        }
+        if self.feature_names != now.feature_names {
+            out.push("feature names".into());
+        }
+        let list = |what: &str, a: &[String], b: &[String], unit: &str| -> Option<String> {
+            if a == b {
+                return None;
+            }
+            let span = |v: &[String]| match (v.first(), v.last()) {
+                (Some(f), Some(l)) => format!("{} {unit} {f} .. {l}", v.len()),
+                _ => format!("no {unit}"),
+            };
+            if a.len() != b.len() {
+                return Some(format!(
+                    "{what}: {} in the run, {} in this panel",
+                    span(a),
+                    span(b)
+                ));
+            }
+            let diff: Vec<usize> = (0..a.len()).filter(|&k| a[k] != b[k]).collect();
+            let k = diff[0];
+            Some(format!(
+                "{what}: {} of {} differ, first at position {k}: {} in the run, {} in this panel",
+                diff.len(),
+                a.len(),
+                a[k],
+                b[k]
+            ))
+        };
+        match (&self.dates, &now.dates) {
+            (Some(a), Some(b)) => out.extend(list("dates", a, b, "dates")),
+            _ => {
+                if (self.n_dates, &self.first_date, &self.last_date)
+                    != (now.n_dates, &now.first_date, &now.last_date)
+                {
+                    out.push(format!(
+                        "dates: {} dates {} .. {} in the run, {} dates {} .. {} in this panel",
+                        self.n_dates,
+                        self.first_date,
+                        self.last_date,
+                        now.n_dates,
+                        now.first_date,
+                        now.last_date
+                    ));
+                }
+            }
+        }
+        match (&self.codes, &now.codes) {
+            (Some(a), Some(b)) => out.extend(list("codes", a, b, "codes")),
+            _ => {
+                if self.n_stocks != now.n_stocks {
+                    out.push(format!(
+                        "codes: {} in the run, {} in this panel",
+                        self.n_stocks, now.n_stocks
+                    ));
+                }
+            }
+        }
+        if let (Some(a), Some(b)) = (&self.files, &now.files) {
+            let names =
+                |v: &[FileFingerprint]| v.iter().map(|f| f.name.clone()).collect::<Vec<_>>();
+            if names(a) != names(b) {
+                out.push(format!(
+                    "files: {:?} in the run, {:?} in this panel",
+                    names(a),
+                    names(b)
+                ));
+            } else {
+                let sized: Vec<String> = a
+                    .iter()
+                    .zip(b)
+                    .filter(|(x, y)| x.bytes != y.bytes)
+                    .map(|(x, y)| {
+                        format!("{} ({} bytes in the run, {} now)", x.name, x.bytes, y.bytes)
+                    })
+                    .collect();
+                let changed: Vec<&str> = a
+                    .iter()
+                    .zip(b)
+                    .filter(|(x, y)| x.bytes == y.bytes && x.hash != y.hash)
+                    .map(|(x, _)| x.name.as_str())
+                    .collect();
+                if !sized.is_empty() {
+                    out.push(format!("file sizes: {}", sized.join(", ")));
+                }
+                if !changed.is_empty() {
+                    out.push(format!(
+                        "contents of {} (same sizes, different data: another seed, a re-import or edited values)",
+                        changed.join(", ")
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The one warning line for a run whose `run.json` predates panel fingerprints.
+pub fn warn_legacy_identity(run_dir: &Path) {
+    eprintln!(
+        "warning: {}/{RUN_FILE} was written by an older alphanet that did not record the panel's codes, \
+         dates and content fingerprint: only its shape, dates and feature names are checked",
+        run_dir.display()
+    );
 }
 
 /// `RUN/run.json`: written by the first process of a run, checked by every later one.
@@ -116,22 +250,20 @@ impl RunFile {
         })
     }
 
-    /// Names of the settings that differ (the panel's path is not a setting).
+    /// Names of the settings that differ (the panel is compared separately; its path is not a
+    /// setting).
     fn differences(&self, other: &RunFile) -> Vec<String> {
         let (a, b) = (
             serde_json::to_value(&self.spec).expect("spec serializes"),
             serde_json::to_value(&other.spec).expect("spec serializes"),
         );
-        let mut diffs: Vec<String> = a
+        let diffs: Vec<String> = a
             .as_object()
             .expect("spec is an object")
             .iter()
             .filter(|(k, v)| b.get(k.as_str()) != Some(v))
             .map(|(k, _)| k.clone())
             .collect();
-        if self.panel != other.panel {
-            diffs.push("panel".into());
-        }
         diffs
     }
 }
@@ -146,12 +278,18 @@ pub struct RunOptions {
 
 pub struct RunSummary {
     pub jobs: usize,
+    /// Jobs this process trained.
     pub ran: usize,
+    /// Jobs already finished when it started.
     pub skipped: usize,
+    /// Jobs another process trained (or is still training, for a sharded run) meanwhile.
+    pub by_others: usize,
 }
 
 /// Predictions are made in batches of this many samples.
 const PREDICT_BATCH: usize = 4096;
+/// How often an unsharded run looks again at jobs other processes are training.
+const WAIT_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub fn run(opts: &RunOptions) -> Result<RunSummary> {
     let spec = &opts.spec;
@@ -183,36 +321,104 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
         todo.len()
     );
     let bar = progress_bar(todo.len());
-    for (k, job) in todo.iter().enumerate() {
-        let id = job.id(&spec.variants);
-        bar.set_message(id.clone());
-        let record = run_job(&panel, spec, &windows[job.window], *job, &opts.out, &device)
-            .inspect_err(|_| bar.suspend(|| eprintln!("job {id} failed")))?;
-        bar.inc(1);
-        let l = &record.losses;
-        // Read before `suspend`, which holds the bar's lock.
-        let eta = indicatif::HumanDuration(bar.eta());
-        bar.suspend(|| {
-            eprintln!(
-                "[{}/{}] {id}: best epoch {}/{}, validation loss {:.4}, {:.1} s; ETA {}",
-                k + 1,
-                todo.len(),
-                l.best_epoch,
-                l.epochs_run,
-                l.best_val_loss,
-                record.train_s + record.predict_s,
-                eta
-            )
-        });
+    let mut ran = 0;
+    let mut by_others = 0;
+    // Jobs another live process holds, with who holds them.
+    let mut held: Vec<(Job, HeldBy)> = Vec::new();
+    let mut pending: std::collections::VecDeque<Job> = todo.iter().copied().collect();
+    let mut announced_wait = false;
+    loop {
+        while let Some(job) = pending.pop_front() {
+            let id = job.id(&spec.variants);
+            let claim = match try_claim(&opts.out, &id)? {
+                ClaimOutcome::Claimed(c) => c,
+                ClaimOutcome::Finished => {
+                    by_others += 1;
+                    bar.inc(1);
+                    continue;
+                }
+                ClaimOutcome::Held(h) => {
+                    held.push((job, h));
+                    continue;
+                }
+            };
+            bar.set_message(id.clone());
+            let record = run_job(&panel, spec, &windows[job.window], job, &opts.out, &device)
+                .inspect_err(|_| bar.suspend(|| eprintln!("job {id} failed")))?;
+            drop(claim);
+            bar.inc(1);
+            let Some(record) = record else {
+                by_others += 1;
+                bar.suspend(|| {
+                    eprintln!(
+                        "note: job {id} was finished by another process while this one trained it: its result is kept, this one's discarded"
+                    )
+                });
+                continue;
+            };
+            ran += 1;
+            let l = &record.losses;
+            // Read before `suspend`, which holds the bar's lock.
+            let eta = indicatif::HumanDuration(bar.eta());
+            let done = bar.position();
+            bar.suspend(|| {
+                eprintln!(
+                    "[{}/{}] {id}: best epoch {}/{}, validation loss {:.4}, {:.1} s; ETA {}",
+                    done,
+                    todo.len(),
+                    l.best_epoch,
+                    l.epochs_run,
+                    l.best_val_loss,
+                    record.train_s + record.predict_s,
+                    eta
+                )
+            });
+        }
+        if held.is_empty() {
+            break;
+        }
+        if opts.shard.count > 1 {
+            // A sharded run does not merge: what other processes train is theirs to finish.
+            by_others += held.len();
+            bar.suspend(|| {
+                eprintln!(
+                    "note: {} job(s) of shard {} are being trained by other processes (e.g. {} by {}); this process leaves them to those",
+                    held.len(),
+                    opts.shard,
+                    held[0].0.id(&spec.variants),
+                    held[0].1
+                )
+            });
+            break;
+        }
+        if !announced_wait {
+            bar.suspend(|| {
+                eprintln!(
+                    "waiting for {} job(s) that other processes are training (e.g. {} by {}); a lock whose process dies is taken over",
+                    held.len(),
+                    held[0].0.id(&spec.variants),
+                    held[0].1
+                )
+            });
+            announced_wait = true;
+        }
+        std::thread::sleep(WAIT_POLL);
+        pending.extend(held.drain(..).map(|(j, _)| j));
     }
     bar.finish_and_clear();
     let summary = RunSummary {
         jobs: mine.len(),
-        ran: todo.len(),
+        ran,
         skipped: mine.len() - todo.len(),
+        by_others,
+    };
+    let others = if by_others > 0 {
+        format!(", {by_others} trained by other processes")
+    } else {
+        String::new()
     };
     println!(
-        "shard {}: ran {} jobs, skipped {} finished",
+        "shard {}: ran {} jobs, skipped {} finished{others}",
         opts.shard, summary.ran, summary.skipped
     );
     if opts.shard.count == 1 {
@@ -257,6 +463,10 @@ fn describe(panel: &Panel, spec: &RunSpec, windows: &[Window]) {
         spec.variants.len(),
         spec.seeds
     );
+    super::commands::warn_empty_dates(
+        panel,
+        windows[0].insample.start.saturating_sub(PICTURE_DAYS - 1)..panel.n_dates(),
+    );
     for w in windows {
         if let Some(n) = w.shrunk_to {
             eprintln!(
@@ -272,15 +482,31 @@ fn describe(panel: &Panel, spec: &RunSpec, windows: &[Window]) {
 /// the contents are the same.
 fn lock(out: &Path, file: &RunFile) -> Result<()> {
     if out.join(RUN_FILE).is_file() {
-        let diffs = RunFile::read(out)?.differences(file);
-        if diffs.is_empty() {
-            return Ok(());
+        let recorded = RunFile::read(out)?;
+        if recorded.panel.is_legacy() {
+            warn_legacy_identity(out);
         }
-        return Err(Error::Config(format!(
-            "{} was started with different settings ({}): resume it with the same flags and panel, or choose a new --out",
-            out.display(),
-            diffs.join(", ")
-        )));
+        let diffs = recorded.differences(file);
+        if !diffs.is_empty() {
+            return Err(Error::Config(format!(
+                "{} was started with different settings ({}): resume it with the same flags and panel, or choose a new --out",
+                out.display(),
+                diffs.join(", ")
+            )));
+        }
+        let panel = recorded.panel.differences(&file.panel);
+        if !panel.is_empty() {
+            return Err(Error::PanelMismatch {
+                panel: file.panel_dir.clone(),
+                run: out.to_path_buf(),
+                diffs: panel.join("; "),
+                fix: format!(
+                    "resume with the panel the run was started on ({}), or choose a new --out",
+                    recorded.panel_dir.display()
+                ),
+            });
+        }
+        return Ok(());
     }
     if out.exists() {
         let foreign = std::fs::read_dir(out)
@@ -288,7 +514,7 @@ fn lock(out: &Path, file: &RunFile) -> Result<()> {
             .filter_map(|e| e.ok())
             .any(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                !(name == "jobs" || name.starts_with(&format!(".{RUN_FILE}.tmp-")))
+                !(name == "jobs" || name == LOCKS || name.starts_with(&format!(".{RUN_FILE}.tmp-")))
             });
         if foreign {
             return Err(Error::Config(format!(
@@ -309,7 +535,7 @@ fn run_job(
     job: Job,
     run_dir: &Path,
     device: &str,
-) -> Result<JobRecord> {
+) -> Result<Option<JobRecord>> {
     let seed = job_seed(spec.train.seed, job.seed_index);
     let (model, loss) = spec.configs(job.variant, seed)?;
     let cfg = TrainConfig {
@@ -360,7 +586,7 @@ fn run_job(
         code: code_version().clone(),
         finished_at: unix_now(),
     };
-    write_job(
+    let written = write_job(
         run_dir,
         &record,
         &fitted.model,
@@ -369,7 +595,7 @@ fn run_job(
         &fitted.report,
         (rows, [window.predict.len(), n]),
     )?;
-    Ok(record)
+    Ok(written.then_some(record))
 }
 
 fn progress_bar(len: usize) -> ProgressBar {

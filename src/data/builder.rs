@@ -51,6 +51,73 @@ pub struct Day {
 pub struct StockHistory {
     pub first: usize,
     pub days: Vec<Option<Day>>,
+    /// Rows on the panel calendar whose prices are impossible ([`implausible_prices`]) or whose
+    /// volume is negative or not a number: made suspended (missing features, untradable).
+    pub invalid_rows: usize,
+    /// Rows on the panel calendar without prices (NaN in the source): made suspended.
+    pub no_price_rows: usize,
+}
+
+/// Relative slack of the open/close-within-[low, high] check: adjusted prices are products
+/// stored as f32, and sources round.
+pub const PRICE_TOLERANCE: f64 = 1e-3;
+
+/// Whether a row's prices are impossible: any of open, high, low, close not a positive number,
+/// or open or close outside [low, high] (or low above high) by more than [`PRICE_TOLERANCE`]. Such
+/// a row is made missing and untradable by both importers (docs/data.md), never used as a price.
+pub fn implausible_prices(open: f64, high: f64, low: f64, close: f64) -> bool {
+    let positive = [open, high, low, close]
+        .iter()
+        .all(|x| x.is_finite() && *x > 0.0);
+    let (lo, hi) = (
+        low * (1.0 - PRICE_TOLERANCE),
+        high * (1.0 + PRICE_TOLERANCE),
+    );
+    !(positive && lo <= high && lo <= open && open <= hi && lo <= close && close <= hi)
+}
+
+/// Per-stock counts of rows an importer made missing, for `meta.json` and the command's report.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowAudit {
+    /// (code, rows with impossible prices or volume), stocks with at least one, most first.
+    pub invalid: Vec<(String, usize)>,
+    /// (code, rows without prices), stocks with at least one, most first.
+    pub no_price: Vec<(String, usize)>,
+}
+
+impl RowAudit {
+    pub fn add(&mut self, code: &str, h: &StockHistory) {
+        if h.invalid_rows > 0 {
+            self.invalid.push((code.to_string(), h.invalid_rows));
+        }
+        if h.no_price_rows > 0 {
+            self.no_price.push((code.to_string(), h.no_price_rows));
+        }
+    }
+
+    /// Sorts most first (ties by code) and returns the `meta.json` provenance entry.
+    pub fn finish(&mut self) -> serde_json::Value {
+        for v in [&mut self.invalid, &mut self.no_price] {
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        }
+        let per_stock = |v: &[(String, usize)]| {
+            v.iter()
+                .map(|(c, n)| (c.clone(), serde_json::json!(n)))
+                .collect::<serde_json::Map<_, _>>()
+        };
+        serde_json::json!({
+            "rule": format!(
+                "a row whose open, high, low or close is not a positive number, whose open or close lies \
+                 outside [low, high] by more than {}%, or whose volume is negative or not a number, is \
+                 made missing and untradable (suspended, features NaN, prices carried forward)",
+                100.0 * PRICE_TOLERANCE
+            ),
+            "invalid_rows": self.invalid.iter().map(|x| x.1).sum::<usize>(),
+            "invalid_rows_per_stock": per_stock(&self.invalid),
+            "rows_without_prices": self.no_price.iter().map(|x| x.1).sum::<usize>(),
+            "rows_without_prices_per_stock": per_stock(&self.no_price),
+        })
+    }
 }
 
 /// Where the market return for Beta and the residual-volatility regressions comes from.
@@ -314,6 +381,10 @@ pub struct ImportSummary {
     pub skipped: Vec<String>,
     /// Stock-days inside a stock's range that the source has no row for (left unlisted).
     pub missing_rows: usize,
+    /// Rows made missing and untradable for impossible or absent prices.
+    pub audit: RowAudit,
+    /// One line each, printed by the command: what the import had to assume.
+    pub warnings: Vec<String>,
 }
 
 /// The index range of `dates` (sorted `YYYY-MM-DD`) within `[start, end]`; `source` names the

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use indicatif::ProgressBar;
 
 use super::builder::{
-    calendar_range, normalize_code, Day, ImportSummary, Market, PanelBuilder, Provenance,
-    StockHistory,
+    calendar_range, implausible_prices, normalize_code, Day, ImportSummary, Market, PanelBuilder,
+    Provenance, RowAudit, StockHistory,
 };
 use super::industry::{csv_error, industries_for};
 use super::panel::{parse_date, write_panel};
@@ -75,11 +75,7 @@ pub struct BaostockOptions {
 
 /// Imports the baostock CSV directory `o.src` into a new panel at `o.out`.
 pub fn import_baostock(o: &BaostockOptions, progress: &ProgressBar) -> Result<ImportSummary> {
-    if o.out.exists() {
-        return Err(Error::Exists {
-            path: o.out.clone(),
-        });
-    }
+    crate::fsutil::check_output_creatable(&o.out)?;
     let files = csv_files(&o.src)?;
     let mut all_dates = BTreeSet::new();
     let mut stocks: Vec<(String, PathBuf)> = Vec::new();
@@ -105,7 +101,7 @@ pub fn import_baostock(o: &BaostockOptions, progress: &ProgressBar) -> Result<Im
         &format!("the dates of {}", o.src.display()),
     )?;
     let codes: Vec<String> = stocks.iter().map(|s| s.0.clone()).collect();
-    let (industry_names, industry_of, industry_note) =
+    let (industry_names, industry_of, industry_note, industry_warning) =
         industries_for(o.industry.as_deref(), &codes)?;
     let mut builder = PanelBuilder::new(
         calendar[range.clone()].to_vec(),
@@ -115,12 +111,15 @@ pub fn import_baostock(o: &BaostockOptions, progress: &ProgressBar) -> Result<Im
     );
     progress.set_length(stocks.len() as u64);
     let mut missing_rows = 0;
-    for (i, (_, path)) in stocks.iter().enumerate() {
+    let mut audit = RowAudit::default();
+    for (i, (code, path)) in stocks.iter().enumerate() {
         let h = read_stock(path, &calendar, range.clone())?;
         missing_rows += h.days.iter().filter(|d| d.is_none()).count();
+        audit.add(code, &h);
         builder.add_stock(i, &h);
         progress.inc(1);
     }
+    let audit_json = audit.finish();
     let mut proxies: Vec<String> = PROXIES.iter().map(|s| s.to_string()).collect();
     proxies.push(industry_note);
     let (meta, arrays) = builder.finish(
@@ -138,6 +137,7 @@ pub fn import_baostock(o: &BaostockOptions, progress: &ProgressBar) -> Result<Im
                 "end": o.end,
                 "industry_file": o.industry.as_ref().map(|p| p.display().to_string()),
                 "missing_rows": missing_rows,
+                "row_checks": audit_json,
                 "universe": "every stock of the source (baostock files carry no membership history)",
             }),
         },
@@ -148,6 +148,8 @@ pub fn import_baostock(o: &BaostockOptions, progress: &ProgressBar) -> Result<Im
         n_stocks: codes.len(),
         skipped: Vec::new(),
         missing_rows,
+        audit,
+        warnings: industry_warning.into_iter().collect(),
     })
 }
 
@@ -228,7 +230,10 @@ fn scan_file(path: &Path) -> Result<(String, Vec<String>)> {
 }
 
 /// One file's days on `calendar[range]`; rows before the range still carry the adjustment
-/// factor and the float share count forward.
+/// factor and the float share count forward. A row with impossible prices
+/// ([`implausible_prices`]) becomes a suspended day at the last valid prices (none before the
+/// first valid row), and the adjustment factor is carried unchanged across it: its close is not
+/// trusted as the next row's reference.
 fn read_stock(
     path: &Path,
     calendar: &[String],
@@ -237,6 +242,8 @@ fn read_stock(
     let (mut rd, cols) = open_csv(path)?;
     let mut h = StockHistory::default();
     let (mut factor, mut prev_close, mut float_shares) = (1.0f64, f64::NAN, f64::NAN);
+    // The last valid row's (raw close, adjusted close), and whether there was one.
+    let mut last_valid: Option<(f64, f64)> = None;
     let mut next_k = None;
     for rec in rd.records() {
         let rec = rec.map_err(|e| csv_error(path, e))?;
@@ -266,13 +273,21 @@ fn read_stock(
         if prev_close > 0.0 && v[PRECLOSE] > 0.0 {
             factor *= prev_close / v[PRECLOSE];
         }
-        let first_row = prev_close.is_nan();
-        prev_close = v[CLOSE];
+        let first_row = last_valid.is_none();
+        let invalid = implausible_prices(v[OPEN], v[HIGH], v[LOW], v[CLOSE]) || v[VOLUME] < 0.0;
+        prev_close = if invalid { f64::NAN } else { v[CLOSE] };
         let suspended = v[STATUS] == 0.0 || !v[VOLUME].is_finite() || v[VOLUME] <= 0.0;
-        if !suspended && v[TURN] > 0.0 {
+        if !invalid && !suspended && v[TURN] > 0.0 {
             float_shares = v[VOLUME] / (v[TURN] / 100.0);
         }
-        if k < range.start || k >= range.end {
+        let in_range = k >= range.start && k < range.end;
+        if invalid {
+            h.invalid_rows += usize::from(in_range);
+        }
+        if !in_range {
+            if !invalid {
+                last_valid = Some((v[CLOSE], v[CLOSE] * factor));
+            }
             continue;
         }
         let t = k - range.start;
@@ -281,6 +296,29 @@ fn read_stock(
             Some(expect) => h.days.extend((expect..t).map(|_| None)),
         }
         next_k = Some(t + 1);
+        if invalid {
+            // Missing and untradable: flat at the last valid prices, or unlisted before any.
+            h.days.push(last_valid.map(|(raw, adj)| Day {
+                open: adj,
+                high: adj,
+                low: adj,
+                close: adj,
+                vwap: adj,
+                raw_close: raw,
+                volume: 0.0,
+                turn: 0.0,
+                suspended: true,
+                st: v[IS_ST] == 1.0,
+                limit_ref: f64::NAN,
+                raw_open: f64::NAN,
+                log_cap: (float_shares * raw).ln(),
+                book_to_price: f64::NAN,
+                earnings_yield: f64::NAN,
+                member: true,
+            }));
+            continue;
+        }
+        last_valid = Some((v[CLOSE], v[CLOSE] * factor));
         let traded_vwap = v[AMOUNT] / v[VOLUME];
         let raw_vwap = if suspended {
             v[CLOSE]

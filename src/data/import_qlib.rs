@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use indicatif::ProgressBar;
 
 use super::builder::{
-    calendar_range, is_index_code, Day, ImportSummary, Market, PanelBuilder, Provenance,
-    StockHistory,
+    calendar_range, implausible_prices, is_index_code, Day, ImportSummary, Market, PanelBuilder,
+    Provenance, RowAudit, StockHistory,
 };
 use super::industry::industries_for;
 use super::panel::{parse_date, write_panel};
@@ -45,8 +45,8 @@ pub const PROXIES: [&str; 8] = [
     "size = ln(mean of raw close x volume over the trailing 250 traded days (at least 20)): \
      traded value as a proxy for float market cap",
     "ST unknown: no stock is flagged ST, and limits use the non-ST ratio",
-    "suspended = volume 0, or a row with missing prices after the first valid one (prices \
-     carried forward)",
+    "suspended = volume 0, or a row with missing or impossible prices after the first valid one \
+     (prices carried forward; counted in provenance.row_checks)",
     "limit reference = previous adjusted close / today's factor (the ex-rights previous close)",
     "listed = from the first row of data; delisted stocks are absent from qlib dumps \
      (survivorship bias)",
@@ -69,11 +69,7 @@ fn data_err(msg: String) -> Error {
 
 /// Imports the qlib directory `o.src` into a new panel at `o.out`, one stock at a time.
 pub fn import_qlib(o: &QlibOptions, progress: &ProgressBar) -> Result<ImportSummary> {
-    if o.out.exists() {
-        return Err(Error::Exists {
-            path: o.out.clone(),
-        });
-    }
+    crate::fsutil::check_output_creatable(&o.out)?;
     let cal_path = o.src.join("calendars").join("day.txt");
     if !cal_path.is_file() {
         return Err(data_err(format!(
@@ -116,22 +112,34 @@ pub fn import_qlib(o: &QlibOptions, progress: &ProgressBar) -> Result<ImportSumm
             skipped.len()
         )));
     }
-    let (industry_names, industry_of, industry_note) =
+    let (industry_names, industry_of, industry_note, industry_warning) =
         industries_for(o.industry.as_deref(), &codes)?;
+    let mut warnings: Vec<String> = industry_warning.into_iter().collect();
     let mut builder = PanelBuilder::new(dates, codes.clone(), industry_of, false);
     progress.set_length(codes.len() as u64);
+    let mut audit = RowAudit::default();
     for (i, (code, dir)) in codes.iter().zip(&dirs).enumerate() {
         let bins = StockBins::read(dir, calendar.len())?;
         let h = bins.history(&calendar, range.clone(), &intervals[code]);
+        audit.add(code, &h);
         builder.add_stock(i, &h);
         progress.inc(1);
     }
+    let audit_json = audit.finish();
     let market = match feature_dir(&o.src, MARKET_INDEX) {
         Some(dir) => Market::Index {
             code: MARKET_INDEX.into(),
             returns: index_returns(&dir, calendar.len(), range.clone())?,
         },
-        None => Market::CapWeighted,
+        None => {
+            warnings.push(format!(
+                "{} has no {MARKET_INDEX} index (features/{}): Beta uses the cap-weighted mean \
+                 return of the panel's stocks instead (recorded in meta.json)",
+                o.src.display(),
+                MARKET_INDEX.to_ascii_lowercase()
+            ));
+            Market::CapWeighted
+        }
     };
     let mut proxies: Vec<String> = PROXIES.iter().map(|s| s.to_string()).collect();
     proxies.push(industry_note);
@@ -151,6 +159,7 @@ pub fn import_qlib(o: &QlibOptions, progress: &ProgressBar) -> Result<ImportSumm
                 "end": o.end,
                 "industry_file": o.industry.as_ref().map(|p| p.display().to_string()),
                 "skipped_codes_without_data": skipped,
+                "row_checks": audit_json,
             }),
         },
     );
@@ -160,6 +169,8 @@ pub fn import_qlib(o: &QlibOptions, progress: &ProgressBar) -> Result<ImportSumm
         n_stocks,
         skipped,
         missing_rows: 0,
+        audit,
+        warnings,
     })
 }
 
@@ -354,12 +365,21 @@ impl StockBins {
         // The last valid (adjusted close, factor).
         let mut last: Option<(f64, f64)> = None;
         let mut days = Vec::new();
+        let (mut invalid_rows, mut no_price_rows) = (0, 0);
         let first = self.start.max(range.start);
         for j in 0..rows {
             let k = self.start + j;
             let px = [open[j], high[j], low[j], close[j], factor[j]].map(|x| x as f64);
-            let valid = px.iter().all(|x| x.is_finite() && *x > 0.0);
             let vol = volume[j] as f64;
+            let finite = px.iter().all(|x| x.is_finite());
+            let valid = finite && px[4] > 0.0 && !implausible_prices(px[0], px[1], px[2], px[3]);
+            if k >= first && k < range.end {
+                if !finite {
+                    no_price_rows += 1;
+                } else if !valid || vol.is_nan() || vol < 0.0 {
+                    invalid_rows += 1;
+                }
+            }
             let traded = valid && vol.is_finite() && vol > 0.0;
             if traded {
                 window.push_back((vol, px[3] / px[4] * vol));
@@ -439,6 +459,8 @@ impl StockBins {
         StockHistory {
             first: first.min(range.end) - range.start,
             days,
+            invalid_rows,
+            no_price_rows,
         }
     }
 }

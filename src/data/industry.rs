@@ -8,27 +8,56 @@ use std::path::Path;
 use super::builder::normalize_code;
 use crate::error::{Error, Result};
 
-/// The industries of `codes` from an optional snapshot file, with the line `meta.json` records
-/// about it: no file leaves every industry unknown (−1).
+/// The industries of `codes` from an optional snapshot file: the industry names, each code's
+/// index, the line `meta.json` records about it, and a warning line when the file gives no
+/// industry for some of the codes. No file leaves every industry unknown (−1); a file that gives
+/// none of the codes an industry is refused (it is the wrong file, or its codes do not match).
+#[allow(clippy::type_complexity)]
 pub fn industries_for(
     path: Option<&Path>,
     codes: &[String],
-) -> Result<(Vec<String>, Vec<i16>, String)> {
-    Ok(match path {
-        Some(p) => {
-            let (names, index) = read_industries(p, codes)?;
-            (
-                names,
-                index,
-                format!("industry = snapshot {} (not point-in-time)", p.display()),
-            )
-        }
-        None => (
+) -> Result<(Vec<String>, Vec<i16>, String, Option<String>)> {
+    let Some(p) = path else {
+        return Ok((
             Vec::new(),
             vec![-1; codes.len()],
             "industry unknown (-1): no --industry file given".into(),
-        ),
-    })
+            None,
+        ));
+    };
+    let (names, index) = read_industries(p, codes)?;
+    let unknown: Vec<&str> = codes
+        .iter()
+        .zip(&index)
+        .filter(|(_, &k)| k < 0)
+        .map(|(c, _)| c.as_str())
+        .collect();
+    if unknown.len() == codes.len() {
+        return Err(Error::Data(format!(
+            "--industry {}: none of the {} codes of the import (e.g. {}) has an industry in it; \
+             check that it is the right file (its `code` column holds codes like sh.600000 or \
+             600000.SH) or leave --industry out",
+            p.display(),
+            codes.len(),
+            codes.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let warning = (!unknown.is_empty()).then(|| {
+        format!(
+            "--industry {} gives no industry for {} of {} stocks (e.g. {}): they get industry -1 and \
+             are left out of industry neutralization and of enhance",
+            p.display(),
+            unknown.len(),
+            codes.len(),
+            unknown.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        )
+    });
+    Ok((
+        names,
+        index,
+        format!("industry = snapshot {} (not point-in-time)", p.display()),
+        warning,
+    ))
 }
 
 /// The industries of `codes` from the CSV at `path`: the sorted names of the industries that

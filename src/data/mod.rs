@@ -2,6 +2,7 @@
 //! drawn from a panel.
 
 pub mod builder;
+pub mod fingerprint;
 pub mod import_baostock;
 pub mod import_qlib;
 pub mod industry;

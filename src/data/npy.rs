@@ -168,6 +168,31 @@ pub struct MappedNpy {
 impl MappedNpy {
     /// Maps `path` and validates magic, version, header, C order and data length.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_inner(path, None, |_| Ok(()))
+    }
+
+    /// As [`MappedNpy::open`], but checks the header's dtype against `descr` and its shape with
+    /// `check_shape` before the data length, so that an edited or foreign header is reported as
+    /// such rather than as a file of the wrong length.
+    pub fn open_expecting(
+        path: &Path,
+        descr: &str,
+        check_shape: impl FnOnce(&[usize]) -> Result<()>,
+    ) -> Result<Self> {
+        Self::open_inner(path, Some(descr), check_shape)
+    }
+
+    fn open_inner(
+        path: &Path,
+        expect: Option<&str>,
+        check_shape: impl FnOnce(&[usize]) -> Result<()>,
+    ) -> Result<Self> {
+        if path.is_dir() {
+            return Err(npy_err(
+                path,
+                "is a directory, not a .npy file; re-create the file",
+            ));
+        }
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         if len < 10 {
@@ -223,6 +248,17 @@ impl MappedNpy {
                 "array is in Fortran order, expected C order: save np.ascontiguousarray(a) instead",
             ));
         }
+        if let Some(want) = expect.filter(|&d| d != header.descr) {
+            return Err(npy_err(
+                path,
+                format!(
+                    "dtype: expected '{want}', found '{}' in the header (shape {:?}): the file holds \
+                     another type or its header was edited; re-create it",
+                    header.descr, header.shape
+                ),
+            ));
+        }
+        check_shape(&header.shape)?;
         let size = itemsize(&header.descr).ok_or_else(|| {
             npy_err(
                 path,
@@ -318,7 +354,7 @@ pub struct NpyArray<T> {
 
 impl<T: NpyDtype> NpyArray<T> {
     pub fn open(path: &Path) -> Result<Self> {
-        MappedNpy::open(path)?.into_typed()
+        MappedNpy::open_expecting(path, T::DESCR, |_| Ok(()))?.into_typed()
     }
 
     pub fn path(&self) -> &Path {
@@ -327,6 +363,11 @@ impl<T: NpyDtype> NpyArray<T> {
 
     pub fn shape(&self) -> &[usize] {
         self.npy.shape()
+    }
+
+    /// The whole file as mapped (header and data), e.g. for fingerprinting.
+    pub fn file_bytes(&self) -> &[u8] {
+        &self.npy.map
     }
 
     pub fn as_slice(&self) -> &[T] {

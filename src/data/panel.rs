@@ -408,40 +408,42 @@ impl Panel {
         let open_checked = |spec: &FileSpec| -> Result<MappedNpy> {
             let path = dir.join(spec.name);
             if !path.is_file() {
+                let what = if path.is_dir() {
+                    format!("{} is a directory, not a file", spec.name)
+                } else if path.symlink_metadata().is_ok() {
+                    format!("{} is not a regular file (a broken link?)", spec.name)
+                } else {
+                    format!("missing {}", spec.name)
+                };
                 return Err(panel_err(
                     dir,
                     format!(
-                        "missing {} ({} {:?}); {FIX}",
-                        spec.name,
+                        "{what} (expected {} {:?}); {FIX}",
                         spec.descr,
                         full_shape(&meta, &spec.inner)
                     ),
                 ));
             }
-            let npy = MappedNpy::open(&path)?;
-            if npy.descr() != spec.descr {
-                return Err(panel_err(
-                    &path,
-                    format!(
-                        "dtype: expected '{}', found '{}'; {FIX}",
-                        spec.descr,
-                        npy.descr()
-                    ),
-                ));
-            }
             let want = full_shape(&meta, &spec.inner);
-            if npy.shape() != want.as_slice() {
-                return Err(panel_err(
+            let check_shape = |shape: &[usize]| {
+                if shape == want.as_slice() {
+                    return Ok(());
+                }
+                Err(panel_err(
                     &path,
                     format!(
-                        "shape: expected {want:?} (meta.json: {} dates × {} codes{}), found {:?}; {FIX}",
+                        "shape: expected {want:?} (meta.json: {} dates × {} codes{}), found {shape:?}; {FIX}",
                         meta.n_dates(),
                         meta.n_stocks(),
                         spec.inner.first().map(|k| format!(" × {k}")).unwrap_or_default(),
-                        npy.shape()
                     ),
-                ));
-            }
+                ))
+            };
+            let npy =
+                MappedNpy::open_expecting(&path, spec.descr, check_shape).map_err(|e| match e {
+                    Error::Npy { path, msg } => panel_err(&path, format!("{msg}; {FIX}")),
+                    e => e,
+                })?;
             Ok(npy)
         };
         let features = open_checked(&specs[0])?.into_typed()?;
@@ -599,6 +601,45 @@ impl Panel {
         }
     }
 
+    /// The dates of `range` on which no feature of any stock is finite (a date the source has no
+    /// data for): no picture that spans one is usable.
+    pub fn dates_without_features(&self, range: std::ops::Range<usize>) -> Vec<usize> {
+        let block = self.n_stocks() * FEATURE_NAMES.len();
+        let features = self.features();
+        range
+            .filter(|&t| t < self.n_dates())
+            .filter(|&t| {
+                !features[t * block..(t + 1) * block]
+                    .iter()
+                    .any(|x| x.is_finite())
+            })
+            .collect()
+    }
+
+    /// The content fingerprint of every array file, in the order of the module table
+    /// (docs/protocol.md: what a run records to recognize its panel).
+    pub fn fingerprint(&self) -> Vec<super::fingerprint::FileFingerprint> {
+        let fp = |a: &dyn FileBytes| {
+            let name = a
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            super::fingerprint::FileFingerprint::of(&name, a.bytes())
+        };
+        let mut out = vec![
+            fp(&self.features),
+            fp(&self.price),
+            fp(&self.tradable),
+            fp(&self.styles),
+            fp(&self.industry),
+            fp(&self.size),
+        ];
+        out.extend(self.oracle.as_ref().map(|o| fp(o)));
+        out.extend(self.index.as_ref().map(|o| fp(o)));
+        out
+    }
+
     /// The borrowed view the sample builders work on.
     pub fn view(&self) -> PanelView<'_> {
         PanelView {
@@ -615,6 +656,21 @@ impl Panel {
             industry: self.industry(),
             size: self.size(),
         }
+    }
+}
+
+/// A mapped file's path and bytes, whatever its element type.
+trait FileBytes {
+    fn path(&self) -> &Path;
+    fn bytes(&self) -> &[u8];
+}
+
+impl<T: NpyDtype> FileBytes for NpyArray<T> {
+    fn path(&self) -> &Path {
+        NpyArray::path(self)
+    }
+    fn bytes(&self) -> &[u8] {
+        self.file_bytes()
     }
 }
 

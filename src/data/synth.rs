@@ -563,11 +563,7 @@ fn oracle_rank_ic(oracle: &[f32], a: &PanelArrays, meta: &PanelMeta) -> Result<f
 
 /// Simulates the market of `cfg` and writes it as a panel at `out` (which must not exist).
 pub fn write_synth(cfg: &SynthConfig, out: &Path) -> Result<()> {
-    if out.exists() {
-        return Err(Error::Exists {
-            path: out.to_path_buf(),
-        });
-    }
+    crate::fsutil::check_output_creatable(out)?;
     let (meta, arrays) = synth_arrays(cfg)?;
     write_panel(out, &meta, &arrays)
 }

@@ -138,6 +138,10 @@ fn read_long_csv(path: &Path, panel: &Panel) -> Result<Vec<f32>> {
         .collect();
     let n = panel.n_stocks();
     let mut out = vec![f32::NAN; panel.n_dates() * n];
+    // The line each (date, code) was first given on (0: not yet), to refuse duplicates.
+    let mut line_of = vec![0u32; panel.n_dates() * n];
+    let mut duplicates: Vec<(usize, usize, usize)> = Vec::new();
+    let mut n_duplicates = 0usize;
     let mut cached: Option<(String, usize)> = None;
     for (k, line) in lines {
         if line.trim().is_empty() {
@@ -164,11 +168,38 @@ fn read_long_csv(path: &Path, panel: &Panel) -> Result<Vec<f32>> {
         let i = *codes
             .get(c)
             .ok_or_else(|| bad(k + 1, format!("code {c:?} is not in the panel")))?;
+        let first = &mut line_of[t * n + i];
+        if *first != 0 {
+            n_duplicates += 1;
+            if duplicates.len() < 3 {
+                duplicates.push((t * n + i, *first as usize, k + 1));
+            }
+            continue;
+        }
+        *first = u32::try_from(k + 1).unwrap_or(u32::MAX);
         if !v.is_empty() {
             out[t * n + i] = v
                 .parse::<f32>()
                 .map_err(|_| bad(k + 1, format!("factor value {v:?} is not a number")))?;
         }
+    }
+    if n_duplicates > 0 {
+        let shown: Vec<String> = duplicates
+            .iter()
+            .map(|&(cell, a, b)| {
+                format!(
+                    "{} {} on lines {a} and {b}",
+                    meta.dates[cell / n],
+                    meta.codes[cell % n]
+                )
+            })
+            .collect();
+        return Err(Error::Data(format!(
+            "{}: {n_duplicates} duplicate (date, code) row(s), e.g. {}: a factor has one value per \
+             date and code; remove the duplicates (which value is meant cannot be guessed)",
+            path.display(),
+            shown.join("; ")
+        )));
     }
     Ok(out)
 }

@@ -178,7 +178,10 @@ pub fn read_prediction(run: &Path, id: &str) -> Result<NpyArray<f32>> {
 }
 
 /// Records a finished job: checkpoint, predictions `[rows, N]` and record, as one atomic
-/// directory. Temp directories of earlier, killed attempts at this job are removed first.
+/// directory. Temp directories of earlier, killed attempts at this job are removed first (the
+/// caller holds the job's claim, so no live process is writing them). Returns false, writing
+/// nothing, when the job is already finished: another process finished it meanwhile (possible
+/// only when locks do not work on the run folder's file system); its result is kept.
 pub fn write_job(
     run: &Path,
     record: &JobRecord,
@@ -187,11 +190,14 @@ pub fn write_job(
     feature_names: &[String],
     report: &TrainReport,
     prediction: (&[f32], [usize; 2]),
-) -> Result<()> {
+) -> Result<bool> {
     let dir = job_dir(run, &record.id);
+    if is_finished(run, &record.id) {
+        return Ok(false);
+    }
     remove_stale_temps(&dir)?;
     let json = serde_json::to_vec_pretty(record).expect("job record serializes");
-    write_dir_atomically(&dir, |tmp| {
+    let written = write_dir_atomically(&dir, |tmp| {
         checkpoint::save(
             &tmp.join(CHECKPOINT),
             model,
@@ -201,7 +207,17 @@ pub fn write_job(
         )?;
         write_npy(&tmp.join(PREDICTION), &prediction.1, prediction.0)?;
         std::fs::write(tmp.join(RECORD), &json).map_err(|e| Error::io(tmp.join(RECORD), e))
-    })
+    });
+    match written {
+        Ok(()) => Ok(true),
+        Err(_) if is_finished(run, &record.id) => Ok(false),
+        Err(Error::Exists { path }) => Err(Error::Data(format!(
+            "{}: an unfinished job directory (no {RECORD}) is in the way; it is not a finished job: \
+             remove it and run again",
+            path.display()
+        ))),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

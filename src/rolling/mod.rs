@@ -2,6 +2,7 @@
 //! (variant, window, seed) jobs with stable ids and shards, atomic job records, the seed
 //! ensemble, and what a run manifest records. `app::run` and `app::merge` drive it.
 
+pub mod claim;
 pub mod ensemble;
 pub mod jobs;
 pub mod manifest;

@@ -84,6 +84,50 @@ pub fn save(
     })
 }
 
+/// The largest recurrent / dense width a checkpoint may declare (guards against allocating
+/// an absurd model from an edited config before its tensors are compared).
+const MAX_WIDTH: usize = 4096;
+
+/// Checks the parts of a loaded configuration that the data path fixes: pictures of
+/// `PICTURE_DAYS` days of `N_FEATURES` features, matching feature names, sane widths.
+fn check_shape_fits(cfg: &CheckpointConfig) -> std::result::Result<(), String> {
+    use crate::data::samples::{N_FEATURES, PICTURE_DAYS};
+    let m = &cfg.model;
+    if m.n_features != N_FEATURES || cfg.feature_names.len() != N_FEATURES {
+        return Err(format!(
+            "n_features {} with {} feature names, pictures have {N_FEATURES}",
+            m.n_features,
+            cfg.feature_names.len()
+        ));
+    }
+    if m.days != PICTURE_DAYS {
+        return Err(format!("days {}, pictures have {PICTURE_DAYS}", m.days));
+    }
+    if m.hidden > MAX_WIDTH || m.dense_hidden == 0 || m.dense_hidden > MAX_WIDTH {
+        return Err(format!(
+            "hidden {} / dense_hidden {} outside 1..={MAX_WIDTH}",
+            m.hidden, m.dense_hidden
+        ));
+    }
+    if m.stride == 0 || m.stride2 == 0 {
+        return Err("a stride of 0".into());
+    }
+    for (name, x) in [
+        ("v1_dropout", m.v1_dropout),
+        ("l2", m.l2),
+        ("bn_eps", m.bn_eps),
+        ("bn_momentum", m.bn_momentum),
+    ] {
+        if !x.is_finite() || x < 0.0 {
+            return Err(format!("{name} = {x}"));
+        }
+    }
+    if !(0.0..1.0).contains(&m.v1_dropout) {
+        return Err(format!("v1_dropout = {}", m.v1_dropout));
+    }
+    Ok(())
+}
+
 pub fn load(dir: &Path) -> Result<(Model<f32>, CheckpointConfig)> {
     let err = |msg: String| Error::Checkpoint {
         path: dir.into(),
@@ -106,7 +150,17 @@ pub fn load(dir: &Path) -> Result<(Model<f32>, CheckpointConfig)> {
             cfg.format_version
         )));
     }
-    let mut model = Model::<f32>::new(&cfg.model)?;
+    check_shape_fits(&cfg).map_err(|m| {
+        err(format!(
+            "config.json describes a model this engine cannot feed ({m}); the file was edited or \
+             damaged: re-create the checkpoint"
+        ))
+    })?;
+    let mut model = Model::<f32>::new(&cfg.model).map_err(|e| {
+        err(format!(
+            "config.json holds an invalid model configuration ({e}); re-create the checkpoint"
+        ))
+    })?;
     if model.drawn != cfg.drawn_features {
         return Err(err(format!(
             "the v2.1 feature draw in config.json ({:?}) differs from the one its seed gives ({:?})",
@@ -115,8 +169,13 @@ pub fn load(dir: &Path) -> Result<(Model<f32>, CheckpointConfig)> {
     }
     let st_path = dir.join("model.safetensors");
     let bytes = std::fs::read(&st_path).map_err(|e| Error::io(&st_path, e))?;
-    let st =
-        SafeTensors::deserialize(&bytes).map_err(|e| err(format!("model.safetensors: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+        err(format!(
+            "model.safetensors ({} bytes) is truncated or damaged: its header does not describe its \
+             contents ({e:?}); re-create the checkpoint (`alphanet train`, or rerun the job)",
+            bytes.len()
+        ))
+    })?;
     let fill = |name: &str, shape: &[usize], dst: &mut [f32]| -> Result<()> {
         let t = st.tensor(name).map_err(|_| {
             err(format!(

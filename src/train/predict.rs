@@ -20,12 +20,18 @@ pub fn predict_factor(
 ) -> Result<Vec<f32>> {
     let (t_all, n) = (panel.n_dates(), panel.n_stocks());
     if dates.start < PICTURE_DAYS - 1 || dates.end > t_all || dates.is_empty() {
+        let d = &panel.meta().dates;
+        let at = |k: usize| d.get(k).map_or("(past the end)", String::as_str);
         return Err(Error::Data(format!(
-            "prediction dates {}..{} are outside the panel's predictable range (date index {}..{})",
-            dates.start,
-            dates.end,
+            "prediction dates {} .. {} are outside what panel {} can predict: {} .. {} (the first {} \
+             dates only fill the first 30-day picture); choose --from on or after {}",
+            at(dates.start),
+            at(dates.end.saturating_sub(1)),
+            panel.dir().display(),
+            at(PICTURE_DAYS - 1),
+            at(t_all - 1),
             PICTURE_DAYS - 1,
-            t_all
+            at(PICTURE_DAYS - 1)
         )));
     }
     let mut factor = vec![f32::NAN; t_all * n];
