@@ -39,7 +39,7 @@ fn quick(epochs: usize) -> TrainConfig {
         batch_size: 500,
         adam: Default::default(),
         seed: 1,
-        select_by: SelectBy::Mse,
+        select_by: SelectBy::DEFAULT,
     }
 }
 
