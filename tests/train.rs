@@ -7,7 +7,7 @@ use alphanet::data::synth::{write_synth, SynthConfig};
 use alphanet::model::{LossConfig, ModelConfig};
 use alphanet::train::checkpoint;
 use alphanet::train::split::{insample_end, split_train_val};
-use alphanet::train::trainer::TrainConfig;
+use alphanet::train::trainer::{SelectBy, TrainConfig};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -39,6 +39,7 @@ fn quick(epochs: usize) -> TrainConfig {
         batch_size: 500,
         adam: Default::default(),
         seed: 1,
+        select_by: SelectBy::DEFAULT,
     }
 }
 
@@ -301,4 +302,173 @@ fn neutralized_loss_lowers_the_factors_style_exposure() {
         exposures[0],
         exposures[1]
     );
+}
+
+#[test]
+fn select_by_rejects_an_unknown_metric_clearly() {
+    assert_eq!("rankic".parse::<SelectBy>().unwrap(), SelectBy::RankIc);
+    assert_eq!("MSE".parse::<SelectBy>().unwrap(), SelectBy::Mse);
+    let args = alphanet::app::args::TrainArgs {
+        epochs: 3,
+        patience: 2,
+        batch: 100,
+        lr: 1e-3,
+        seed: 0,
+        threads: None,
+        select_by: "ic".into(),
+    };
+    let err = args.config().unwrap_err().to_string();
+    assert!(
+        err.contains("--select-by") && err.contains("rankic") && err.contains("mse"),
+        "{err}"
+    );
+    // And on the command line, before any data is read.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_alphanet"))
+        .args(["train", "--panel"])
+        .arg(panel_dir())
+        .args([
+            "--out",
+            "/nonexistent/alphanet-select-by",
+            "--select-by",
+            "loss",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--select-by \"loss\""), "{stderr}");
+}
+
+#[test]
+fn select_by_rankic_keeps_the_epoch_with_the_best_validation_rankic() {
+    let panel = Panel::open(&panel_dir()).unwrap();
+    let (model, train) = learning_v2(6);
+    let cfg = TrainConfig {
+        patience: 6,
+        select_by: SelectBy::RankIc,
+        ..train
+    };
+    let mut f = fit(
+        &panel,
+        &model,
+        &LossConfig::default(),
+        &cfg,
+        29..insample_end(200),
+        1,
+        (4, 1),
+        false,
+    )
+    .unwrap();
+    let r = &f.report;
+    assert_eq!(r.select_by, SelectBy::RankIc);
+    assert_eq!(r.epochs.len(), 6);
+    let ics: Vec<f64> = r.epochs.iter().map(|e| e.val_rank_ic.unwrap()).collect();
+    let best = (0..ics.len()).fold(0, |b, i| if ics[i] > ics[b] { i } else { b });
+    assert_eq!(r.best_epoch, best + 1, "{ics:?}");
+    assert_eq!(r.best_val_rank_ic, Some(ics[best]));
+    assert_eq!(r.best_val_loss, r.epochs[best].val_loss);
+    // The returned weights are that epoch's: their validation RankIC, recomputed from a
+    // prediction of the validation dates, is the recorded one.
+    let val = SampleIndex::build(panel.view(), f.val_dates.clone(), 1).unwrap();
+    let factor =
+        alphanet::train::predict::predict_factor(&panel, &mut f.model, f.val_dates.clone(), 1000)
+            .unwrap();
+    let n = panel.n_stocks();
+    let daily: Vec<f64> = val
+        .dates
+        .iter()
+        .zip(&val.per_date)
+        .zip(&val.labels_z)
+        .map(|((&t, stocks), y)| {
+            let p: Vec<f32> = stocks
+                .iter()
+                .map(|&i| factor[t as usize * n + i as usize])
+                .collect();
+            alphanet::data::samples::spearman(&p, y)
+        })
+        .collect();
+    let mean = daily.iter().sum::<f64>() / daily.len() as f64;
+    assert!((mean - ics[best]).abs() < 1e-5, "{mean} vs {}", ics[best]);
+
+    // Selection by the loss on the same trajectory keeps the epoch of the lowest loss.
+    let by_mse = fit(
+        &panel,
+        &model,
+        &LossConfig::default(),
+        &TrainConfig {
+            select_by: SelectBy::Mse,
+            ..cfg
+        },
+        29..insample_end(200),
+        1,
+        (4, 1),
+        false,
+    )
+    .unwrap()
+    .report;
+    let losses: Vec<f64> = by_mse.epochs.iter().map(|e| e.val_loss).collect();
+    let lowest = (0..losses.len()).fold(0, |b, i| if losses[i] < losses[b] { i } else { b });
+    assert_eq!(by_mse.best_epoch, lowest + 1, "{losses:?}");
+    // Same seed, same trajectory: the history does not depend on the metric.
+    assert_eq!(
+        by_mse
+            .epochs
+            .iter()
+            .map(|e| e.val_rank_ic)
+            .collect::<Vec<_>>(),
+        r.epochs.iter().map(|e| e.val_rank_ic).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn history_records_validation_rankic_and_the_metric() {
+    let panel = Panel::open(&panel_dir()).unwrap();
+    let cfg = TrainConfig {
+        select_by: SelectBy::RankIc,
+        ..quick(2)
+    };
+    let f = fit(
+        &panel,
+        &ModelConfig::default(),
+        &LossConfig::default(),
+        &cfg,
+        29..insample_end(200),
+        2,
+        (4, 1),
+        false,
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = tmp.path().join("ck");
+    let loss = LossConfig::default();
+    checkpoint::save(
+        &ck,
+        &f.model,
+        &loss,
+        &panel.meta().feature_names,
+        Some(&f.report),
+    )
+    .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ck.join("config.json")).unwrap()).unwrap();
+    let train = &json["train"];
+    assert_eq!(train["select_by"], "rankic");
+    let epochs = train["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 2);
+    for e in epochs {
+        let ic = e["val_rank_ic"].as_f64().unwrap();
+        assert!(ic.abs() <= 1.0, "{e}");
+    }
+    assert!(train["best_val_rank_ic"].is_number());
+    // Checkpoints written before the option load as selected by the loss, without RankIC.
+    let mut old = train.clone();
+    let o = old.as_object_mut().unwrap();
+    o.remove("select_by");
+    o.remove("best_val_rank_ic");
+    for e in o["epochs"].as_array_mut().unwrap() {
+        e.as_object_mut().unwrap().remove("val_rank_ic");
+    }
+    let r: alphanet::train::trainer::TrainReport = serde_json::from_value(old).unwrap();
+    assert_eq!(r.select_by, SelectBy::Mse);
+    assert!(r.epochs.iter().all(|e| e.val_rank_ic.is_none()));
 }

@@ -3,7 +3,7 @@
 use crate::autograd::adam::AdamConfig;
 use crate::model::{apply_variant, Arch, LossConfig, ModelConfig};
 use crate::ops::ts_features::OpSet;
-use crate::train::trainer::TrainConfig;
+use crate::train::trainer::{SelectBy, TrainConfig};
 use crate::{Error, Result};
 use clap::Args;
 
@@ -81,9 +81,13 @@ impl ModelArgs {
 pub struct TrainArgs {
     #[arg(long, default_value_t = 100)]
     pub epochs: usize,
-    /// Early-stopping patience in epochs (validation loss).
+    /// Early-stopping patience in epochs (of no improvement in the --select-by metric).
     #[arg(long, default_value_t = 10)]
     pub patience: usize,
+    /// Validation metric for early stopping and the best epoch: rankic (mean daily RankIC,
+    /// higher is better) or mse (the configured loss, the report's formulation).
+    #[arg(long, default_value = SelectBy::DEFAULT.name())]
+    pub select_by: String,
     /// Samples per batch (whole dates, filled to about this size).
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
@@ -119,6 +123,7 @@ impl TrainArgs {
                 ..AdamConfig::default()
             },
             seed: self.seed,
+            select_by: self.select_by.parse()?,
         })
     }
 }

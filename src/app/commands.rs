@@ -9,7 +9,7 @@ use crate::fsutil::check_output_creatable;
 use crate::model::{LossConfig, ModelConfig};
 use crate::train::checkpoint;
 use crate::train::predict::{predict_factor, write_factor};
-use crate::train::trainer::TrainConfig;
+use crate::train::trainer::{fmt_ic, TrainConfig};
 use crate::{Error, Result};
 use std::path::Path;
 
@@ -94,10 +94,12 @@ pub fn train(
         Some(&fitted.report),
     )?;
     println!(
-        "saved {} (best epoch {}, validation loss {:.4})",
+        "saved {} (best epoch {} by validation {}: loss {:.4}, RankIC {})",
         out.display(),
         fitted.report.best_epoch,
-        fitted.report.best_val_loss
+        fitted.report.select_by.name(),
+        fitted.report.best_val_loss,
+        fmt_ic(fitted.report.best_val_rank_ic)
     );
     Ok(())
 }

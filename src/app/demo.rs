@@ -12,7 +12,7 @@ use crate::model::{LossConfig, ModelConfig};
 use crate::train::checkpoint;
 use crate::train::predict::write_factor;
 use crate::train::split::insample_end;
-use crate::train::trainer::TrainConfig;
+use crate::train::trainer::{fmt_ic, TrainConfig};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -71,10 +71,12 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         true,
     )?;
     eprintln!(
-        "      best epoch {} of {}, validation loss {:.4}",
+        "      best epoch {} of {} by validation {}: loss {:.4}, RankIC {}",
         fitted.report.best_epoch,
         fitted.report.epochs.len(),
-        fitted.report.best_val_loss
+        fitted.report.select_by.name(),
+        fitted.report.best_val_loss,
+        fmt_ic(fitted.report.best_val_rank_ic)
     );
     eprintln!(
         "[3/4] predicting held-out {} .. {}",
@@ -211,18 +213,24 @@ fn render_report(
         );
     }
     s += &format!(
-        "\nTraining: {} samples, {} validation samples, {} epochs run, best epoch {} (validation loss {:.4}). Total time {elapsed:.1} s.\n\n",
+        "\nTraining: {} samples, {} validation samples, {} epochs run, best epoch {} by validation {} (validation loss {:.4}, RankIC {}). Total time {elapsed:.1} s.\n\n",
         report.train_samples,
         report.val_samples,
         report.epochs.len(),
         report.best_epoch,
-        report.best_val_loss
+        report.select_by.name(),
+        report.best_val_loss,
+        fmt_ic(report.best_val_rank_ic)
     );
-    s += "| epoch | train loss | val loss | samples/s |\n|---|---|---|---|\n";
+    s += "| epoch | train loss | val loss | val RankIC | samples/s |\n|---|---|---|---|---|\n";
     for e in &report.epochs {
         s += &format!(
-            "| {} | {:.4} | {:.4} | {:.0} |\n",
-            e.epoch, e.train_loss, e.val_loss, e.samples_per_s
+            "| {} | {:.4} | {:.4} | {} | {:.0} |\n",
+            e.epoch,
+            e.train_loss,
+            e.val_loss,
+            fmt_ic(e.val_rank_ic),
+            e.samples_per_s
         );
     }
     s += "\n![cumulative RankIC](ic_cumulative.png)\n";

@@ -95,9 +95,18 @@ pub fn train_step<T: Float>(
 /// The data loss of a batch in inference mode (moving BN statistics, no dropout). The L2 term is
 /// left out on purpose: early stopping should compare fit, not the size of the weights.
 pub fn eval_loss<T: Float>(model: &mut Model<T>, batch: &Batch<T>, loss: &LossConfig) -> f64 {
+    eval_predict(model, batch, loss).0
+}
+
+/// [`eval_loss`] together with the predictions it was computed from.
+pub fn eval_predict<T: Float>(
+    model: &mut Model<T>,
+    batch: &Batch<T>,
+    loss: &LossConfig,
+) -> (f64, Vec<T>) {
     let pred = model.predict(batch.x.clone(), batch.len());
     let mut dpred = vec![T::zero(); batch.len()];
-    batch_loss(&mut dpred, &pred, batch, loss).0.f64()
+    (batch_loss(&mut dpred, &pred, batch, loss).0.f64(), pred)
 }
 
 /// Keeps freed memory in the process (glibc only; elsewhere a no-op). Every step allocates and

@@ -1,11 +1,14 @@
-//! The training loop: shuffled date batches, validation each epoch, early stopping with the best
-//! weights restored, and a progress bar with epoch, losses and samples/s.
+//! The training loop: shuffled date batches, validation each epoch (loss and RankIC), early
+//! stopping on the chosen validation metric with the best weights restored, and a progress bar
+//! with epoch, losses, validation RankIC and samples/s.
 
 use super::batches::{plan_epoch, plan_in_order, DateChunk};
-use super::step::{eval_loss, train_step, Batch};
+use super::step::{eval_predict, train_step, Batch};
 use crate::autograd::adam::AdamConfig;
 use crate::data::panel::Panel;
-use crate::data::samples::{gather_pictures, gather_styles, SampleIndex, N_FEATURES, PICTURE_DAYS};
+use crate::data::samples::{
+    gather_pictures, gather_styles, spearman, SampleIndex, N_FEATURES, PICTURE_DAYS,
+};
 use crate::model::{LossConfig, Model, ModelConfig};
 use crate::ops::loss::long_side_weights;
 use crate::rng::stream;
@@ -14,6 +17,54 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
+/// The validation metric that early stopping and the choice of the best epoch use
+/// (docs/training.md#model-selection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SelectBy {
+    /// Highest mean over validation dates of the Spearman correlation of prediction and label.
+    RankIc,
+    /// Lowest validation loss (the report's formulation).
+    Mse,
+}
+
+impl SelectBy {
+    /// The CLI default (`--select-by`), chosen by measurement (docs/training.md#model-selection).
+    pub const DEFAULT: SelectBy = SelectBy::RankIc;
+
+    /// What files written before the option existed were selected by.
+    pub fn legacy() -> SelectBy {
+        SelectBy::Mse
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SelectBy::RankIc => "rankic",
+            SelectBy::Mse => "mse",
+        }
+    }
+}
+
+impl Default for SelectBy {
+    fn default() -> Self {
+        SelectBy::DEFAULT
+    }
+}
+
+impl std::str::FromStr for SelectBy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "rankic" => Ok(SelectBy::RankIc),
+            "mse" => Ok(SelectBy::Mse),
+            _ => Err(Error::Config(format!(
+                "--select-by {s:?}: expected rankic (validation RankIC) or mse (validation loss)"
+            ))),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub epochs: usize,
@@ -21,6 +72,10 @@ pub struct TrainConfig {
     pub batch_size: usize,
     pub adam: AdamConfig,
     pub seed: u64,
+    /// Early stopping and the best epoch follow this validation metric. Files written before
+    /// the option existed were selected by the loss, and read back that way.
+    #[serde(default = "SelectBy::legacy")]
+    pub select_by: SelectBy,
 }
 
 impl Default for TrainConfig {
@@ -31,6 +86,7 @@ impl Default for TrainConfig {
             batch_size: 1000,
             adam: AdamConfig::default(),
             seed: 0,
+            select_by: SelectBy::DEFAULT,
         }
     }
 }
@@ -40,6 +96,10 @@ pub struct EpochLog {
     pub epoch: usize,
     pub train_loss: f64,
     pub val_loss: f64,
+    /// Mean over validation dates of the Spearman correlation between prediction and label;
+    /// absent where no date had a defined correlation (or in files from older versions).
+    #[serde(default)]
+    pub val_rank_ic: Option<f64>,
     pub samples_per_s: f64,
 }
 
@@ -47,7 +107,14 @@ pub struct EpochLog {
 pub struct TrainReport {
     pub epochs: Vec<EpochLog>,
     pub best_epoch: usize,
+    /// Validation loss of the best epoch.
     pub best_val_loss: f64,
+    /// Validation RankIC of the best epoch.
+    #[serde(default)]
+    pub best_val_rank_ic: Option<f64>,
+    /// The metric that chose the best epoch.
+    #[serde(default = "SelectBy::legacy")]
+    pub select_by: SelectBy,
     pub train_samples: usize,
     pub val_samples: usize,
     /// Date groups that were too small for the v2.2 regression and used plain MSE.
@@ -139,11 +206,15 @@ pub fn train(
         epochs: vec![],
         best_epoch: 0,
         best_val_loss: f64::INFINITY,
+        best_val_rank_ic: None,
+        select_by: cfg.select_by,
         train_samples: n_train,
         val_samples: val_part.samples(),
         fallback_groups: 0,
     };
     let mut best = model.clone();
+    // Higher is better for both metrics (the loss enters negated); NaN never improves.
+    let mut best_score = f64::NEG_INFINITY;
     let mut fallback_said = false;
     for epoch in 0..cfg.epochs {
         let t0 = Instant::now();
@@ -170,30 +241,55 @@ pub fn train(
             sum += l * batch.len() as f64;
             count += batch.len();
         }
-        let val_loss = weighted_mean(val_plan.iter().map(|chunks| {
+        let (mut losses, mut ics) = (Vec::new(), Vec::new());
+        for chunks in &val_plan {
             let b = val_part.batch(panel, chunks);
-            (eval_loss(&mut model, &b, loss), b.len())
-        }));
+            let (l, pred) = eval_predict(&mut model, &b, loss);
+            losses.push((l, b.len()));
+            // Validation chunks are whole dates (plan_in_order): one RankIC per date.
+            for g in b.offsets.windows(2) {
+                let ic = spearman(&pred[g[0]..g[1]], &b.y[g[0]..g[1]]);
+                if ic.is_finite() {
+                    ics.push(ic);
+                }
+            }
+        }
+        let val_loss = weighted_mean(losses.into_iter());
+        let val_rank_ic = (!ics.is_empty()).then(|| ics.iter().sum::<f64>() / ics.len() as f64);
         let log = EpochLog {
             epoch: epoch + 1,
             train_loss: sum / count.max(1) as f64,
             val_loss,
+            val_rank_ic,
             samples_per_s: n_train as f64 / t0.elapsed().as_secs_f64(),
         };
         bar.set_message(format!(
-            "loss {:.4}  val {:.4}  {:.0} samples/s",
-            log.train_loss, log.val_loss, log.samples_per_s
+            "loss {:.4}  val {:.4}  val RankIC {}  {:.0} samples/s",
+            log.train_loss,
+            log.val_loss,
+            fmt_ic(log.val_rank_ic),
+            log.samples_per_s
         ));
         bar.inc(1);
         report.epochs.push(log);
-        if val_loss < report.best_val_loss {
+        let score = match cfg.select_by {
+            SelectBy::Mse => -val_loss,
+            SelectBy::RankIc => val_rank_ic.unwrap_or(f64::NAN),
+        };
+        if score > best_score {
+            best_score = score;
             report.best_val_loss = val_loss;
+            report.best_val_rank_ic = val_rank_ic;
             report.best_epoch = epoch + 1;
             best = model.clone();
         } else if epoch + 1 - report.best_epoch >= cfg.patience {
             bar.println(format!(
-                "early stop at epoch {}: best validation loss at epoch {}",
+                "early stop at epoch {}: best validation {} at epoch {}",
                 epoch + 1,
+                match cfg.select_by {
+                    SelectBy::Mse => "loss",
+                    SelectBy::RankIc => "RankIC",
+                },
                 report.best_epoch
             ));
             break;
@@ -201,6 +297,14 @@ pub fn train(
     }
     bar.finish_and_clear();
     Ok((best, report))
+}
+
+/// A validation RankIC as a percentage, or "n/a" where undefined.
+pub fn fmt_ic(ic: Option<f64>) -> String {
+    match ic {
+        Some(v) => format!("{:.2}%", 100.0 * v),
+        None => "n/a".into(),
+    }
 }
 
 fn weighted_mean(items: impl Iterator<Item = (f64, usize)>) -> f64 {
