@@ -117,7 +117,7 @@ enum Cmd {
         #[arg(long, default_value_t = LayerConfig::default().groups)]
         groups: usize,
         /// Cost per side as a fraction of traded value.
-        #[arg(long, default_value_t = LayerConfig::default().cost)]
+        #[arg(long, default_value_t = LayerConfig::default().cost, allow_negative_numbers = true)]
         cost: f64,
         /// Also score the classic one-line factors (reversal5, reversal20, corr_cv10,
         /// turnover20, volatility20; alone: all, or a comma-separated subset) on the first
@@ -138,12 +138,12 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
         /// Per-stock bound on |w − benchmark weight|.
-        #[arg(long, default_value_t = EnhanceConfig::default().max_deviation)]
+        #[arg(long, default_value_t = EnhanceConfig::default().max_deviation, allow_negative_numbers = true)]
         max_deviation: f64,
         /// Cap on two-way turnover per rebalance.
-        #[arg(long, default_value_t = EnhanceConfig::default().max_turnover)]
+        #[arg(long, default_value_t = EnhanceConfig::default().max_turnover, allow_negative_numbers = true)]
         max_turnover: f64,
-        #[arg(long, default_value_t = EnhanceConfig::default().cost)]
+        #[arg(long, default_value_t = EnhanceConfig::default().cost, allow_negative_numbers = true)]
         cost: f64,
     },
     /// Import real market data into a panel.

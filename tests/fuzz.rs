@@ -35,6 +35,22 @@ fn alphanet() -> Command {
     Command::new(env!("CARGO_BIN_EXE_alphanet"))
 }
 
+/// Address-space limit of a fuzzed command (KiB): an edited size that makes a build allocate
+/// absurdly fails inside it instead of taking the machine's memory.
+const MEMORY_LIMIT_KIB: u64 = 4 << 20;
+
+/// `cmd` run under [`MEMORY_LIMIT_KIB`] (through `sh -c 'ulimit -v ..; exec ..'`).
+fn limited(cmd: &Command) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(format!(
+            "ulimit -v {MEMORY_LIMIT_KIB} && exec \"$0\" \"$@\""
+        ))
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    c
+}
+
 fn must(cmd: &mut Command) {
     let o = cmd.output().unwrap();
     assert!(
@@ -402,8 +418,8 @@ fn check_output(kind: Produces, out: &Path) -> Result<(), String> {
 }
 
 /// Runs `cmd` with a timeout; checks the outcome; returns whether it succeeded.
-fn check(case: &str, mut cmd: Command, kind: Produces, out: &Path) -> bool {
-    let mut child = cmd
+fn check(case: &str, cmd: Command, kind: Produces, out: &Path) -> bool {
+    let mut child = limited(&cmd)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -478,9 +494,150 @@ struct Target {
     /// Relative paths of the files that may be damaged.
     files: Vec<PathBuf>,
     cases: usize,
+    /// Files whose every field (JSON) or header entry (`.npy`) is also edited one at a time.
+    sweep: Vec<PathBuf>,
     kind: Produces,
     /// The command, given the damaged copy and the output path.
     command: CommandFor,
+}
+
+/// The JSON pointers of the leaves of `v` (of arrays, the first two elements only).
+fn leaves(v: &serde_json::Value, at: String, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                leaves(
+                    x,
+                    format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
+                    out,
+                );
+            }
+        }
+        Value::Array(a) if !a.is_empty() => {
+            for (i, x) in a.iter().enumerate().take(2) {
+                leaves(x, format!("{at}/{i}"), out);
+            }
+        }
+        _ => out.push(at),
+    }
+}
+
+/// Values that replace a leaf: zero, negative, a little and a lot larger, another type.
+fn replacements(v: &serde_json::Value) -> Vec<serde_json::Value> {
+    use serde_json::{json, Value};
+    match v {
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => vec![
+                json!(0),
+                json!(-1),
+                json!(i + 1),
+                json!(i * 3 + 7),
+                json!(4_000_000_000i64),
+            ],
+            None => {
+                let x = n.as_f64().unwrap_or(1.0);
+                vec![json!(0.0), json!(-1.0), json!(x * 10.0 + 1.0), json!(1e300)]
+            }
+        },
+        Value::String(s) => vec![json!(""), json!(format!("{s}x")), json!(7)],
+        Value::Bool(b) => vec![json!(!b)],
+        Value::Null => vec![json!(0), json!("x")],
+        _ => vec![json!(null), json!([0]), json!("x")],
+    }
+}
+
+/// Every single-field edit of a JSON file: (what, new bytes).
+fn json_edits(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+    let mut at = Vec::new();
+    leaves(&v, String::new(), &mut at);
+    let mut out = Vec::new();
+    for p in at {
+        for new in replacements(v.pointer(&p).unwrap()) {
+            let mut w = v.clone();
+            *w.pointer_mut(&p).unwrap() = new.clone();
+            out.push((
+                format!("{p} = {new}"),
+                serde_json::to_vec_pretty(&w).unwrap(),
+            ));
+        }
+    }
+    out
+}
+
+/// Edits of a `.npy` header one entry at a time: another dtype, Fortran order, each dimension
+/// one more, one less and 0, a dimension more.
+fn npy_edits(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = String::from_utf8(bytes[10..10 + header_len].to_vec()).unwrap();
+    let descr = header.split('\'').nth(3).unwrap().to_string();
+    let shape = header[header.find('(').unwrap() + 1..header.find(')').unwrap()].to_string();
+    let dims: Vec<usize> = shape
+        .split(',')
+        .filter_map(|d| d.trim().parse().ok())
+        .collect();
+    let mut variants: Vec<(String, String)> = ["<f4", "<f8", "|u1", "<i2", "<u4", ">f4"]
+        .iter()
+        .filter(|d| **d != descr)
+        .map(|d| (format!("descr {d}"), header.replacen(&descr, d, 1)))
+        .collect();
+    variants.push(("Fortran order".into(), header.replacen("False", "True ", 1)));
+    let render = |d: &[usize]| {
+        let s: Vec<String> = d.iter().map(|x| x.to_string()).collect();
+        if s.len() == 1 {
+            format!("({},)", s[0])
+        } else {
+            format!("({})", s.join(", "))
+        }
+    };
+    for k in 0..dims.len() {
+        for new in [dims[k] + 1, dims[k].saturating_sub(1), 0] {
+            let mut d = dims.clone();
+            d[k] = new;
+            variants.push((
+                format!("dim {k} = {new}"),
+                header.replacen(&format!("({shape})"), &render(&d), 1),
+            ));
+        }
+    }
+    let mut more = dims.clone();
+    more.push(1);
+    variants.push((
+        "one dimension more".into(),
+        header.replacen(&format!("({shape})"), &render(&more), 1),
+    ));
+    variants
+        .into_iter()
+        .map(|(what, h)| {
+            // Keep the header's length (pad or cut its trailing spaces) so the data stays put.
+            let mut h = h.trim_end().to_string();
+            while h.len() + 1 < header_len {
+                h.push(' ');
+            }
+            h.push('\n');
+            let mut b = bytes[..8].to_vec();
+            b.extend_from_slice(&(h.len() as u16).to_le_bytes());
+            b.extend_from_slice(h.as_bytes());
+            b.extend_from_slice(&bytes[10 + header_len..]);
+            (what, b)
+        })
+        .collect()
+}
+
+/// The systematic edits of a target's sweep files: (file, what, new bytes).
+fn sweep_edits(target: &Target) -> Vec<(PathBuf, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for f in &target.sweep {
+        let bytes = std::fs::read(target.input.join(f)).unwrap();
+        let edits = if f.extension().is_some_and(|e| e == "json") {
+            json_edits(&bytes)
+        } else {
+            npy_edits(&bytes)
+        };
+        out.extend(edits.into_iter().map(|(w, b)| (f.clone(), w, b)));
+    }
+    out
 }
 
 #[test]
@@ -507,6 +664,11 @@ fn damaged_inputs_end_in_a_typed_error_or_a_valid_result() {
             input: inp.panel.clone(),
             files: panel_files.clone(),
             cases: 50,
+            sweep: panel_files
+                .iter()
+                .filter(|f| f.extension().is_some_and(|e| e == "npy"))
+                .cloned()
+                .collect(),
             kind: Produces::Nothing,
             command: Box::new(|p, _| {
                 let mut c = alphanet();
@@ -519,6 +681,7 @@ fn damaged_inputs_end_in_a_typed_error_or_a_valid_result() {
             input: inp.panel.clone(),
             files: panel_files.clone(),
             cases: 40,
+            sweep: vec![PathBuf::from("meta.json")],
             kind: Produces::Factor,
             command: Box::new(move |p, out| {
                 let mut c = alphanet();
@@ -537,6 +700,7 @@ fn damaged_inputs_end_in_a_typed_error_or_a_valid_result() {
             input: inp.panel.clone(),
             files: panel_files.clone(),
             cases: 30,
+            sweep: vec![],
             kind: Produces::Report,
             command: Box::new(move |p, out| {
                 let mut c = alphanet();
@@ -555,6 +719,7 @@ fn damaged_inputs_end_in_a_typed_error_or_a_valid_result() {
             input: inp.panel.clone(),
             files: panel_files.clone(),
             cases: 15,
+            sweep: vec![],
             kind: Produces::Report,
             command: Box::new(|p, out| {
                 let mut c = alphanet();
@@ -573,6 +738,7 @@ fn damaged_inputs_end_in_a_typed_error_or_a_valid_result() {
             input: inp.panel.clone(),
             files: panel_files,
             cases: 12,
+            sweep: vec![],
             kind: Produces::Checkpoint,
             command: Box::new(|p, out| {
                 let mut c = alphanet();
@@ -589,6 +755,7 @@ fn damaged_inputs_end_in_a_typed_error_or_a_valid_result() {
             input: inp.checkpoint.clone(),
             files: files(&inp.checkpoint),
             cases: 40,
+            sweep: vec![PathBuf::from("config.json")],
             kind: Produces::Factor,
             command: Box::new(move |ck, out| {
                 let mut c = alphanet();
@@ -607,6 +774,7 @@ fn damaged_inputs_end_in_a_typed_error_or_a_valid_result() {
             input: inp.factor_csv.parent().unwrap().join("factor-only"),
             files: vec![PathBuf::from("factor.csv")],
             cases: 30,
+            sweep: vec![],
             kind: Produces::Report,
             command: Box::new(move |d, out| {
                 let mut c = alphanet();
@@ -625,6 +793,7 @@ fn damaged_inputs_end_in_a_typed_error_or_a_valid_result() {
             input: inp.baostock.clone(),
             files: files(&inp.baostock),
             cases: 30,
+            sweep: vec![],
             kind: Produces::Panel,
             command: Box::new(move |d, out| {
                 let mut c = alphanet();
@@ -642,6 +811,7 @@ fn damaged_inputs_end_in_a_typed_error_or_a_valid_result() {
             input: inp.industry.parent().unwrap().join("industry-only"),
             files: vec![PathBuf::from("industry.csv")],
             cases: 15,
+            sweep: vec![],
             kind: Produces::Panel,
             command: Box::new(move |d, out| {
                 let mut c = alphanet();
@@ -659,6 +829,7 @@ fn damaged_inputs_end_in_a_typed_error_or_a_valid_result() {
             input: inp.qlib.clone(),
             files: files(&inp.qlib),
             cases: 30,
+            sweep: vec![],
             kind: Produces::Panel,
             command: Box::new(|d, out| {
                 let mut c = alphanet();
@@ -677,6 +848,11 @@ fn damaged_inputs_end_in_a_typed_error_or_a_valid_result() {
                 .filter(|f| !f.starts_with("jobs") || !f.to_string_lossy().contains("checkpoint"))
                 .collect(),
             cases: 30,
+            sweep: vec![
+                PathBuf::from("run.json"),
+                PathBuf::from("jobs/v2-w000-s00/job.json"),
+                PathBuf::from("jobs/v2-w000-s00/prediction.npy"),
+            ],
             kind: Produces::Merged,
             command: Box::new(move |r, _| {
                 let mut c = alphanet();
@@ -706,30 +882,49 @@ fn damaged_inputs_end_in_a_typed_error_or_a_valid_result() {
             .unwrap_or(d)
     };
     let (scale, base) = (env("FUZZ_SCALE", 1) as usize, env("FUZZ_SEED", 0));
-    let jobs: Vec<(usize, usize)> = targets
+    let edits: Vec<_> = targets.iter().map(sweep_edits).collect();
+    // (target, random case k) and (target, systematic edit e).
+    let jobs: Vec<(usize, Result<usize, usize>)> = targets
         .iter()
         .enumerate()
-        .flat_map(|(t, target)| (0..target.cases * scale).map(move |k| (t, k)))
+        .flat_map(|(t, target)| (0..target.cases * scale).map(move |k| (t, Ok(k))))
+        .chain(
+            edits
+                .iter()
+                .enumerate()
+                .flat_map(|(t, e)| (0..e.len()).map(move |k| (t, Err(k)))),
+        )
         .collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let successes = std::sync::Mutex::new(vec![0usize; targets.len()]);
+    let edited: Vec<usize> = edits.iter().map(Vec::len).collect();
     std::thread::scope(|s| {
         for _ in 0..3 {
             s.spawn(|| loop {
                 let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(&(t, k)) = jobs.get(j) else { break };
+                let Some(&(t, case)) = jobs.get(j) else { break };
                 let target = &targets[t];
-                let mut rng = stream(base + 100_000 * t as u64 + k as u64, "fuzz");
-                let case_dir = work.join(format!("{}-{k}", target.name.replace('/', "-")));
+                let case_dir = work.join(format!("{}-{j}", target.name.replace('/', "-")));
                 let input = case_dir.join("in");
                 copy_dir(&target.input, &input);
-                let damaged = &target.files[rng.gen_range(0..target.files.len())];
-                let how = corrupt(&input.join(damaged), &mut rng);
+                let (k, damaged, how) = match case {
+                    Ok(k) => {
+                        let mut rng = stream(base + 100_000 * t as u64 + k as u64, "fuzz");
+                        let damaged = target.files[rng.gen_range(0..target.files.len())].clone();
+                        let how = corrupt(&input.join(&damaged), &mut rng);
+                        (format!("case {k}"), damaged, how)
+                    }
+                    Err(e) => {
+                        let (file, what, bytes) = &edits[t][e];
+                        std::fs::write(input.join(file), bytes).unwrap();
+                        (format!("edit {e}"), file.clone(), what.clone())
+                    }
+                };
                 let out = match target.kind {
                     Produces::Merged => input.clone(),
                     _ => case_dir.join("out"),
                 };
-                let case = format!("{} case {k}: {} {how}", target.name, damaged.display());
+                let case = format!("{} {k}: {} {how}", target.name, damaged.display());
                 let succeeded = check(&case, (target.command)(&input, &out), target.kind, &out);
                 if succeeded {
                     successes.lock().unwrap()[t] += 1;
@@ -739,11 +934,11 @@ fn damaged_inputs_end_in_a_typed_error_or_a_valid_result() {
         }
     });
     let successes = successes.into_inner().unwrap();
-    for (target, ok) in targets.iter().zip(&successes) {
+    for (t, (target, ok)) in targets.iter().zip(&successes).enumerate() {
         eprintln!(
             "{}: {ok} of {} damaged inputs still gave a valid result",
             target.name,
-            target.cases * scale
+            target.cases * scale + edited[t]
         );
     }
     eprintln!(

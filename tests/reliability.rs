@@ -796,6 +796,35 @@ fn messages_name_dates_flags_and_what_is_wrong() {
         err.contains("--long-weight -1: must be a positive number"),
         "{err}"
     );
+    let err = failed(
+        alphanet()
+            .arg("eval")
+            .arg("--panel")
+            .arg(&f.panel)
+            .args(["--factor", "x=f.csv", "--cost", "-0.1"])
+            .arg("--out")
+            .arg(f.root.join("m-eval"))
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("--cost -0.1 in [0, 0.5)"), "{err}");
+    // Found by the fuzzer in run.json, reachable from the command line too: a period past the
+    // year 9999 and a split whose product overflows.
+    let err = failed(
+        alphanet()
+            .args(["run", "--panel"])
+            .arg(&f.panel)
+            .arg("--out")
+            .arg(f.root.join("m-run"))
+            .args(["--start", "2016-09-01", "--retrain-every", "200000M"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("--retrain-every 200000M: must be 1 to 1200 months"),
+        "{err}"
+    );
+    assert!(!f.root.join("m-run").exists());
 
     // A checkpoint to damage.
     let ckpt = f.root.join("m-ckpt");

@@ -40,6 +40,9 @@ pub struct RunSpec {
     pub train: TrainConfig,
 }
 
+/// The largest ensemble `--seeds` accepts.
+pub const MAX_SEEDS: usize = 1000;
+
 impl RunSpec {
     /// Model and loss configuration of variant `v` for a model seeded with `seed`.
     pub fn configs(&self, v: usize, seed: u64) -> Result<(ModelConfig, LossConfig)> {
@@ -61,6 +64,12 @@ impl RunSpec {
             return Err(Error::Config(
                 "--variants must name at least one variant, --seeds and --sample-every must be at least 1".into(),
             ));
+        }
+        if self.seeds > MAX_SEEDS {
+            return Err(Error::Config(format!(
+                "--seeds {}: at most {MAX_SEEDS} models per window and variant",
+                self.seeds
+            )));
         }
         for (k, v) in self.variants.iter().enumerate() {
             if self.variants[..k].contains(v) {

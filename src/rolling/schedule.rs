@@ -40,7 +40,7 @@ impl FromStr for Period {
         }
         match unit {
             'M' | 'm' => Ok(Period::Months(n)),
-            'Y' | 'y' => Ok(Period::Months(12 * n)),
+            'Y' | 'y' => Ok(Period::Months(n.checked_mul(12).ok_or_else(bad)?)),
             'D' | 'd' => Ok(Period::TradingDays(n)),
             _ => Err(bad()),
         }
@@ -94,6 +94,20 @@ pub fn plan_windows(dates: &[String], cfg: &ScheduleConfig) -> Result<Vec<Window
     if cfg.insample_days == 0 {
         return Err(Error::Config("--insample-days must be at least 1".into()));
     }
+    match cfg.every {
+        Period::Months(m) if !(1..=MAX_MONTHS).contains(&m) => {
+            return Err(Error::Config(format!(
+                "--retrain-every {m}M: must be 1 to {MAX_MONTHS} months ({} years)",
+                MAX_MONTHS / 12
+            )))
+        }
+        Period::TradingDays(0) => {
+            return Err(Error::Config(
+                "--retrain-every 0d: must be at least 1 trading day".into(),
+            ))
+        }
+        _ => {}
+    }
     let first = first_on_or_after(dates, &cfg.start);
     if first >= dates.len() {
         return Err(Error::Data(format!(
@@ -105,8 +119,11 @@ pub fn plan_windows(dates: &[String], cfg: &ScheduleConfig) -> Result<Vec<Window
     let mut starts = vec![first];
     for k in 1.. {
         let p = match cfg.every {
-            Period::Months(m) => first_on_or_after(dates, &add_months(&cfg.start, k * m)),
-            Period::TradingDays(d) => first + k * d,
+            Period::Months(m) => match add_months(&cfg.start, k * m) {
+                Some(anchor) => first_on_or_after(dates, &anchor),
+                None => break, // past year 9999: past any panel
+            },
+            Period::TradingDays(d) => first.saturating_add(k.saturating_mul(d)),
         };
         if p >= dates.len() {
             break;
@@ -157,18 +174,24 @@ fn first_on_or_after(dates: &[String], date: &str) -> usize {
     dates.partition_point(|d| d.as_str() < date)
 }
 
+/// The longest `--retrain-every` in months (100 years).
+pub const MAX_MONTHS: usize = 1200;
+
 /// `date + months` in the calendar, the day clamped to the target month's length
-/// (2011-01-31 + 1M = 2011-02-28). `date` must be a valid `YYYY-MM-DD`.
-fn add_months(date: &str, months: usize) -> String {
-    let num = |r: Range<usize>| date[r].parse::<usize>().expect("validated date");
-    let (y, m, d) = (num(0..4), num(5..7), num(8..10));
-    let total = y * 12 + (m - 1) + months;
+/// (2011-01-31 + 1M = 2011-02-28); `None` past the year 9999. `date` must be a valid
+/// `YYYY-MM-DD`.
+fn add_months(date: &str, months: usize) -> Option<String> {
+    let num = |r: Range<usize>| date[r].parse::<usize>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let total = (y * 12 + (m - 1)).checked_add(months)?;
     let (y, m) = (total / 12, total % 12 + 1);
-    let day = (1..=d)
+    if y > 9999 {
+        return None;
+    }
+    (1..=d)
         .rev()
-        .find(|&day| parse_date(&format!("{y:04}-{m:02}-{day:02}")).is_some())
-        .expect("every month has a first day");
-    format!("{y:04}-{m:02}-{day:02}")
+        .map(|day| format!("{y:04}-{m:02}-{day:02}"))
+        .find(|s| parse_date(s).is_some())
 }
 
 #[cfg(test)]
@@ -177,11 +200,13 @@ mod tests {
 
     #[test]
     fn months_clamp_to_month_end() {
-        assert_eq!(add_months("2011-01-31", 1), "2011-02-28");
-        assert_eq!(add_months("2011-01-31", 6), "2011-07-31");
-        assert_eq!(add_months("2011-08-31", 6), "2012-02-29");
-        assert_eq!(add_months("2011-12-15", 1), "2012-01-15");
-        assert_eq!(add_months("2011-07-31", 0), "2011-07-31");
+        let add = |d: &str, m: usize| add_months(d, m).unwrap();
+        assert_eq!(add("2011-01-31", 1), "2011-02-28");
+        assert_eq!(add("2011-01-31", 6), "2011-07-31");
+        assert_eq!(add("2011-08-31", 6), "2012-02-29");
+        assert_eq!(add("2011-12-15", 1), "2012-01-15");
+        assert_eq!(add("2011-07-31", 0), "2011-07-31");
+        assert_eq!(add_months("2011-07-31", 12 * 8000), None);
     }
 
     #[test]

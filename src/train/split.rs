@@ -28,7 +28,9 @@ pub fn split_train_val(
         )));
     }
     let usable = span - HORIZON;
-    let train_len = (usable * train / (train + val)).max(1);
+    // In u128: a ratio of any two usize counts neither overflows nor leaves validation empty.
+    let share = usable as u128 * train as u128 / (train as u128 + val as u128);
+    let train_len = (share as usize).clamp(1, usable - 1);
     let train_range = start..start + train_len;
     let val_start = train_range.end - 1 + HORIZON + 1;
     Ok((train_range, val_start..end))
