@@ -18,6 +18,9 @@
 #   MUTANT_TIMEOUT       seconds allowed per suite run (default 1200); a mutant that makes the
 #                        suite run longer is reported as caught by a hang
 #   ALPHANET_EMULATOR_ORDER_CHECK=1  run every launch twice, forward and reversed (slower)
+#   MUTANT_TEST          run only the suite's tests whose name contains it, to show that one
+#                        check catches a fault (e.g. MUTANT_TEST=v2_training_steps_match_cpu:
+#                        the training comparison, which no kernel case runs before)
 #
 # Each mutant first runs every_kernel_matches_its_cpu_op alone (every kernel, ~1 s on the
 # stand-in) and, only if that passes, the whole suite: a failure of either is a failure of the
@@ -158,6 +161,8 @@ add "dropout backward: mask ignored" kernels/elementwise.cu \
 # ---- the run --------------------------------------------------------------------------------
 work=$(mktemp -d "${TMPDIR:-/tmp}/kernel_mutants.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+trap 'echo "kernel_mutants.sh: stopped by a signal" >&2; exit 130' INT TERM
+trap 'echo "kernel_mutants.sh: line $LINENO failed" >&2' ERR
 # Tracked and untracked-not-ignored files: the working tree as it is, without build outputs.
 (cd "$root" && git ls-files -z --cached --others --exclude-standard) |
     (cd "$root" && tar --null -T - -cf -) | (cd "$work" && tar -xf -)
@@ -202,7 +207,9 @@ run_suite() {
         return
     fi
     local rc=0
-    for args in "every_kernel_matches_its_cpu_op" ""; do
+    local runs=("every_kernel_matches_its_cpu_op" "")
+    [ -n "${MUTANT_TEST:-}" ] && runs=("$MUTANT_TEST")
+    for args in "${runs[@]}"; do
         rc=0
         # shellcheck disable=SC2086
         (cd "$work" && timeout "$timeout_s" cargo test --release --test cuda_vs_cpu -- $args) \
@@ -240,8 +247,9 @@ for i in "${!names[@]}"; do
         log="$work/mutant_$i.log"
         run_suite "$log"
         secs=$(($(date +%s) - t0))
-        # The first failing comparison, to show what caught it.
-        why=$(grep -m1 -E '\| .*FAIL|panicked at|^error' "$log" | cut -c1-150 || true)
+        # The first failing comparison or stand-in report, to show what caught it.
+        why=$(grep -m1 -E '\| .*FAIL|alphanet CUDA emulator:|panicked at|^error' "$log" |
+            cut -c1-150 || true)
         case $verdict in
             pass)
                 line="SURVIVED  $name (${secs}s)"
