@@ -2,6 +2,7 @@
 
 use super::fit::{fit, held_out};
 use crate::coverage;
+use crate::cuda::{Backend, DeviceChoice};
 use crate::data::panel::Panel;
 use crate::data::samples::{HORIZON, PICTURE_DAYS};
 use crate::data::synth::{write_synth, SynthConfig};
@@ -63,6 +64,7 @@ pub fn date_range(
 
 #[allow(clippy::too_many_arguments)]
 pub fn train(
+    device: DeviceChoice,
     panel_dir: &Path,
     out: &Path,
     model: &ModelConfig,
@@ -85,7 +87,10 @@ pub fn train(
         &panel,
         insample.start.saturating_sub(PICTURE_DAYS - 1)..insample.end,
     );
-    let fitted = fit(&panel, model, loss, cfg, insample, every, ratio, true)?;
+    let backend = Backend::open(device)?;
+    let fitted = fit(
+        &backend, &panel, model, loss, cfg, insample, every, ratio, true,
+    )?;
     checkpoint::save(
         out,
         &fitted.model,
@@ -107,6 +112,7 @@ pub fn train(
 /// Writes the factor of a checkpoint over `from..=to`; with `eval`, also prints its daily
 /// RankIC against the labels on the training universe (docs/data.md).
 pub fn predict(
+    device: DeviceChoice,
     checkpoint_dir: &Path,
     panel_dir: &Path,
     from: &str,
@@ -115,7 +121,7 @@ pub fn predict(
     eval: bool,
 ) -> Result<()> {
     check_output_creatable(out)?;
-    let (mut model, cfg) = checkpoint::load(checkpoint_dir)?;
+    let (model, cfg) = checkpoint::load(checkpoint_dir)?;
     let panel = Panel::open(panel_dir)?;
     if panel.meta().feature_names != cfg.feature_names {
         return Err(Error::Checkpoint {
@@ -132,8 +138,9 @@ pub fn predict(
         &panel,
         dates.start.saturating_sub(PICTURE_DAYS - 1)..dates.end,
     );
+    let backend = Backend::open(device)?;
     let factor = if eval {
-        let ho = held_out(&panel, &mut model, dates.clone(), 1, 4096)?;
+        let ho = held_out(&backend, &panel, &model, dates.clone(), 1, 4096)?;
         println!(
             "RankIC {from} .. {to}: mean {:.4}, std {:.4}, IR {:.2}, positive {:.1}% over {} dates",
             ho.ic.mean,
@@ -144,7 +151,7 @@ pub fn predict(
         );
         ho.factor
     } else {
-        predict_factor(&panel, &mut model, dates.clone(), 4096)?
+        predict_factor(&backend, &panel, &model, dates.clone(), 4096)?
     };
     crate::fsutil::write_dir_atomically(out, |tmp| {
         write_factor(tmp, &panel, &factor, dates.clone())
