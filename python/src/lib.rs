@@ -171,6 +171,9 @@ fn set_threads(n: usize) -> PyResult<()> {
     init_threads(Some(n)).py_err()
 }
 
+/// A factor `[dates, stocks]`, its dates and its codes.
+type Prediction<'py> = (Bound<'py, PyArray2<f32>>, Vec<String>, Vec<String>);
+
 /// A trained model: what a checkpoint holds.
 #[pyclass(name = "Model", module = "alphanet_rs._alphanet_rs")]
 struct PyModel {
@@ -199,7 +202,7 @@ impl PyModel {
         panel: PathBuf,
         start: &str,
         end: &str,
-    ) -> PyResult<(Bound<'py, PyArray2<f32>>, Vec<String>, Vec<String>)> {
+    ) -> PyResult<Prediction<'py>> {
         let origin = self.origin();
         let (factor, dates, codes, n) = py
             .detach(|| -> alphanet::Result<_> {
@@ -211,12 +214,7 @@ impl PyModel {
                 factor.truncate(range.end * n);
                 factor.drain(..range.start * n);
                 let meta = panel.meta();
-                Ok((
-                    factor,
-                    meta.dates[range].to_vec(),
-                    meta.codes.clone(),
-                    n,
-                ))
+                Ok((factor, meta.dates[range].to_vec(), meta.codes.clone(), n))
             })
             .py_err()?;
         let rows = dates.len();
