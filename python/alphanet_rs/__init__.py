@@ -429,6 +429,23 @@ class Model:
         reads it. Refuses an existing path."""
         self._m.save(str(path))
 
+    _FILES = ("model.safetensors", "config.json")
+
+    def __getstate__(self):
+        """Pickles as the checkpoint's two files (qlib saves models with pickle)."""
+        with tempfile.TemporaryDirectory(prefix="alphanet-pickle-") as d:
+            ck = Path(d) / "checkpoint"
+            self._m.save(str(ck))
+            return {"checkpoint": {n: (ck / n).read_bytes() for n in self._FILES}}
+
+    def __setstate__(self, state):
+        with tempfile.TemporaryDirectory(prefix="alphanet-pickle-") as d:
+            ck = Path(d) / "checkpoint"
+            ck.mkdir()
+            for n, b in state["checkpoint"].items():
+                (ck / n).write_bytes(b)
+            self._m = _rs.Model.load(str(ck))
+
     @property
     def config(self) -> Dict[str, Any]:
         """The checkpoint's config.json: model, loss, feature names, training report."""

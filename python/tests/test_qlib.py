@@ -67,7 +67,10 @@ def test_qlib_workflow_fits_predicts_and_qlib_computes_ic(provider, tmp_path, mo
         rec = R.get_recorder()
         SignalRecord(model, dataset, rec).generate()
         SigAnaRecord(rec).generate()
+        # As qlib's task_train does: the fitted model is pickled into the recorder.
+        rec.save_objects(**{"params.pkl": model})
         pred = rec.load_object("pred.pkl")
+        reloaded = rec.load_object("params.pkl")
         ic = rec.load_object("sig_analysis/ic.pkl")
         ric = rec.load_object("sig_analysis/ric.pkl")
 
@@ -81,6 +84,9 @@ def test_qlib_workflow_fits_predicts_and_qlib_computes_ic(provider, tmp_path, mo
     assert 200 <= per_day.median() <= 300
     assert len(ic) > 100 and np.isfinite(ic.mean()) and np.isfinite(ric.mean())
     assert abs(ic.mean()) < 0.5
+
+    # The pickled model predicts the same.
+    assert reloaded.predict(dataset).equals(pred.iloc[:, 0].rename("score"))
 
     # The same IC from qlib's analysis function directly.
     label = dataset.prepare("test", col_set="label", data_key=DataHandlerLP.DK_R).iloc[:, 0]
