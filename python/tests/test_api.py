@@ -57,3 +57,30 @@ def test_caller_codes_come_back(tmp_path):
     assert panel.codes == codes
     model = an.train(panel, epochs=1, progress=False)
     assert set(model.predict(panel).index.get_level_values(1)) <= set(codes)
+
+
+def test_training_releases_the_gil():
+    import threading
+    import time
+
+    panel = an.synth(stocks=40, days=300, seed=3)
+    ticks = []
+    done = threading.Event()
+
+    def tick():
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+
+    t = threading.Thread(target=tick)
+    t.start()
+    try:
+        t0 = time.perf_counter()
+        an.train(panel, epochs=3, seed=0, progress=False)
+        t1 = time.perf_counter()
+    finally:
+        done.set()
+        t.join()
+    during = [x for x in ticks if t0 < x < t1]
+    # The other thread kept running while the engine trained (it would stall if the GIL were held).
+    assert len(during) >= 10, f"{len(during)} ticks in {t1 - t0:.2f} s of training"

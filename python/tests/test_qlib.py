@@ -55,6 +55,8 @@ DATASET = {
 def test_qlib_workflow_fits_predicts_and_qlib_computes_ic(provider, tmp_path, monkeypatch):
     # Recent mlflow refuses qlib's default file-store recorder unless told otherwise.
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    # qlib puts the recorder's lock file at the uri's path made relative to the working directory.
+    monkeypatch.chdir(tmp_path)
     dataset = init_instance_by_config(DATASET)
     model = init_instance_by_config({
         "class": "AlphaNetModel",
