@@ -88,16 +88,19 @@ fn training_device(device: &str) -> PyResult<DeviceChoice> {
 }
 
 /// Calls the Python progress callback (if any) with each epoch's log as a dict.
-fn epoch_callback(cb: Option<Py<PyAny>>) -> impl FnMut(&EpochLog, usize) + 'static {
+fn epoch_callback(mut cb: Option<Py<PyAny>>) -> impl FnMut(&EpochLog, usize) + 'static {
     move |log: &EpochLog, epochs: usize| {
-        if let Some(cb) = &cb {
-            Python::attach(|py| {
+        if let Some(f) = &cb {
+            let failed = Python::attach(|py| {
                 let json = serde_json::to_string(log).expect("an epoch log serializes");
-                if let Err(e) = cb.call1(py, (json, epochs)) {
-                    // A failing progress display must not stop training: show it once per call.
-                    e.print(py);
-                }
+                f.call1(py, (json, epochs))
+                    .map_err(|e| e.print(py))
+                    .is_err()
             });
+            if failed {
+                // A failing progress display must not stop training: shown once, then dropped.
+                cb = None;
+            }
         }
     }
 }
