@@ -1,4 +1,4 @@
-// Element-wise ops: ReLU, inverted dropout, the Adam update, the L2 term and the on-device
+// Element-wise ops: ReLU, inverted dropout, concatenation along columns, the Adam update, the L2 term and the on-device
 // gather of data pictures from the panel. One thread per element, except l2_penalty.
 #include "common.cuh"
 
@@ -29,6 +29,22 @@ extern "C" __global__ void dropout_forward(float* out, float* mask, const float*
 extern "C" __global__ void dropout_backward(float* dinp, const float* dout, const float* mask, int n) {
     ELEMENT_INDEX();
     dinp[k] += dout[k] * mask[k];
+}
+
+// out[r][col + j] = inp[r][j] for a [rows, width] input of a [rows, total] concatenation;
+// dinp[r][j] += dout[r][col + j].
+extern "C" __global__ void concat_forward(float* out, const float* inp, int rows, int width,
+                                          int total, int col) {
+    int n = rows * width;
+    ELEMENT_INDEX();
+    out[(k / width) * (size_t)total + col + k % width] = inp[k];
+}
+
+extern "C" __global__ void concat_backward(float* dinp, const float* dout, int rows, int width,
+                                           int total, int col) {
+    int n = rows * width;
+    ELEMENT_INDEX();
+    dinp[k] += dout[(k / width) * (size_t)total + col + k % width];
 }
 
 extern "C" __global__ void adam_update(float* params, float* m, float* v, const float* grad, int n,

@@ -5,6 +5,7 @@ pub mod autograd;
 pub mod coverage;
 pub mod cuda;
 pub mod data;
+pub mod device;
 pub mod error;
 pub mod eval;
 pub mod float;

@@ -40,6 +40,9 @@ enum Cmd {
         days: usize,
         #[arg(long, default_value_t = SynthConfig::default().seed)]
         synth_seed: u64,
+        /// auto (the first GPU if one is usable, else the CPU), cpu, or cuda:K.
+        #[arg(long, default_value = "auto")]
+        device: String,
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
@@ -75,6 +78,9 @@ enum Cmd {
         /// Chronological train:validation split.
         #[arg(long, default_value = "4:1")]
         split: String,
+        /// auto (the first GPU if one is usable, else the CPU), cpu, or cuda:K.
+        #[arg(long, default_value = "auto")]
+        device: String,
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
@@ -98,6 +104,9 @@ enum Cmd {
         /// Also print the factor's daily RankIC against the labels (training universe).
         #[arg(long)]
         eval: bool,
+        /// auto (the first GPU if one is usable, else the CPU), cpu, or cuda:K.
+        #[arg(long, default_value = "auto")]
+        device: String,
     },
     /// Neutralized RankIC and 5-group layered backtest of factors; writes report.md,
     /// metrics.json and PNG charts.
@@ -186,7 +195,7 @@ enum Cmd {
         /// Run the i-th (0-based) of N slices of the jobs, e.g. $SLURM_ARRAY_TASK_ID/N.
         #[arg(long, default_value = "0/1")]
         shard: String,
-        /// auto, cpu or cuda:K (validated; training runs on the CPU for now).
+        /// auto (the first GPU if one is usable, else the CPU), cpu, or cuda:K.
         #[arg(long, default_value = "auto")]
         device: String,
         /// Feature-layer ops, comma separated.
@@ -227,7 +236,7 @@ enum Cmd {
         /// Feature ops as for training, or `all`, or `peer6` (the TensorFlow peer's six).
         #[arg(long, default_value = "all")]
         ops: String,
-        /// cpu, auto or cuda[:K].
+        /// cpu, auto or cuda[:K] (the default measures the CPU, so figures name their device).
         #[arg(long, default_value = "cpu")]
         device: String,
         /// Timed steps per figure (the median is reported).
@@ -324,6 +333,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             stocks,
             days,
             synth_seed,
+            device,
             model,
             train,
         } => {
@@ -340,6 +350,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 model,
                 loss,
                 train: train.config()?,
+                device: device.parse()?,
             };
             demo::run(&opts)?;
         }
@@ -356,6 +367,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             to,
             sample_every,
             split,
+            device,
             model,
             train,
         } => {
@@ -363,6 +375,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let (m, l) = model.configs(train.seed)?;
             let ratio = parse_ratio(&split)?;
             commands::train(
+                device.parse()?,
                 &panel,
                 &out,
                 &m,
@@ -381,9 +394,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out,
             threads,
             eval,
+            device,
         } => {
             init_threads(threads)?;
-            commands::predict(&checkpoint, &panel, &from, &to, &out, eval)?;
+            commands::predict(device.parse()?, &checkpoint, &panel, &from, &to, &out, eval)?;
         }
         Cmd::Eval {
             panel,

@@ -1,7 +1,8 @@
 //! CPU vs CUDA (docs/testing.md): every kernel's launch wrapper, forward and backward, against its CPU
-//! reference op on the same random inputs; three training steps of v2 models with the library's
-//! `GpuTrainer` against the CPU tape's `train_step`, one at the batch size of real training, and
-//! its predictions against `Model::predict`; and determinism (two GPU runs bit-identical).
+//! reference op on the same random inputs; three training steps of every model (v1, v2, v3) with
+//! every loss (plain, weighted, neutralized), the one model code run on the GPU as a `Device`
+//! against the same code on the CPU, one step of v2 at the batch size of real training, and the
+//! predictions against `Model::predict`; and determinism (two GPU runs bit-identical).
 //! scripts/kernel_mutants.sh shows that each fault it injects into kernels/ fails this suite.
 //!
 //! Every test runs on a real GPU when the driver sees one and on the CPU stand-in for the CUDA
@@ -10,18 +11,20 @@
 
 use alphanet::autograd::adam::{adam_update, AdamConfig};
 use alphanet::autograd::tape::Recurrent;
-use alphanet::cuda::{CudaSlice, Gpu, GpuTrainer};
+use alphanet::cuda::{CudaSlice, Gpu};
 use alphanet::data::panel::PanelView;
 use alphanet::data::samples::{gather_pictures, PICTURE_LEN};
-use alphanet::model::{LossConfig, Model, ModelConfig};
+use alphanet::device::Device;
+use alphanet::model::{Arch, LossConfig, Model, ModelConfig};
 use alphanet::ops::batchnorm::*;
 use alphanet::ops::dense::{dense_backward, dense_forward};
 use alphanet::ops::elementwise::*;
 use alphanet::ops::loss::{long_side_weights, mse_loss, neutralized_mse_loss};
 use alphanet::ops::pooling::{pool_backward, pool_forward, pooled_steps};
+use alphanet::ops::recurrent_ops;
 use alphanet::ops::ts_features::*;
 use alphanet::rng::{stream, Rng};
-use alphanet::train::step::{train_step, Batch};
+use alphanet::train::step::{train_step, train_step_on, Batch};
 use alphanet::{Float, Result};
 use rand::Rng as _;
 
@@ -725,7 +728,7 @@ fn recurrent(gpu: &Gpu, r: &mut Rng, gru: bool, s: usize, h: usize) -> Result<Ve
     } else {
         (Recurrent::Lstm, 4 * h, 4 * h)
     };
-    let (cache_len, forward, backward) = kind.ops::<f32>();
+    let (cache_len, forward, backward) = recurrent_ops::<f32>(kind);
     let cache_len = cache_len(b, s, h);
     let x = uniform(r, b * s * i, -1.0, 1.0);
     let (w_ih, w_hh) = (uniform(r, i * g, -0.3, 0.3), uniform(r, h * g, -0.3, 0.3));
@@ -978,7 +981,7 @@ fn every_kernel_matches_its_cpu_op() {
     assert!(failures.is_empty(), "GPU ≠ CPU:\n{}", failures.join("\n"));
 }
 
-// ---- a v2 model trained on the GPU (GpuTrainer) against the CPU tape ---------------------------
+// ---- every model trained on the GPU against the same model code on the CPU ------------------
 
 const BATCH: usize = 300;
 const STEPS: usize = 3;
@@ -988,10 +991,22 @@ const STEPS: usize = 3;
 const LARGE_BATCH: usize = 16384;
 const EMULATED_LARGE_BATCH: usize = 4096;
 
-/// The configurations trained: v2 (features → BN → LSTM → BN → Dropout → Dense) with dropout
-/// on, so that every layer runs, and v2.3 weights; v2.1 + v2.2 + v2.3 (8 drawn features, the
-/// loss neutralized within dates against three styles, weights) without dropout.
-const SETUPS: [&str; 2] = ["v2 + dropout + v2.3", "v2.1 + v2.2 + v2.3"];
+/// The configurations trained, every model with every loss: v2 (features → BN → LSTM → BN →
+/// Dropout → Dense) with dropout on, so that every layer runs, and v2.3 weights; v2.1 + v2.2 +
+/// v2.3 (8 drawn features, the loss neutralized within dates against three styles, weights)
+/// without dropout; v1 (features → BN → pool → BN → concat → Dense → ReLU → Dropout → Dense) with
+/// its dropout and plain MSE, and with the neutralized loss; v3 (two GRU branches, concat) with
+/// dropout and weights, and with the neutralized loss.
+const SETUPS: [&str; 6] = [
+    "v2 + dropout + v2.3",
+    "v2.1 + v2.2 + v2.3",
+    "v1 + dropout",
+    "v1 + v2.2",
+    "v3 + dropout + v2.3",
+    "v3 + v2.2",
+];
+/// The setups also run at the batch size of real training (v2's, the model the GPU is timed on).
+const LARGE_SETUPS: [&str; 2] = [SETUPS[0], SETUPS[1]];
 
 /// A model of one setup and a batch of `b` samples in dates: a large one (57% of the rows less
 /// the small ones), about b/16 rows in dates of 5 rows, and a large one (43%). A 5-row date is
@@ -1001,11 +1016,19 @@ const SETUPS: [&str; 2] = ["v2 + dropout + v2.3", "v2.1 + v2.2 + v2.3"];
 /// would be exactly 0 and their computed values pure rounding, and with too few such rows,
 /// nearly so: at batch 16384 one 5-row date left f32 and f64 4× the windowed tolerance apart
 /// (`training_comparisons_are_well_conditioned` checks that they are not).
-fn v2_setup(setup: &str, b: usize) -> (Model<f32>, Batch<f32>, LossConfig, AdamConfig) {
-    let combined = setup == SETUPS[1];
+fn setup_of(setup: &str, b: usize) -> (Model<f32>, Batch<f32>, LossConfig, AdamConfig) {
+    let has = |part: &str| setup.split(" + ").any(|p| p == part);
+    let arch = match &setup[..2] {
+        "v1" => Arch::V1,
+        "v3" => Arch::V3,
+        _ => Arch::V2,
+    };
+    let dropout = if has("dropout") { 0.1 } else { 0.0 };
     let cfg = ModelConfig {
-        dropout: if combined { 0.0 } else { 0.1 },
-        pair_sample: combined.then_some(8),
+        arch,
+        dropout,
+        v1_dropout: dropout,
+        pair_sample: has("v2.1").then_some(8),
         seed: 5,
         ..ModelConfig::default()
     };
@@ -1033,8 +1056,8 @@ fn v2_setup(setup: &str, b: usize) -> (Model<f32>, Batch<f32>, LossConfig, AdamC
         offsets,
     };
     let loss = LossConfig {
-        neutralize: combined,
-        long_weight: Some(2.0),
+        neutralize: has("v2.2"),
+        long_weight: has("v2.3").then_some(2.0),
     };
     (model, batch, loss, AdamConfig::default())
 }
@@ -1086,7 +1109,7 @@ fn cast<T: Float>(v: &[f32]) -> Vec<T> {
 /// The state before the first step, then after each of `steps` CPU `train_step`s.
 /// In `T` (f64: the exact answer up to the rounding of its results to f32) from the f32 model.
 fn cpu_steps<T: Float>(setup: &str, b: usize, steps: usize) -> Vec<StepOut> {
-    let (model32, batch, loss, adam) = v2_setup(setup, b);
+    let (model32, batch, loss, adam) = setup_of(setup, b);
     let mut model = Model::<T>::new(&model32.cfg).unwrap();
     model.store.data = cast(&to_f32(&model32.store.data));
     let batch = Batch {
@@ -1105,25 +1128,25 @@ fn cpu_steps<T: Float>(setup: &str, b: usize, steps: usize) -> Vec<StepOut> {
     states
 }
 
-/// The same steps with the library's [`GpuTrainer`], its state brought back after each one;
-/// also the predictions of its inference pass on the batch after the last step, and the model
-/// holding its weights (for `Model::predict`).
+/// The same steps with the same model code on the GPU ([`train_step_on`]), its state brought
+/// back after each one; also the predictions of its inference pass on the batch after the last
+/// step, and the model holding its weights (for `Model::predict`).
 fn gpu_steps(
     gpu: &Gpu,
     setup: &str,
     b: usize,
     steps: usize,
 ) -> Result<(Vec<StepOut>, Vec<f32>, Model<f32>)> {
-    let (mut model, batch, loss, adam) = v2_setup(setup, b);
+    let (model, batch, loss, adam) = setup_of(setup, b);
     let mut states = vec![StepOut::of(&model, f64::NAN)];
-    let mut trainer = GpuTrainer::new(gpu, &model)?;
+    let mut net = model.to_device(gpu)?;
+    let on_device = gpu.batch(&batch, Device::upload(gpu, &batch.x)?)?;
     for step in 0..steps {
-        let (l, _) = trainer.train_step(&batch, &loss, &adam, step as u64)?;
-        trainer.download_into(&mut model)?;
-        states.push(StepOut::of(&model, l));
+        let (l, _) = train_step_on(gpu, &mut net, &on_device, &loss, &adam, step as u64)?;
+        states.push(StepOut::of(&net.to_host(gpu)?, l));
     }
-    let pred = trainer.predict(&batch.x, b)?;
-    Ok((states, pred, model))
+    let pred = net.predict_on(gpu, Device::upload(gpu, &batch.x)?, b)?;
+    Ok((states, pred, net.to_host(gpu)?))
 }
 
 /// Step-by-step comparisons of two runs of training steps (`cpu[0]`, `dev[0]`: the common
@@ -1239,7 +1262,7 @@ fn compare_steps(
 }
 
 fn names_of(setup: &str) -> Vec<String> {
-    v2_setup(setup, BATCH)
+    setup_of(setup, BATCH)
         .0
         .store
         .entries
@@ -1260,8 +1283,8 @@ fn report(label: &str, outs: &[Out]) -> Vec<String> {
 }
 
 #[test]
-fn v2_training_steps_match_cpu() {
-    let gpu = gpu("v2_training_steps_match_cpu");
+fn training_steps_of_every_model_match_cpu() {
+    let gpu = gpu("training_steps_of_every_model_match_cpu");
     let mut failures = Vec::new();
     for setup in SETUPS {
         let cpu = cpu_steps::<f32>(setup, BATCH, STEPS);
@@ -1283,13 +1306,11 @@ fn v2_training_steps_match_cpu() {
 #[test]
 fn training_comparisons_are_well_conditioned() {
     let mut failures = Vec::new();
-    for (setup, b, steps) in SETUPS.into_iter().flat_map(|s| {
-        [
-            (s, BATCH, STEPS),
-            (s, LARGE_BATCH, 1),
-            (s, EMULATED_LARGE_BATCH, 1),
-        ]
-    }) {
+    let small = SETUPS.into_iter().map(|s| (s, BATCH, STEPS));
+    let large = LARGE_SETUPS
+        .into_iter()
+        .flat_map(|s| [(s, LARGE_BATCH, 1), (s, EMULATED_LARGE_BATCH, 1)]);
+    for (setup, b, steps) in small.chain(large) {
         let (c32, c64) = (
             cpu_steps::<f32>(setup, b, steps),
             cpu_steps::<f64>(setup, b, steps),
@@ -1327,14 +1348,14 @@ fn training_comparisons_are_well_conditioned() {
 }
 
 /// Inference on the GPU against `Model::predict` with the same weights and moving statistics
-/// (those the GPU left after training steps, brought back with `download_into`).
+/// (those the GPU left after training steps, brought back with `Net::to_host`).
 #[test]
 fn gpu_predict_matches_cpu_on_the_same_weights() {
     let gpu = gpu("gpu_predict_matches_cpu_on_the_same_weights");
     let mut failures = Vec::new();
     for setup in SETUPS {
         let (_, dev, mut model) = gpu_steps(&gpu, setup, BATCH, STEPS).unwrap();
-        let cpu = model.predict(v2_setup(setup, BATCH).1.x, BATCH);
+        let cpu = model.predict(setup_of(setup, BATCH).1.x, BATCH);
         failures.extend(report(setup, &[Out::windowed("predictions", dev, &cpu)]));
     }
     assert!(failures.is_empty(), "GPU ≠ CPU:\n{}", failures.join("\n"));
@@ -1359,7 +1380,7 @@ fn v2_large_batch_step_matches_cpu() {
         }
     );
     let mut failures = Vec::new();
-    for setup in SETUPS {
+    for setup in LARGE_SETUPS {
         let cpu = cpu_steps::<f32>(setup, b, 1);
         let (dev, pred, mut model) = gpu_steps(&gpu, setup, b, 1).unwrap();
         let adam = AdamConfig::default();
@@ -1367,7 +1388,7 @@ fn v2_large_batch_step_matches_cpu() {
         for outs in compare_steps(&cpu, &dev, &names_of(setup), &adam) {
             failures.extend(report(&label, &outs));
         }
-        let cpu_pred = model.predict(v2_setup(setup, b).1.x, b);
+        let cpu_pred = model.predict(setup_of(setup, b).1.x, b);
         failures.extend(report(
             &label,
             &[Out::windowed("predictions", pred, &cpu_pred)],

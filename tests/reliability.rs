@@ -6,9 +6,11 @@
 
 use alphanet::data::panel::{flags, write_panel, Panel, PanelArrays, PanelMeta};
 use alphanet::data::synth::{synth_arrays, write_synth, SynthConfig};
+
+mod common;
+use common::{fixture, ok, SMALL};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
 const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
 
@@ -16,34 +18,6 @@ fn shared(rel: &str) -> PathBuf {
     let p = Path::new(SHARED).join(rel);
     assert!(p.exists(), "shared data {} is missing", p.display());
     p
-}
-
-/// 40 stocks × 360 business days from 2016-01-04.
-const SMALL: SynthConfig = SynthConfig {
-    stocks: 40,
-    days: 360,
-    seed: 1,
-};
-
-struct Fixture {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    panel: PathBuf,
-}
-
-fn fixture() -> &'static Fixture {
-    static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_path_buf();
-        let panel = root.join("panel");
-        write_synth(&SMALL, &panel).unwrap();
-        Fixture {
-            _tmp: tmp,
-            root,
-            panel,
-        }
-    })
 }
 
 fn alphanet() -> Command {
@@ -55,16 +29,6 @@ fn text(o: &Output) -> (String, String) {
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
-}
-
-fn ok(o: Output) -> Output {
-    let (out, err) = text(&o);
-    assert!(
-        o.status.success(),
-        "status {}\nstdout:\n{out}\nstderr:\n{err}",
-        o.status
-    );
-    o
 }
 
 /// The command failed with the CLI's error status, and its stderr (returned) has no panic.

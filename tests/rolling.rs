@@ -5,7 +5,6 @@
 use alphanet::data::npy::NpyArray;
 use alphanet::data::panel::{format_date, parse_date, weekday};
 use alphanet::data::samples::HORIZON;
-use alphanet::data::synth::{write_synth, SynthConfig};
 use alphanet::rolling::jobs::JobRecord;
 use alphanet::rolling::schedule::{plan_windows, Period, ScheduleConfig, Window};
 use std::path::{Path, PathBuf};
@@ -13,39 +12,12 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{fixture, ok};
+
 const VARIANTS: [&str; 4] = ["v2", "v2.1", "v2.2", "v2.3"];
 /// 4 variants × 3 windows × 2 seeds.
 const JOBS: usize = 24;
-
-struct Fixture {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    panel: PathBuf,
-}
-
-/// One tiny panel (40 stocks × 360 business days from 2016-01-04) for the whole file.
-fn fixture() -> &'static Fixture {
-    static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_path_buf();
-        let panel = root.join("panel");
-        write_synth(
-            &SynthConfig {
-                stocks: 40,
-                days: 360,
-                seed: 1,
-            },
-            &panel,
-        )
-        .unwrap();
-        Fixture {
-            _tmp: tmp,
-            root,
-            panel,
-        }
-    })
-}
 
 /// `alphanet run` with the small settings of this file, plus `extra`.
 fn run_cmd(out: &Path, extra: &[&str]) -> Command {
@@ -84,17 +56,6 @@ fn run_cmd_seeds(out: &Path, seeds: &str, extra: &[&str]) -> Command {
         ])
         .args(extra);
     cmd
-}
-
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// The unsharded run, done once and shared.

@@ -1,6 +1,7 @@
 //! Training on a small synthetic panel: purge, determinism, checkpoints, v2.2 and v2.3 behaviour.
 
 use alphanet::app::fit::{fit, held_out};
+use alphanet::cuda::Backend;
 use alphanet::data::panel::Panel;
 use alphanet::data::samples::{SampleIndex, HORIZON};
 use alphanet::data::synth::{write_synth, SynthConfig};
@@ -82,6 +83,7 @@ fn training_is_deterministic_bit_for_bit() {
     let panel = Panel::open(&panel_dir()).unwrap();
     let run = || {
         let f = fit(
+            &Backend::Cpu,
             &panel,
             &ModelConfig::default(),
             &LossConfig::default(),
@@ -115,7 +117,8 @@ fn checkpoint_round_trip_predicts_the_same_factor() {
         seed: 4,
         ..ModelConfig::default()
     };
-    let mut f = fit(
+    let f = fit(
+        &Backend::Cpu,
         &panel,
         &cfg,
         &loss,
@@ -140,11 +143,11 @@ fn checkpoint_round_trip_predicts_the_same_factor() {
     let before = std::fs::read(ck.join("config.json")).unwrap();
     assert!(checkpoint::save(&ck, &f.model, &loss, &panel.meta().feature_names, None).is_err());
     assert_eq!(before, std::fs::read(ck.join("config.json")).unwrap());
-    let (mut loaded, cfg2) = checkpoint::load(&ck).unwrap();
+    let (loaded, cfg2) = checkpoint::load(&ck).unwrap();
     assert_eq!(cfg2.drawn_features, f.model.drawn);
     assert_eq!(cfg2.loss, loss);
-    let a = held_out(&panel, &mut f.model, 200..240, 1, 1000).unwrap();
-    let b = held_out(&panel, &mut loaded, 200..240, 1, 1000).unwrap();
+    let a = held_out(&Backend::Cpu, &panel, &f.model, 200..240, 1, 1000).unwrap();
+    let b = held_out(&Backend::Cpu, &panel, &loaded, 200..240, 1, 1000).unwrap();
     assert_eq!(
         a.factor.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
         b.factor.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
@@ -219,7 +222,8 @@ fn training_recovers_the_planted_alpha() {
     let test = t - HORIZON - 140..t - HORIZON;
     let (cfg, train_cfg) = learning_v2(12);
     let insample = 29..insample_end(test.start);
-    let mut f = fit(
+    let f = fit(
+        &Backend::Cpu,
         &panel,
         &cfg,
         &LossConfig::default(),
@@ -230,7 +234,7 @@ fn training_recovers_the_planted_alpha() {
         false,
     )
     .unwrap();
-    let ho = held_out(&panel, &mut f.model, test, 1, 1000).unwrap();
+    let ho = held_out(&Backend::Cpu, &panel, &f.model, test, 1, 1000).unwrap();
     let (oracle, _) = ho.oracle.expect("synthetic panels carry the oracle");
     eprintln!(
         "held-out RankIC {:.4} vs oracle {:.4}",
@@ -279,7 +283,8 @@ fn neutralized_loss_lowers_the_factors_style_exposure() {
             neutralize,
             long_weight: None,
         };
-        let mut f = fit(
+        let f = fit(
+            &Backend::Cpu,
             &panel,
             &cfg,
             &loss,
@@ -290,7 +295,7 @@ fn neutralized_loss_lowers_the_factors_style_exposure() {
             false,
         )
         .unwrap();
-        let ho = held_out(&panel, &mut f.model, test.clone(), 1, 1000).unwrap();
+        let ho = held_out(&Backend::Cpu, &panel, &f.model, test.clone(), 1, 1000).unwrap();
         exposures.push(size_exposure(&panel, &ho.factor, test.clone()));
     }
     eprintln!(
@@ -354,7 +359,8 @@ fn select_by_rankic_keeps_the_epoch_with_the_best_validation_rankic() {
         select_by: SelectBy::RankIc,
         ..train
     };
-    let mut f = fit(
+    let f = fit(
+        &Backend::Cpu,
         &panel,
         &model,
         &LossConfig::default(),
@@ -376,9 +382,14 @@ fn select_by_rankic_keeps_the_epoch_with_the_best_validation_rankic() {
     // The returned weights are that epoch's: their validation RankIC, recomputed from a
     // prediction of the validation dates, is the recorded one.
     let val = SampleIndex::build(panel.view(), f.val_dates.clone(), 1).unwrap();
-    let factor =
-        alphanet::train::predict::predict_factor(&panel, &mut f.model, f.val_dates.clone(), 1000)
-            .unwrap();
+    let factor = alphanet::train::predict::predict_factor(
+        &Backend::Cpu,
+        &panel,
+        &f.model,
+        f.val_dates.clone(),
+        1000,
+    )
+    .unwrap();
     let n = panel.n_stocks();
     let daily: Vec<f64> = val
         .dates
@@ -398,6 +409,7 @@ fn select_by_rankic_keeps_the_epoch_with_the_best_validation_rankic() {
 
     // Selection by the loss on the same trajectory keeps the epoch of the lowest loss.
     let by_mse = fit(
+        &Backend::Cpu,
         &panel,
         &model,
         &LossConfig::default(),
@@ -434,6 +446,7 @@ fn history_records_validation_rankic_and_the_metric() {
         ..quick(2)
     };
     let f = fit(
+        &Backend::Cpu,
         &panel,
         &ModelConfig::default(),
         &LossConfig::default(),

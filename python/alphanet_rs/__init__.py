@@ -457,20 +457,20 @@ class Model:
         report = self.config.get("train") or {"epochs": []}
         return pd.DataFrame(report["epochs"]).set_index("epoch") if report["epochs"] else pd.DataFrame()
 
-    def predict_array(self, panel: PanelLike, start=None, end=None):
+    def predict_array(self, panel: PanelLike, start=None, end=None, device: str = "auto"):
         """(factor ``[dates, stocks]`` float32 NaN where none, dates, codes) over ``start ..= end``."""
         p = _panel(panel)
         d = p.meta["dates"]
         s = _date(start) or d[min(PICTURE_DAYS - 1, len(d) - 1)]
         e = _date(end) or d[-1]
-        values, dates, codes = self._m.predict(str(p.path), s, e)
+        values, dates, codes = self._m.predict(str(p.path), s, e, device)
         return values, dates, [p._code_names.get(c, c) for c in codes]
 
-    def predict(self, panel: PanelLike, start=None, end=None) -> pd.Series:
+    def predict(self, panel: PanelLike, start=None, end=None, device: str = "auto") -> pd.Series:
         """The factor over ``start ..= end`` (default: every date the panel can predict) as a
         Series indexed by (date, code), finite values only: the rows of ``alphanet predict``'s
         factor.csv."""
-        values, dates, codes = self.predict_array(panel, start, end)
+        values, dates, codes = self.predict_array(panel, start, end, device)
         return _factor_series(values, dates, codes)
 
     def __repr__(self) -> str:

@@ -11,7 +11,7 @@ use alphanet::app::args::{init_threads, parse_ratio, ModelArgs, TrainArgs};
 use alphanet::app::commands::{fit_insample, prediction_dates};
 use alphanet::app::eval::{self as app_eval, EvalOptions};
 use alphanet::app::run::{self as app_run, RunOptions, RunSpec};
-use alphanet::cuda::DeviceChoice;
+use alphanet::cuda::{Backend, DeviceChoice};
 use alphanet::data::import_qlib::{import_qlib as qlib_import, QlibOptions};
 use alphanet::data::panel::Panel;
 use alphanet::data::synth::{write_synth, SynthConfig};
@@ -71,20 +71,12 @@ impl<T> OrPy<T> for alphanet::Result<T> {
     }
 }
 
-/// THE device hook for training from Python: the one place that decides what `device=` means
-/// for `train`. The library's `train`/`fit` take no device yet (issue 13 adds one), so `cpu` and
-/// `auto` train on the CPU, as `alphanet train` does, and `cuda:K` is refused. When the trainer
-/// takes a device, return the parsed choice and pass it on.
+/// The device hook: what `device=` means for `train` and `Model.predict`, in one place. The
+/// library's `train`/`predict` take the device since issue 13, so this is the CLI's parse
+/// (`auto`, `cpu`, `cuda`, `cuda:K`; a bad string raises the CLI's message) and the choice is
+/// passed on to `Backend::open`, as `alphanet train --device` / `predict --device` do.
 fn training_device(device: &str) -> PyResult<DeviceChoice> {
-    let choice: DeviceChoice = device.parse().py_err()?;
-    match choice {
-        DeviceChoice::Cpu | DeviceChoice::Auto => Ok(choice),
-        DeviceChoice::Cuda(_) => Err(to_py(Error::Config(format!(
-            "device {device:?}: CUDA training from Python arrives with the device-aware trainer; \
-             use device=\"cpu\" or \"auto\" (which train on the CPU, as `alphanet train` does \
-             today)"
-        )))),
-    }
+    device.parse().py_err()
 }
 
 /// Calls the Python progress callback (if any) with each epoch's log as a dict.
@@ -198,21 +190,25 @@ impl PyModel {
 impl PyModel {
     /// Predictions over `start ..= end` of `panel`: (factor `[dates, stocks]` float32 with NaN
     /// where there is no prediction, the dates, the codes), as `alphanet predict` computes them.
-    #[pyo3(signature = (panel, start, end))]
+    #[pyo3(signature = (panel, start, end, device="auto"))]
     fn predict<'py>(
         &self,
         py: Python<'py>,
         panel: PathBuf,
         start: &str,
         end: &str,
+        device: &str,
     ) -> PyResult<Prediction<'py>> {
+        let device = training_device(device)?;
         let origin = self.origin();
         let (factor, dates, codes, n) = py
             .detach(|| -> alphanet::Result<_> {
                 let panel = Panel::open(&panel)?;
                 let range = prediction_dates(&panel, &self.feature_names, &origin, start, end)?;
-                let mut model = self.model.lock().expect("model lock");
-                let mut factor = predict_factor(&panel, &mut model, range.clone(), PREDICT_BATCH)?;
+                let backend = Backend::open(device)?;
+                let model = self.model.lock().expect("model lock");
+                let mut factor =
+                    predict_factor(&backend, &panel, &model, range.clone(), PREDICT_BATCH)?;
                 let n = panel.n_stocks();
                 factor.truncate(range.end * n);
                 factor.drain(..range.start * n);
@@ -307,7 +303,7 @@ fn train(
     progress: bool,
     on_epoch: Option<Py<PyAny>>,
 ) -> PyResult<PyModel> {
-    let _device = training_device(device)?;
+    let device = training_device(device)?;
     let margs = ModelArgs {
         variant: variant.to_string(),
         model: model.map(parse_arch).transpose()?,
@@ -336,6 +332,7 @@ fn train(
             let panel = Panel::open(&panel)?;
             let fitted = with_epoch_observer(observer, || {
                 fit_insample(
+                    device,
                     &panel,
                     &m,
                     &l,

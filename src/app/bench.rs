@@ -6,20 +6,22 @@
 //! figure is the median over `steps` timed steps after `warmup` untimed ones, so one-off costs
 //! (page faults of fresh buffers, rayon's pool start) and stragglers do not count.
 //!
-//! `--device cuda:K` runs the same steps with [`GpuTrainer`] (v2 and its variants only), the
-//! clock read after the stream is synchronized.
+//! `--device cuda:K` runs the same steps, through the same model code, on the GPU; the clock is
+//! read once the step's loss has come back (which waits for the step).
 
 use crate::app::args::ModelArgs;
 use crate::autograd::adam::AdamConfig;
-use crate::cuda::{ensure_supported, DeviceChoice, Gpu, GpuTrainer, KernelTime};
+use crate::cuda::{Backend, DeviceChoice, Gpu, KernelTime};
+use crate::device::{Cpu, Device};
 use crate::model::{LossConfig, Model, ModelConfig};
 use crate::ops::loss::long_side_weights;
 use crate::ops::ts_features::OpSet;
 use crate::rng::stream;
-use crate::train::step::{train_step, Batch};
+use crate::train::step::{train_step_on, Batch};
 use crate::{Error, Result};
 use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
+use std::borrow::Borrow;
 use std::time::Instant;
 
 /// Rows per date group of the synthetic batches: v2.2 regresses within each group, as within
@@ -86,28 +88,20 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
         ));
     }
     let (cfg, loss) = model_configs(&opts.model, &opts.ops, opts.seed)?;
-    // `auto` measures the CPU, as `train` and `run` still train there.
-    let gpu = match opts.device {
-        DeviceChoice::Cuda(k) => {
-            ensure_supported(&cfg)?;
-            Some(Gpu::new(k).map_err(|e| match e {
-                Error::Cuda(m) => {
-                    Error::Cuda(format!("--device {} cannot be used: {m}", opts.device))
-                }
-                other => other,
-            })?)
-        }
-        DeviceChoice::Cpu | DeviceChoice::Auto => None,
+    let backend = Backend::open(opts.device)?;
+    let gpu = match &backend {
+        Backend::Cuda(gpu) => Some(&**gpu),
+        Backend::Cpu => None,
     };
     let mut rows = Vec::with_capacity(opts.batches.len());
     for &b in &opts.batches {
-        rows.push(bench_one(opts, &cfg, &loss, b, gpu.as_ref())?);
+        rows.push(bench_one(opts, &cfg, &loss, b, gpu)?);
     }
     Ok(BenchReport {
         machine: cpu_name(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         threads: rayon::current_num_threads(),
-        device: gpu.map_or_else(|| "cpu".into(), |g| g.info.to_string()),
+        device: backend.describe(),
         rows,
     })
 }
@@ -127,7 +121,7 @@ pub fn model_configs(model: &str, ops: &str, seed: u64) -> Result<(ModelConfig, 
     .configs(seed)
 }
 
-/// One row, on the GPU when one is given (v2 models only), else on the CPU.
+/// One row, on the GPU when one is given, else on the CPU: the same model code on either.
 fn bench_one(
     opts: &BenchOptions,
     cfg: &ModelConfig,
@@ -135,50 +129,31 @@ fn bench_one(
     b: usize,
     gpu: Option<&Gpu>,
 ) -> Result<BenchRow> {
-    let mut model = Model::<f32>::new(cfg)?;
+    let model = Model::<f32>::new(cfg)?;
     let batch = synthetic_batch(cfg, b, opts.seed);
-    let adam = AdamConfig::default();
-    let (mut host_batch, mut kernels) = (None, Vec::new());
-    let (train, infer) = match gpu {
-        None => (
-            median_seconds(opts.warmup, opts.steps, |step| {
-                train_step(&mut model, &batch, loss, &adam, step as u64);
-                Ok(())
-            })?,
-            median_seconds(opts.warmup, opts.steps, |_| {
-                std::hint::black_box(model.predict(batch.x.clone(), b));
-                Ok(())
-            })?,
-        ),
-        // The batch is uploaded once and stays on the device, as the trainer's data does;
-        // `train_host_batch_step_s` adds the upload of a host batch to every step.
+    let (train, infer, host_batch, kernels) = match gpu {
+        None => bench_on(&Cpu::new(), opts, &model, &batch, loss, false)?,
         Some(gpu) => {
-            let mut trainer = GpuTrainer::new(gpu, &model)?;
-            let on_device = trainer.upload(&batch, loss)?;
-            host_batch = Some(median_seconds(opts.warmup, opts.steps, |step| {
-                trainer.train_step(&batch, loss, &adam, step as u64)?;
-                gpu.synchronize()
-            })?);
-            let train = median_seconds(opts.warmup, opts.steps, |step| {
-                trainer.train_step_on(&on_device, loss, &adam, step as u64)?;
-                gpu.synchronize()
-            })?;
+            let mut r = bench_on(gpu, opts, &model, &batch, loss, true)?;
             // Kernel times from CUDA events, in extra steps so the events do not slow the above.
+            let mut net = model.to_device(gpu)?;
+            let on_device = gpu.batch(&batch, Device::upload(gpu, &batch.x)?)?;
             gpu.timer.start();
             for step in 0..KERNEL_TIMING_STEPS {
-                trainer.train_step_on(&on_device, loss, &adam, step as u64)?;
+                train_step_on(
+                    gpu,
+                    &mut net,
+                    &on_device,
+                    loss,
+                    &AdamConfig::default(),
+                    step as u64,
+                )?;
             }
-            kernels = gpu.timer.take()?;
-            for k in &mut kernels {
+            r.3 = gpu.timer.take()?;
+            for k in &mut r.3 {
                 k.ms /= KERNEL_TIMING_STEPS as f64;
             }
-            (
-                train,
-                // Synchronous: the predictions come back to the host.
-                median_seconds(opts.warmup, opts.steps, |_| {
-                    trainer.predict(&batch.x, b).map(drop)
-                })?,
-            )
+            r
         }
     };
     Ok(BenchRow {
@@ -194,6 +169,41 @@ fn bench_one(
         train_host_batch_step_s: host_batch,
         kernels,
     })
+}
+
+/// (training step, inference pass, training step with the batch uploaded from the host (when
+/// `host_batch`, for a GPU), kernel times) in seconds, medians over the timed steps. The training batch is put on
+/// the device once and stays there, as the trainer's data does; the clock is read after the
+/// device has finished ([`Device::read`] of the loss waits for the step).
+fn bench_on<D: Device<T = f32>>(
+    dev: &D,
+    opts: &BenchOptions,
+    model: &Model<f32>,
+    batch: &Batch<f32>,
+    loss: &LossConfig,
+    host_batch: bool,
+) -> Result<(f64, f64, Option<f64>, Vec<KernelTime>)> {
+    let adam = AdamConfig::default();
+    let mut net = model.to_device(dev)?;
+    let on_device = dev.batch(batch, dev.upload(&batch.x)?)?;
+    let host_batch = if host_batch {
+        Some(median_seconds(opts.warmup, opts.steps, |step| {
+            let b = dev.batch(batch, dev.upload(&batch.x)?)?;
+            train_step_on(dev, &mut net, &b, loss, &adam, step as u64).map(drop)
+        })?)
+    } else {
+        None
+    };
+    let train = median_seconds(opts.warmup, opts.steps, |step| {
+        train_step_on(dev, &mut net, &on_device, loss, &adam, step as u64).map(drop)
+    })?;
+    // The predictions come back to the host: the pass has finished when it returns.
+    let infer = median_seconds(opts.warmup, opts.steps, |_| {
+        let x = dev.copy(on_device.x.borrow())?;
+        std::hint::black_box(net.predict_on(dev, x, batch.len())?);
+        Ok(())
+    })?;
+    Ok((train, infer, host_batch, vec![]))
 }
 
 /// A batch like the peer's: pictures `N(0,1) + 3` (positive, so return is smooth), labels
@@ -372,9 +382,6 @@ mod tests {
         let e = run(&opts("v2", "cuda:99")).unwrap_err().to_string();
         assert!(e.contains("--device cuda:99 cannot be used"), "{e}");
         let e = run(&opts("v3", "cuda:99")).unwrap_err().to_string();
-        assert!(
-            e.contains("v3 training is not implemented on CUDA yet"),
-            "{e}"
-        );
+        assert!(e.contains("--device cuda:99 cannot be used"), "{e}");
     }
 }

@@ -2,6 +2,7 @@
 
 use super::fit::{fit, held_out, Fitted};
 use crate::coverage;
+use crate::cuda::{Backend, DeviceChoice};
 use crate::data::panel::Panel;
 use crate::data::samples::{HORIZON, PICTURE_DAYS};
 use crate::data::synth::{write_synth, SynthConfig};
@@ -63,6 +64,7 @@ pub fn date_range(
 
 #[allow(clippy::too_many_arguments)]
 pub fn train(
+    device: DeviceChoice,
     panel_dir: &Path,
     out: &Path,
     model: &ModelConfig,
@@ -75,7 +77,7 @@ pub fn train(
     check_sample_every(every)?;
     check_output_creatable(out)?;
     let panel = Panel::open(panel_dir)?;
-    let fitted = fit_insample(&panel, model, loss, cfg, range, every, ratio, true)?;
+    let fitted = fit_insample(device, &panel, model, loss, cfg, range, every, ratio, true)?;
     checkpoint::save(
         out,
         &fitted.model,
@@ -105,9 +107,10 @@ fn check_sample_every(every: usize) -> Result<()> {
 
 /// What `train` does between opening the panel and saving the checkpoint: resolves the
 /// in-sample `--from`/`--to` dates (default: every date with a full picture and a label), warns
-/// about dates without features, and fits (the Python package calls this too).
+/// about dates without features, opens the device, and fits (the Python package calls this too).
 #[allow(clippy::too_many_arguments)]
 pub fn fit_insample(
+    device: DeviceChoice,
     panel: &Panel,
     model: &ModelConfig,
     loss: &LossConfig,
@@ -124,12 +127,16 @@ pub fn fit_insample(
         panel,
         insample.start.saturating_sub(PICTURE_DAYS - 1)..insample.end,
     );
-    fit(panel, model, loss, cfg, insample, every, ratio, progress)
+    let backend = Backend::open(device)?;
+    fit(
+        &backend, panel, model, loss, cfg, insample, every, ratio, progress,
+    )
 }
 
 /// Writes the factor of a checkpoint over `from..=to`; with `eval`, also prints its daily
 /// RankIC against the labels on the training universe (docs/data.md).
 pub fn predict(
+    device: DeviceChoice,
     checkpoint_dir: &Path,
     panel_dir: &Path,
     from: &str,
@@ -138,11 +145,12 @@ pub fn predict(
     eval: bool,
 ) -> Result<()> {
     check_output_creatable(out)?;
-    let (mut model, cfg) = checkpoint::load(checkpoint_dir)?;
+    let (model, cfg) = checkpoint::load(checkpoint_dir)?;
     let panel = Panel::open(panel_dir)?;
     let dates = prediction_dates(&panel, &cfg.feature_names, checkpoint_dir, from, to)?;
+    let backend = Backend::open(device)?;
     let factor = if eval {
-        let ho = held_out(&panel, &mut model, dates.clone(), 1, 4096)?;
+        let ho = held_out(&backend, &panel, &model, dates.clone(), 1, 4096)?;
         println!(
             "RankIC {from} .. {to}: mean {:.4}, std {:.4}, IR {:.2}, positive {:.1}% over {} dates",
             ho.ic.mean,
@@ -153,7 +161,7 @@ pub fn predict(
         );
         ho.factor
     } else {
-        predict_factor(&panel, &mut model, dates.clone(), 4096)?
+        predict_factor(&backend, &panel, &model, dates.clone(), 4096)?
     };
     crate::fsutil::write_dir_atomically(out, |tmp| {
         write_factor(tmp, &panel, &factor, dates.clone())

@@ -3,6 +3,7 @@
 //! oracle's (the planted signal itself), writing everything into one output folder.
 
 use super::fit::{fit, held_out};
+use crate::cuda::{Backend, DeviceChoice};
 use crate::data::panel::Panel;
 use crate::data::samples::HORIZON;
 use crate::data::synth::{write_synth, SynthConfig};
@@ -25,6 +26,7 @@ pub struct DemoOptions {
     pub model: ModelConfig,
     pub loss: LossConfig,
     pub train: TrainConfig,
+    pub device: DeviceChoice,
 }
 
 pub struct DemoResult {
@@ -37,6 +39,7 @@ pub struct DemoResult {
 pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     let t0 = Instant::now();
     crate::fsutil::check_output_creatable(&opts.out)?;
+    let backend = Backend::open(opts.device)?;
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
     let panel_dir = opts.out.join("panel");
     eprintln!(
@@ -60,7 +63,8 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         dates[insample.start],
         dates[insample.end - 1]
     );
-    let mut fitted = fit(
+    let fitted = fit(
+        &backend,
         &panel,
         &opts.model,
         &opts.loss,
@@ -84,8 +88,9 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         dates[test.end - 1]
     );
     let ho = held_out(
+        &backend,
         &panel,
-        &mut fitted.model,
+        &fitted.model,
         test.clone(),
         1,
         opts.train.batch_size.max(1000),

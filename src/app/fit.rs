@@ -1,6 +1,7 @@
 //! Fitting one window: in-sample sample index, the purged 4:1 split, training; and the held-out
 //! RankIC of a trained model. Shared by `train` and `demo`.
 
+use crate::cuda::Backend;
 use crate::data::panel::Panel;
 use crate::data::samples::{raw_labels, SampleIndex};
 use crate::eval::ic::{rank_ic_series, IcSummary};
@@ -21,6 +22,7 @@ pub struct Fitted {
 /// Trains on the sample dates `insample` (every `every`-th date), split `ratio` with the purge gap.
 #[allow(clippy::too_many_arguments)]
 pub fn fit(
+    backend: &Backend,
     panel: &Panel,
     model: &ModelConfig,
     loss: &LossConfig,
@@ -45,7 +47,16 @@ pub fn fit(
             val_index.per_date.iter().map(Vec::len).sum::<usize>(),
         );
     }
-    let (model, report) = train(panel, model, loss, cfg, &train_index, &val_index, progress)?;
+    let (model, report) = train(
+        backend,
+        panel,
+        model,
+        loss,
+        cfg,
+        &train_index,
+        &val_index,
+        progress,
+    )?;
     Ok(Fitted {
         model,
         report,
@@ -65,13 +76,14 @@ pub struct HeldOut {
 }
 
 pub fn held_out(
+    backend: &Backend,
     panel: &Panel,
-    model: &mut Model<f32>,
+    model: &Model<f32>,
     dates: Range<usize>,
     every: usize,
     batch: usize,
 ) -> Result<HeldOut> {
-    let factor = predict_factor(panel, model, dates.clone(), batch)?;
+    let factor = predict_factor(backend, panel, model, dates.clone(), batch)?;
     let index = SampleIndex::build(panel.view(), dates, 1)?;
     let labels = raw_labels(panel.view());
     let n = panel.n_stocks();

@@ -303,7 +303,8 @@ const WAIT_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 pub fn run(opts: &RunOptions) -> Result<RunSummary> {
     let spec = &opts.spec;
     spec.validate()?;
-    let device = select_device(opts.device)?;
+    let backend = Backend::open(opts.device)?;
+    let device = backend.describe();
     let panel = Panel::open(&opts.panel)?;
     let windows = plan_windows(&panel.meta().dates, &spec.schedule)?;
     describe(&panel, spec, &windows);
@@ -352,7 +353,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
                 }
             };
             bar.set_message(id.clone());
-            let record = run_job(&panel, spec, &windows[job.window], job, &opts.out, &device)
+            let record = run_job(&backend, &panel, spec, &windows[job.window], job, &opts.out)
                 .inspect_err(|_| bar.suspend(|| eprintln!("job {id} failed")))?;
             drop(claim);
             bar.inc(1);
@@ -441,25 +442,6 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
     Ok(summary)
 }
 
-/// Validates `--device`. Training runs on the CPU until the CUDA training path exists: a usable
-/// GPU is said so, an unusable `cuda:K` is an error, `auto` without a GPU prints why.
-fn select_device(choice: DeviceChoice) -> Result<String> {
-    let (backend, note) = Backend::select(choice).map_err(|e| match e {
-        Error::Cuda(m) => Error::Cuda(format!("--device {choice} cannot be used: {m}")),
-        e => e,
-    })?;
-    if let Some(n) = note {
-        eprintln!("note: --device {choice}: {n}");
-    }
-    if let Backend::Cuda(_) = backend {
-        eprintln!(
-            "note: {} is usable, but CUDA training is not implemented yet: the jobs run on the CPU",
-            backend.describe()
-        );
-    }
-    Ok(Backend::Cpu.describe())
-}
-
 fn describe(panel: &Panel, spec: &RunSpec, windows: &[Window]) {
     let dates = &panel.meta().dates;
     let last = &windows[windows.len() - 1];
@@ -538,12 +520,12 @@ fn lock(out: &Path, file: &RunFile) -> Result<()> {
 }
 
 fn run_job(
+    backend: &Backend,
     panel: &Panel,
     spec: &RunSpec,
     window: &Window,
     job: Job,
     run_dir: &Path,
-    device: &str,
 ) -> Result<Option<JobRecord>> {
     let seed = job_seed(spec.train.seed, job.seed_index);
     let (model, loss) = spec.configs(job.variant, seed)?;
@@ -552,7 +534,8 @@ fn run_job(
         ..spec.train.clone()
     };
     let t0 = Instant::now();
-    let mut fitted = fit(
+    let fitted = fit(
+        backend,
         panel,
         &model,
         &loss,
@@ -565,8 +548,9 @@ fn run_job(
     let train_s = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let factor = predict_factor(
+        backend,
         panel,
-        &mut fitted.model,
+        &fitted.model,
         window.predict.clone(),
         PREDICT_BATCH,
     )?;
@@ -591,7 +575,7 @@ fn run_job(
         predict_s: t1.elapsed().as_secs_f64(),
         host: host(),
         pid: std::process::id(),
-        device: device.to_string(),
+        device: backend.describe(),
         code: code_version().clone(),
         finished_at: unix_now(),
     };

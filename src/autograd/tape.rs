@@ -1,35 +1,34 @@
 //! A tape of recorded ops, replayed in reverse for the backward pass (micrograd-sized).
 //!
-//! Values live in the tape as flat `Vec<T>` with a shape; parameters live in the [`ParamStore`]
-//! and are referenced by [`ParamId`]. `backward` walks the nodes last to first and calls each
-//! op's CPU backward, which accumulates (`+=`) into the gradients of its inputs and parameters.
+//! The tape runs on any [`Device`]: values live in it as the device's buffers with a shape;
+//! parameters live in the device's [`Params`] and are referenced by [`ParamId`]. `backward`
+//! walks the nodes last to first and calls each op's backward, which accumulates (`+=`) into the
+//! gradients of its inputs and parameters.
 //!
 //! Inputs are data: no gradient is computed for them, nor for anything derived from them by
 //! parameter-free ops (the feature layer, whose backward is the costliest op of the model, is
 //! never replayed), and a layer whose input needs no gradient computes only its parameters'.
 
-use super::params::{ParamId, ParamStore};
-use crate::float::Float;
-use crate::ops::ts_features::FeatureSpec;
-use crate::ops::{
-    batchnorm, dense, elementwise, gru, lstm, pooling, ts_features, RecurrentBackward,
-    RecurrentForward,
-};
+use super::params::ParamId;
+use crate::device::{Device, Params};
+use crate::error::Result;
+use std::borrow::{Borrow, BorrowMut};
 
 /// A value recorded on the tape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Var(pub usize);
 
-/// Moving statistics of one BatchNorm layer (state, not trained by Adam).
+/// Moving statistics of one BatchNorm layer (state, not trained by Adam), in buffers `B` of the
+/// device the model lives on (`Vec<T>` on the host).
 #[derive(Debug, Clone)]
-pub struct BnState<T> {
-    pub moving_mean: Vec<T>,
-    pub moving_var: Vec<T>,
+pub struct BnState<B> {
+    pub moving_mean: B,
+    pub moving_var: B,
     pub eps: f64,
     pub momentum: f64,
 }
 
-impl<T: Float> BnState<T> {
+impl<T: crate::float::Float> BnState<Vec<T>> {
     /// Keras initial state: mean 0, variance 1.
     pub fn new(channels: usize, eps: f64, momentum: f64) -> Self {
         BnState {
@@ -47,28 +46,17 @@ pub enum Recurrent {
     Gru,
 }
 
-/// A recurrent layer's CPU ops: cache length `(b, s, h)`, forward, backward.
-pub type RecurrentOps<T> = (
-    fn(usize, usize, usize) -> usize,
-    RecurrentForward<T>,
-    RecurrentBackward<T>,
-);
-
 impl Recurrent {
-    /// The layer's CPU ops; both kinds take the same arguments.
-    pub fn ops<T: Float>(self) -> RecurrentOps<T> {
+    /// Gates per unit: LSTM i, f, c, o; GRU z, r, h.
+    pub fn gates(self) -> usize {
         match self {
-            Recurrent::Lstm => (
-                lstm::lstm_cache_len,
-                lstm::lstm_forward,
-                lstm::lstm_backward,
-            ),
-            Recurrent::Gru => (gru::gru_cache_len, gru::gru_forward, gru::gru_backward),
+            Recurrent::Lstm => 4,
+            Recurrent::Gru => 3,
         }
     }
 }
 
-enum Node<T> {
+enum Node<D: Device> {
     Pool {
         x: Var,
         y: Var,
@@ -81,8 +69,8 @@ enum Node<T> {
         y: Var,
         gamma: ParamId,
         beta: ParamId,
-        mean: Vec<T>,
-        var: Vec<T>,
+        mean: D::Buf,
+        var: D::Buf,
         eps: f64,
     },
     Recurrent {
@@ -90,7 +78,7 @@ enum Node<T> {
         x: Var,
         y: Var,
         w: [ParamId; 3],
-        cache: Vec<T>,
+        cache: D::Buf,
     },
     Dense {
         x: Var,
@@ -105,7 +93,7 @@ enum Node<T> {
     Dropout {
         x: Var,
         y: Var,
-        mask: Vec<T>,
+        mask: D::Buf,
     },
     /// Row-wise concatenation of the flattened inputs.
     Concat {
@@ -114,20 +102,23 @@ enum Node<T> {
     },
 }
 
-pub struct Tape<T> {
+/// The recorded forward pass of one batch on device `D`.
+pub struct Tape<'d, D: Device> {
+    dev: &'d D,
     /// Training mode: batch statistics in BN (and moving-stat updates), dropout active.
     pub training: bool,
-    values: Vec<Vec<T>>,
+    values: Vec<D::Buf>,
     shapes: Vec<Vec<usize>>,
     /// Whether a gradient flows into each value (it depends on a parameter).
     needs_grad: Vec<bool>,
-    grads: Vec<Vec<T>>,
-    nodes: Vec<Node<T>>,
+    grads: Vec<Option<D::Buf>>,
+    nodes: Vec<Node<D>>,
 }
 
-impl<T: Float> Tape<T> {
-    pub fn new(training: bool) -> Self {
+impl<'d, D: Device> Tape<'d, D> {
+    pub fn new(dev: &'d D, training: bool) -> Self {
         Tape {
+            dev,
             training,
             values: vec![],
             shapes: vec![],
@@ -137,8 +128,8 @@ impl<T: Float> Tape<T> {
         }
     }
 
-    fn push(&mut self, data: Vec<T>, shape: Vec<usize>, needs_grad: bool) -> Var {
-        debug_assert_eq!(data.len(), shape.iter().product::<usize>());
+    fn push(&mut self, data: D::Buf, shape: Vec<usize>, needs_grad: bool) -> Var {
+        debug_assert_eq!(D::len(data.borrow()), shape.iter().product::<usize>());
         self.values.push(data);
         self.shapes.push(shape);
         self.needs_grad.push(needs_grad);
@@ -146,51 +137,67 @@ impl<T: Float> Tape<T> {
     }
 
     /// Only a training tape keeps nodes: an inference pass never runs backward.
-    fn record(&mut self, node: Node<T>) {
+    fn record(&mut self, node: Node<D>) {
         if self.training {
             self.nodes.push(node);
         }
     }
 
+    fn val(&self, v: Var) -> &D::Slice {
+        self.values[v.0].borrow()
+    }
+
     /// A leaf (the batch of pictures); data, so it needs no gradient.
-    pub fn input(&mut self, data: Vec<T>, shape: &[usize]) -> Var {
+    pub fn input(&mut self, data: D::Buf, shape: &[usize]) -> Var {
         self.push(data, shape.to_vec(), false)
     }
 
-    pub fn value(&self, v: Var) -> &[T] {
-        &self.values[v.0]
+    pub fn value(&self, v: Var) -> &D::Slice {
+        self.val(v)
+    }
+
+    /// Moves a value out of the tape (a prediction, once the pass is over).
+    pub fn take(&mut self, v: Var) -> Result<D::Buf> {
+        let n = D::len(self.val(v));
+        Ok(std::mem::replace(
+            &mut self.values[v.0],
+            self.dev.zeros(n.min(1))?,
+        ))
     }
 
     pub fn shape(&self, v: Var) -> &[usize] {
         &self.shapes[v.0]
     }
 
-    /// Gradient of a value after [`Tape::backward`]; empty if nothing flowed into it (always so
+    /// Gradient of a value after [`Tape::backward`]; `None` if nothing flowed into it (always so
     /// for values that need none: inputs and what parameter-free ops make of them).
-    pub fn grad(&self, v: Var) -> &[T] {
-        &self.grads[v.0]
+    pub fn grad(&self, v: Var) -> Option<&D::Slice> {
+        self.grads.get(v.0)?.as_ref().map(|g| g.borrow())
     }
 
     /// `[B, F, D]` pictures → `[B, S, C]` feature channels. The pictures are data and the layer
     /// has no parameters, so nothing is recorded for backward.
-    pub fn features(&mut self, x: Var, spec: &FeatureSpec) -> Var {
+    pub fn features(&mut self, x: Var, spec: &D::Spec) -> Result<Var> {
         assert!(
             !self.needs_grad[x.0],
             "the feature layer takes data (the pictures), not a value that needs a gradient"
         );
         let b = self.shapes[x.0][0];
-        let (s, c) = (spec.steps(), spec.channels());
-        let mut out = vec![T::zero(); b * s * c];
-        ts_features::ts_features_forward(&mut out, &self.values[x.0], b, spec);
-        self.push(out, vec![b, s, c], false)
+        let dims = D::spec_dims(spec);
+        let (s, c) = (dims.steps(), dims.channels());
+        let mut out = self.dev.scratch(b * s * c)?;
+        self.dev
+            .ts_features_forward(out.borrow_mut(), self.val(x), b, spec)?;
+        Ok(self.push(out, vec![b, s, c], false))
     }
 
     /// `[B, S, C]` → `[B, S', 3C]` (mean, max, min over windows of the steps).
-    pub fn pool(&mut self, x: Var, window: usize, stride: usize) -> Var {
+    pub fn pool(&mut self, x: Var, window: usize, stride: usize) -> Result<Var> {
         let (b, steps, c) = dims3(&self.shapes[x.0]);
         let s2 = (steps - window) / stride + 1;
-        let mut out = vec![T::zero(); b * s2 * 3 * c];
-        pooling::pool_forward(&mut out, &self.values[x.0], b, steps, c, window, stride);
+        let mut out = self.dev.scratch(b * s2 * 3 * c)?;
+        self.dev
+            .pool_forward(out.borrow_mut(), self.val(x), b, steps, c, window, stride)?;
         let y = self.push(out, vec![b, s2, 3 * c], self.needs_grad[x.0]);
         self.record(Node::Pool {
             x,
@@ -199,7 +206,7 @@ impl<T: Float> Tape<T> {
             window,
             stride,
         });
-        y
+        Ok(y)
     }
 
     /// BatchNorm over the last axis (statistics over all leading axes). In training mode it
@@ -207,50 +214,50 @@ impl<T: Float> Tape<T> {
     pub fn batchnorm(
         &mut self,
         x: Var,
-        store: &ParamStore<T>,
-        gamma: ParamId,
-        beta: ParamId,
-        state: &mut BnState<T>,
-    ) -> Var {
+        params: &D::Params,
+        [gamma, beta]: [ParamId; 2],
+        state: &mut BnState<D::Buf>,
+    ) -> Result<Var> {
+        let dev = self.dev;
         let shape = self.shapes[x.0].clone();
         let c = *shape.last().expect("batchnorm of a scalar");
-        let r = self.values[x.0].len() / c;
-        let mut out = vec![T::zero(); r * c];
-        let (g, bt) = (store.get(gamma), store.get(beta));
+        let r = shape.iter().product::<usize>() / c;
+        let mut out = dev.scratch(r * c)?;
+        let (g, bt) = (params.value(gamma), params.value(beta));
         if !self.training {
-            batchnorm::batchnorm_inference(
-                &mut out,
-                &self.values[x.0],
+            dev.batchnorm_inference(
+                out.borrow_mut(),
+                self.val(x),
                 g,
                 bt,
-                &state.moving_mean,
-                &state.moving_var,
+                state.moving_mean.borrow(),
+                state.moving_var.borrow(),
                 r,
                 c,
                 state.eps,
-            );
-            return self.push(out, shape, true);
+            )?;
+            return Ok(self.push(out, shape, true));
         }
-        let (mut mean, mut var) = (vec![T::zero(); c], vec![T::zero(); c]);
-        batchnorm::batchnorm_forward(
-            &mut out,
-            &mut mean,
-            &mut var,
-            &self.values[x.0],
+        let (mut mean, mut var) = (dev.scratch(c)?, dev.scratch(c)?);
+        dev.batchnorm_forward(
+            out.borrow_mut(),
+            mean.borrow_mut(),
+            var.borrow_mut(),
+            self.val(x),
             g,
             bt,
             r,
             c,
             state.eps,
-        );
-        batchnorm::batchnorm_update_moving(
-            &mut state.moving_mean,
-            &mut state.moving_var,
-            &mean,
-            &var,
+        )?;
+        dev.batchnorm_update_moving(
+            state.moving_mean.borrow_mut(),
+            state.moving_var.borrow_mut(),
+            mean.borrow(),
+            var.borrow(),
             c,
             state.momentum,
-        );
+        )?;
         let y = self.push(out, shape, true);
         self.record(Node::BatchNorm {
             x,
@@ -261,7 +268,7 @@ impl<T: Float> Tape<T> {
             var,
             eps: state.eps,
         });
-        y
+        Ok(y)
     }
 
     /// LSTM or GRU over the steps of `[B, S, I]`; returns the last hidden state `[B, H]`.
@@ -270,17 +277,28 @@ impl<T: Float> Tape<T> {
         &mut self,
         kind: Recurrent,
         x: Var,
-        store: &ParamStore<T>,
+        params: &D::Params,
         w: [ParamId; 3],
-    ) -> Var {
+    ) -> Result<Var> {
+        let dev = self.dev;
         let (b, s, i) = dims3(&self.shapes[x.0]);
-        let h = store.entry(w[1]).shape[0];
-        let (wi, wh, bias) = (store.get(w[0]), store.get(w[1]), store.get(w[2]));
-        let mut out = vec![T::zero(); b * h];
-        let xv = &self.values[x.0];
-        let (cache_len, forward, _) = kind.ops::<T>();
-        let mut cache = vec![T::zero(); cache_len(b, s, h)];
-        forward(&mut out, &mut cache, xv, wi, wh, bias, b, s, i, h);
+        let h = params.entry(w[1]).shape[0];
+        let mut out = dev.scratch(b * h)?;
+        let mut cache = dev.scratch(D::recurrent_cache_len(kind, b, s, h))?;
+        let [wi, wh, bias] = w.map(|id| params.value(id));
+        dev.recurrent_forward(
+            kind,
+            out.borrow_mut(),
+            cache.borrow_mut(),
+            self.val(x),
+            wi,
+            wh,
+            bias,
+            b,
+            s,
+            i,
+            h,
+        )?;
         let y = self.push(out, vec![b, h], true);
         self.record(Node::Recurrent {
             kind,
@@ -289,73 +307,75 @@ impl<T: Float> Tape<T> {
             w,
             cache,
         });
-        y
+        Ok(y)
     }
 
     /// `[B, I]` (or any `[B, …]`, flattened) → `[B, O]`.
-    pub fn dense(&mut self, x: Var, store: &ParamStore<T>, w: ParamId, b: ParamId) -> Var {
+    pub fn dense(&mut self, x: Var, params: &D::Params, [w, b]: [ParamId; 2]) -> Result<Var> {
         let rows = self.shapes[x.0][0];
-        let wshape = &store.entry(w).shape;
+        let wshape = &params.entry(w).shape;
         let (i, o) = (wshape[0], wshape[1]);
-        let mut out = vec![T::zero(); rows * o];
-        dense::dense_forward(
-            &mut out,
-            &self.values[x.0],
-            store.get(w),
-            store.get(b),
+        let mut out = self.dev.scratch(rows * o)?;
+        self.dev.dense_forward(
+            out.borrow_mut(),
+            self.val(x),
+            params.value(w),
+            params.value(b),
             rows,
             i,
             o,
-        );
+        )?;
         let y = self.push(out, vec![rows, o], true);
         self.record(Node::Dense { x, y, w, b });
-        y
+        Ok(y)
     }
 
-    pub fn relu(&mut self, x: Var) -> Var {
-        let n = self.values[x.0].len();
-        let mut out = vec![T::zero(); n];
-        elementwise::relu_forward(&mut out, &self.values[x.0], n);
+    pub fn relu(&mut self, x: Var) -> Result<Var> {
+        let n = D::len(self.val(x));
+        let mut out = self.dev.scratch(n)?;
+        self.dev.relu_forward(out.borrow_mut(), self.val(x), n)?;
         let y = self.push(out, self.shapes[x.0].clone(), self.needs_grad[x.0]);
         self.record(Node::Relu { x, y });
-        y
+        Ok(y)
     }
 
     /// Inverted dropout with rate `p` in training mode; the identity otherwise.
-    pub fn dropout(&mut self, x: Var, p: f64, seed: u64) -> Var {
+    pub fn dropout(&mut self, x: Var, p: f64, seed: u64) -> Result<Var> {
         if !self.training || p == 0.0 {
-            return x;
+            return Ok(x);
         }
-        let n = self.values[x.0].len();
-        let (mut out, mut mask) = (vec![T::zero(); n], vec![T::zero(); n]);
-        elementwise::dropout_forward(&mut out, &mut mask, &self.values[x.0], n, p, seed);
+        let n = D::len(self.val(x));
+        let (mut out, mut mask) = (self.dev.scratch(n)?, self.dev.scratch(n)?);
+        self.dev
+            .dropout_forward(out.borrow_mut(), mask.borrow_mut(), self.val(x), n, p, seed)?;
         let y = self.push(out, self.shapes[x.0].clone(), self.needs_grad[x.0]);
         self.record(Node::Dropout { x, y, mask });
-        y
+        Ok(y)
     }
 
     /// Flattens each input to `[B, ·]` and concatenates them along the second axis.
-    pub fn concat(&mut self, xs: &[Var]) -> Var {
+    pub fn concat(&mut self, xs: &[Var]) -> Result<Var> {
         let rows = self.shapes[xs[0].0][0];
-        let widths: Vec<usize> = xs.iter().map(|v| self.values[v.0].len() / rows).collect();
+        let widths: Vec<usize> = xs.iter().map(|v| D::len(self.val(*v)) / rows).collect();
         let total: usize = widths.iter().sum();
-        let mut out = Vec::with_capacity(rows * total);
-        for r in 0..rows {
-            for (v, &wd) in xs.iter().zip(&widths) {
-                out.extend_from_slice(&self.values[v.0][r * wd..(r + 1) * wd]);
-            }
+        let mut out = self.dev.scratch(rows * total)?;
+        let mut col = 0;
+        for (v, &wd) in xs.iter().zip(&widths) {
+            self.dev
+                .concat_forward(out.borrow_mut(), self.val(*v), rows, wd, total, col)?;
+            col += wd;
         }
         let needs_grad = xs.iter().any(|v| self.needs_grad[v.0]);
         let y = self.push(out, vec![rows, total], needs_grad);
         self.record(Node::Concat { xs: xs.to_vec(), y });
-        y
+        Ok(y)
     }
 
     /// Seeds `∂L/∂root = droot` and replays the tape backward, accumulating parameter
-    /// gradients into `store.grad`.
-    pub fn backward(&mut self, root: Var, droot: &[T], store: &mut ParamStore<T>) {
-        self.grads = vec![vec![]; self.values.len()];
-        self.grad_buf(root).copy_from_slice(droot);
+    /// gradients into `params`.
+    pub fn backward(&mut self, root: Var, droot: D::Buf, params: &mut D::Params) -> Result<()> {
+        self.grads = (0..self.values.len()).map(|_| None).collect();
+        self.grads[root.0] = Some(droot);
         let nodes = std::mem::take(&mut self.nodes);
         let mut done = vec![false; nodes.len()];
         for (n, node) in nodes.iter().enumerate().rev() {
@@ -364,38 +384,37 @@ impl<T: Float> Tape<T> {
             }
             match self.foldable_batchnorm(&nodes, n) {
                 Some(bn) => {
-                    self.backward_recurrent_after_bn(node, &nodes[bn], store);
+                    self.backward_recurrent_after_bn(node, &nodes[bn], params)?;
                     done[bn] = true;
                 }
-                None => self.backward_node(node, store),
+                None => self.backward_node(node, params)?,
             }
         }
         self.nodes = nodes;
+        Ok(())
     }
 
-    /// The gradient buffer of `v`, zeroed on first use; empty for a value that needs none (which
-    /// is how the ops are told to skip an input gradient).
-    fn grad_buf(&mut self, v: Var) -> &mut [T] {
-        if self.needs_grad[v.0] && self.grads[v.0].is_empty() {
-            self.grads[v.0] = vec![T::zero(); self.values[v.0].len()];
+    /// Allocates (zeroed) the gradient buffer of `v` if it needs one and has none yet.
+    fn ensure_grad(&mut self, v: Var) -> Result<()> {
+        if self.needs_grad[v.0] && self.grads[v.0].is_none() {
+            let n = D::len(self.val(v));
+            self.grads[v.0] = Some(self.dev.zeros(n)?);
         }
-        &mut self.grads[v.0]
+        Ok(())
     }
 
     /// Moves the gradient of an op's output out of the tape (each value has one producer).
-    fn take_dy(&mut self, y: Var) -> Vec<T> {
-        let dy = std::mem::take(&mut self.grads[y.0]);
-        if dy.is_empty() {
-            vec![T::zero(); self.values[y.0].len()]
-        } else {
-            dy
+    fn take_dy(&mut self, y: Var) -> Result<D::Buf> {
+        match self.grads[y.0].take() {
+            Some(dy) => Ok(dy),
+            None => self.dev.zeros(D::len(self.val(y))),
         }
     }
 
     /// For the recurrent node `n`: the BatchNorm node that made its input, when that BatchNorm's
     /// own input is data and the recurrent layer is its output's only consumer (the pattern of
     /// every model: features → BN → LSTM/GRU).
-    fn foldable_batchnorm(&self, nodes: &[Node<T>], n: usize) -> Option<usize> {
+    fn foldable_batchnorm(&self, nodes: &[Node<D>], n: usize) -> Option<usize> {
         let Node::Recurrent { x, .. } = &nodes[n] else {
             return None;
         };
@@ -406,19 +425,13 @@ impl<T: Float> Tape<T> {
         })
     }
 
-    /// Backward of `BN(data) → recurrent` without the recurrent layer's input gradient.
-    ///
-    /// With `a = γ·x̂ + β` the layer's input and `dZ` its input-side gate gradients, the BN needs
-    /// `dγ_c = Σ_r x̂_rc·(dZ·W_ihᵀ)_rc = Σ_g W_ih[c,g]·N[c,g]` and `dβ_c = Σ_g W_ih[c,g]·q_g`, where
-    /// `N = x̂ᵀ·dZ` and `q = Σ_r dZ_r`; and `dW_ih = aᵀ·dZ = γ⊙N + β⊗q`. So running the layer's
-    /// backward on `x̂` with no input gradient gives everything, and the largest product of the
-    /// step, `dZ·W_ihᵀ` (`[B·S, G] × [G, I]`), is never formed.
+    /// Backward of `BN(data) → recurrent` into the parameters only ([`Device::bn_recurrent_backward`]).
     fn backward_recurrent_after_bn(
         &mut self,
-        rec: &Node<T>,
-        bn: &Node<T>,
-        store: &mut ParamStore<T>,
-    ) {
+        rec: &Node<D>,
+        bn: &Node<D>,
+        params: &mut D::Params,
+    ) -> Result<()> {
         let (
             Node::Recurrent {
                 kind,
@@ -440,62 +453,30 @@ impl<T: Float> Tape<T> {
         else {
             unreachable!("backward_recurrent_after_bn on other nodes")
         };
-        let dy = self.take_dy(*y);
+        let dy = self.take_dy(*y)?;
         let (b, s, i) = dims3(&self.shapes[x.0]);
-        let h = store.entry(w[1]).shape[0];
-        let mut xhat = vec![T::zero(); b * s * i];
-        batchnorm::batchnorm_inference(
-            &mut xhat,
-            &self.values[bx.0],
-            &vec![T::one(); i],
-            &vec![T::zero(); i],
-            mean,
-            var,
-            b * s,
-            i,
+        let h = params.entry(w[1]).shape[0];
+        let (v, grads) = params.value_and_grads([*gamma, *beta, w[0], w[1], w[2]]);
+        self.dev.bn_recurrent_backward(
+            *kind,
+            grads,
+            dy.borrow(),
+            cache.borrow(),
+            self.values[bx.0].borrow(),
+            self.values[x.0].borrow(),
+            mean.borrow(),
+            var.borrow(),
             *eps,
-        );
-        let (wi, wh) = (store.get(w[0]).to_vec(), store.get(w[1]).to_vec());
-        let g = wi.len() / i;
-        let mut nmat = vec![T::zero(); wi.len()];
-        let mut dwh = vec![T::zero(); wh.len()];
-        let mut db = vec![T::zero(); store.get(w[2]).len()];
-        (kind.ops::<T>().2)(
-            &mut [],
-            &mut nmat,
-            &mut dwh,
-            &mut db,
-            &dy,
-            cache,
-            &xhat,
-            &wi,
-            &wh,
+            [v[0], v[1], v[2], v[3]],
             b,
             s,
             i,
             h,
-        );
-        // Both layers put the input-side bias (the one added to x·W_ih) first.
-        let q = &db[..g];
-        let (gm, bt) = (store.get(*gamma).to_vec(), store.get(*beta).to_vec());
-        let (mut dgamma, mut dbeta) = (vec![T::zero(); i], vec![T::zero(); i]);
-        let mut dwi = vec![T::zero(); wi.len()];
-        for c in 0..i {
-            let (wrow, nrow) = (&wi[c * g..][..g], &nmat[c * g..][..g]);
-            for k in 0..g {
-                dgamma[c] += wrow[k] * nrow[k];
-                dbeta[c] += wrow[k] * q[k];
-                dwi[c * g + k] = gm[c] * nrow[k] + bt[c] * q[k];
-            }
-        }
-        add_into(store.grad_mut(*gamma), &dgamma);
-        add_into(store.grad_mut(*beta), &dbeta);
-        add_into(store.grad_mut(w[0]), &dwi);
-        add_into(store.grad_mut(w[1]), &dwh);
-        add_into(store.grad_mut(w[2]), &db);
+        )
     }
 
-    fn backward_node(&mut self, node: &Node<T>, store: &mut ParamStore<T>) {
+    fn backward_node(&mut self, node: &Node<D>, params: &mut D::Params) -> Result<()> {
+        let dev = self.dev;
         match node {
             Node::Pool {
                 x,
@@ -504,19 +485,22 @@ impl<T: Float> Tape<T> {
                 window,
                 stride,
             } => {
-                let dy = self.take_dy(*y);
+                let dy = self.take_dy(*y)?;
                 let (b, _, c) = dims3(&self.shapes[x.0]);
-                self.grad_buf(*x);
-                pooling::pool_backward(
-                    &mut self.grads[x.0],
-                    &dy,
-                    &self.values[x.0],
+                self.ensure_grad(*x)?;
+                let Some(dx) = self.grads[x.0].as_mut() else {
+                    return Ok(());
+                };
+                dev.pool_backward(
+                    dx.borrow_mut(),
+                    dy.borrow(),
+                    self.values[x.0].borrow(),
                     b,
                     *steps,
                     c,
                     *window,
                     *stride,
-                );
+                )
             }
             Node::BatchNorm {
                 x,
@@ -527,27 +511,25 @@ impl<T: Float> Tape<T> {
                 var,
                 eps,
             } => {
-                let dy = self.take_dy(*y);
-                let c = mean.len();
-                let r = dy.len() / c;
-                let g = store.get(*gamma).to_vec();
-                let (mut dg, mut db) = (vec![T::zero(); c], vec![T::zero(); c]);
-                self.grad_buf(*x);
-                batchnorm::batchnorm_backward(
-                    &mut self.grads[x.0],
-                    &mut dg,
-                    &mut db,
-                    &dy,
-                    &self.values[x.0],
-                    mean,
-                    var,
-                    &g,
+                let dy = self.take_dy(*y)?;
+                let c = D::len(mean.borrow());
+                let r = D::len(dy.borrow()) / c;
+                self.ensure_grad(*x)?;
+                let dx = self.grads[x.0].as_mut().map(BorrowMut::borrow_mut);
+                let ([g, _], [dg, db]) = params.value_and_grads([*gamma, *beta]);
+                dev.batchnorm_backward(
+                    dx,
+                    dg,
+                    db,
+                    dy.borrow(),
+                    self.values[x.0].borrow(),
+                    mean.borrow(),
+                    var.borrow(),
+                    g,
                     r,
                     c,
                     *eps,
-                );
-                add_into(store.grad_mut(*gamma), &dg);
-                add_into(store.grad_mut(*beta), &db);
+                )
             }
             Node::Recurrent {
                 kind,
@@ -556,93 +538,85 @@ impl<T: Float> Tape<T> {
                 w,
                 cache,
             } => {
-                let dy = self.take_dy(*y);
+                let dy = self.take_dy(*y)?;
                 let (b, s, i) = dims3(&self.shapes[x.0]);
-                let h = store.entry(w[1]).shape[0];
-                let (wi, wh) = (store.get(w[0]).to_vec(), store.get(w[1]).to_vec());
-                let mut dwi = vec![T::zero(); wi.len()];
-                let mut dwh = vec![T::zero(); wh.len()];
-                let mut db = vec![T::zero(); store.get(w[2]).len()];
-                self.grad_buf(*x);
-                let dx = &mut self.grads[x.0];
-                (kind.ops::<T>().2)(
+                let h = params.entry(w[1]).shape[0];
+                self.ensure_grad(*x)?;
+                let dx = self.grads[x.0].as_mut().map(BorrowMut::borrow_mut);
+                let ([wi, wh, _], dw) = params.value_and_grads(*w);
+                dev.recurrent_backward(
+                    *kind,
                     dx,
-                    &mut dwi,
-                    &mut dwh,
-                    &mut db,
-                    &dy,
-                    cache,
-                    &self.values[x.0],
-                    &wi,
-                    &wh,
+                    dw,
+                    dy.borrow(),
+                    cache.borrow(),
+                    self.values[x.0].borrow(),
+                    wi,
+                    wh,
                     b,
                     s,
                     i,
                     h,
-                );
-                add_into(store.grad_mut(w[0]), &dwi);
-                add_into(store.grad_mut(w[1]), &dwh);
-                add_into(store.grad_mut(w[2]), &db);
+                )
             }
             Node::Dense { x, y, w, b } => {
-                let dy = self.take_dy(*y);
+                let dy = self.take_dy(*y)?;
                 let rows = self.shapes[x.0][0];
-                let wshape = &store.entry(*w).shape;
+                let wshape = &params.entry(*w).shape;
                 let (i, o) = (wshape[0], wshape[1]);
-                let wv = store.get(*w).to_vec();
-                let (mut dw, mut db) = (vec![T::zero(); i * o], vec![T::zero(); o]);
-                self.grad_buf(*x);
-                dense::dense_backward(
-                    &mut self.grads[x.0],
-                    &mut dw,
-                    &mut db,
-                    &dy,
-                    &self.values[x.0],
-                    &wv,
+                self.ensure_grad(*x)?;
+                let dx = self.grads[x.0].as_mut().map(BorrowMut::borrow_mut);
+                let ([wv, _], [dw, db]) = params.value_and_grads([*w, *b]);
+                dev.dense_backward(
+                    dx,
+                    dw,
+                    db,
+                    dy.borrow(),
+                    self.values[x.0].borrow(),
+                    wv,
                     rows,
                     i,
                     o,
-                );
-                add_into(store.grad_mut(*w), &dw);
-                add_into(store.grad_mut(*b), &db);
+                )
             }
             Node::Relu { x, y } => {
-                let dy = self.take_dy(*y);
-                let n = dy.len();
-                self.grad_buf(*x);
-                elementwise::relu_backward(&mut self.grads[x.0], &dy, &self.values[x.0], n);
+                let dy = self.take_dy(*y)?;
+                let n = D::len(dy.borrow());
+                self.ensure_grad(*x)?;
+                let Some(dx) = self.grads[x.0].as_mut() else {
+                    return Ok(());
+                };
+                dev.relu_backward(dx.borrow_mut(), dy.borrow(), self.values[x.0].borrow(), n)
             }
             Node::Dropout { x, y, mask } => {
-                let dy = self.take_dy(*y);
-                let n = dy.len();
-                self.grad_buf(*x);
-                elementwise::dropout_backward(&mut self.grads[x.0], &dy, mask, n);
+                let dy = self.take_dy(*y)?;
+                let n = D::len(dy.borrow());
+                self.ensure_grad(*x)?;
+                let Some(dx) = self.grads[x.0].as_mut() else {
+                    return Ok(());
+                };
+                dev.dropout_backward(dx.borrow_mut(), dy.borrow(), mask.borrow(), n)
             }
             Node::Concat { xs, y } => {
-                let dy = self.take_dy(*y);
+                let dy = self.take_dy(*y)?;
                 let rows = self.shapes[y.0][0];
-                let total = dy.len() / rows;
+                let total = D::len(dy.borrow()) / rows;
                 let mut col = 0;
                 for v in xs {
-                    let wd = self.values[v.0].len() / rows;
-                    let g = self.grad_buf(*v);
-                    if g.is_empty() {
-                        col += wd;
-                        continue;
-                    }
-                    for r in 0..rows {
-                        for j in 0..wd {
-                            g[r * wd + j] += dy[r * total + col + j];
-                        }
+                    let wd = D::len(self.val(*v)) / rows;
+                    self.ensure_grad(*v)?;
+                    if let Some(dx) = self.grads[v.0].as_mut() {
+                        dev.concat_backward(dx.borrow_mut(), dy.borrow(), rows, wd, total, col)?;
                     }
                     col += wd;
                 }
+                Ok(())
             }
         }
     }
 }
 
-impl<T> Node<T> {
+impl<D: Device> Node<D> {
     fn inputs(&self) -> Vec<Var> {
         match self {
             Node::Pool { x, .. }
@@ -675,8 +649,4 @@ fn dims3(shape: &[usize]) -> (usize, usize, usize) {
         "expected a [B, S, C] value, got shape {shape:?}"
     );
     (shape[0], shape[1], shape[2])
-}
-
-fn add_into<T: Float>(acc: &mut [T], g: &[T]) {
-    acc.iter_mut().zip(g).for_each(|(a, &b)| *a += b);
 }

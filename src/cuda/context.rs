@@ -34,6 +34,8 @@ pub struct DeviceInfo {
     pub name: String,
     pub compute_capability: (i32, i32),
     pub total_mem: usize,
+    /// The driver's CUDA version (`cuDriverGetVersion`: 1000·major + 10·minor).
+    pub driver: i32,
     /// The CPU stand-in of the CUDA driver (`ALPHANET_CUDA=emulator`); its name says so too.
     pub emulated: bool,
 }
@@ -44,8 +46,11 @@ impl fmt::Display for DeviceInfo {
         let gib = self.total_mem as f64 / (1u64 << 30) as f64;
         write!(
             f,
-            "cuda:{} {} (sm_{major}{minor}, {gib:.1} GiB)",
-            self.ordinal, self.name
+            "cuda:{} {} (sm_{major}{minor}, {gib:.1} GiB, driver CUDA {}.{})",
+            self.ordinal,
+            self.name,
+            self.driver / 1000,
+            self.driver % 1000 / 10
         )
     }
 }
@@ -92,9 +97,22 @@ pub fn probe(ordinal: usize) -> std::result::Result<DeviceInfo, String> {
             name: ctx.name().map_err(err)?,
             compute_capability: ctx.compute_capability().map_err(err)?,
             total_mem: ctx.total_mem().map_err(err)?,
+            driver: driver_version(),
             emulated,
         })
     })
+}
+
+/// The driver's CUDA version, 0 where it cannot say.
+fn driver_version() -> i32 {
+    let mut v = 0;
+    // SAFETY: writes one int; the driver library is loaded (probe checked it).
+    let ok = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut v) };
+    if ok == cudarc::driver::sys::CUresult::CUDA_SUCCESS {
+        v
+    } else {
+        0
+    }
 }
 
 /// Makes NVRTC loadable: found as is on the loader path, or else loaded by full path from

@@ -918,6 +918,41 @@ impl Gpu {
         })
     }
 
+    /// One input `[rows, width]` of a `[rows, total]` concatenation, placed at column `col`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn concat_forward(
+        &self,
+        out: &mut Buf,
+        inp: &Buf,
+        rows: usize,
+        width: usize,
+        total: usize,
+        col: usize,
+    ) -> Result<()> {
+        assert!(col + width <= total && out.len() >= rows * total && inp.len() >= rows * width);
+        let [r, w, t, c] = ints([rows, width, total, col])?;
+        self.launch("concat_forward", grid1(rows * width), |l| {
+            l.arg(out).arg(inp).arg(&r).arg(&w).arg(&t).arg(&c);
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn concat_backward(
+        &self,
+        dinp: &mut Buf,
+        dout: &Buf,
+        rows: usize,
+        width: usize,
+        total: usize,
+        col: usize,
+    ) -> Result<()> {
+        assert!(col + width <= total && dout.len() >= rows * total && dinp.len() >= rows * width);
+        let [r, w, t, c] = ints([rows, width, total, col])?;
+        self.launch("concat_backward", grid1(rows * width), |l| {
+            l.arg(dinp).arg(dout).arg(&r).arg(&w).arg(&t).arg(&c);
+        })
+    }
+
     /// One Adam step over the flat parameter buffer; lr_t includes the bias correction.
     #[allow(clippy::too_many_arguments)]
     pub fn adam_update(

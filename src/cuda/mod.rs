@@ -1,7 +1,7 @@
 //! CUDA backend (docs/engine.md): choosing the device (`--device auto|cpu|cuda:K`), the driver context
 //! with every kernel of `kernels/` loaded, and one typed launch wrapper per kernel taking the
-//! same arguments, in the same order, as the CPU reference op; the v2 training step composed
-//! from them ([`GpuTrainer`]).
+//! same arguments, in the same order, as the CPU reference op; and the GPU as a
+//! [`crate::device::Device`], on which the one model code trains and predicts.
 //!
 //! Everything goes through cudarc's dynamic loading: the crate builds and runs without CUDA,
 //! and every failure to find a driver, a GPU or NVRTC is a message, never a panic.
@@ -9,11 +9,11 @@
 //! (docs/cuda_emulator.md), which runs every kernel on the CPU with memory and barrier checks.
 
 mod context;
+mod device;
 mod emulator;
 pub mod host_maths;
 mod kernel_times;
 mod launch;
-mod train;
 
 use std::fmt;
 use std::str::FromStr;
@@ -22,10 +22,10 @@ pub use context::{
     compile_nvrtc, nvrtc_available, probe, DeviceInfo, Gpu, KernelModule, MODULES, PTXAS_REPORT,
 };
 pub use cudarc::driver::CudaSlice;
+pub use device::GpuParams;
 pub use emulator::open_for_tests;
 pub use kernel_times::KernelTime;
 pub use launch::{DeviceFeatureSpec, MAX_STYLES};
-pub use train::{ensure_supported, DeviceBatch, GpuTrainer};
 
 use crate::error::{Error, Result};
 
@@ -91,10 +91,26 @@ impl Backend {
         }
     }
 
+    /// Opens the device of a command's `--device` flag and says on stderr which one runs (for
+    /// `auto` without a usable GPU, also why); an explicit `cuda:K` that cannot be used is an
+    /// error that names the flag.
+    pub fn open(choice: DeviceChoice) -> Result<Backend> {
+        let (backend, note) = Backend::select(choice).map_err(|e| match e {
+            Error::Cuda(m) => Error::Cuda(format!("--device {choice} cannot be used: {m}")),
+            e => e,
+        })?;
+        if let Some(n) = note {
+            eprintln!("note: --device {choice}: {n}");
+        }
+        eprintln!("device: {}", backend.describe());
+        Ok(backend)
+    }
+
+    /// The device, its driver, and where its kernels came from (fatbin or NVRTC).
     pub fn describe(&self) -> String {
         match self {
             Backend::Cpu => format!("cpu ({} threads)", rayon::current_num_threads()),
-            Backend::Cuda(gpu) => gpu.info.to_string(),
+            Backend::Cuda(gpu) => format!("{} (kernels: {})", gpu.info, gpu.kernels_from),
         }
     }
 }

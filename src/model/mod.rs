@@ -6,12 +6,14 @@ pub mod init;
 
 use crate::autograd::params::{ParamId, ParamStore};
 use crate::autograd::tape::{BnState, Recurrent, Tape, Var};
+use crate::device::{Cpu, Device, Params};
 use crate::float::Float;
 use crate::ops::ts_features::{all_pairs, pairs_among, FeatureSpec};
 use crate::rng::{stream, Rng};
 use crate::Result;
 pub use config::{apply_variant, Arch, LossConfig, ModelConfig};
 use rand::Rng as _;
+use std::borrow::Borrow;
 
 /// v2.1's feature draw: `n` of `n_features` without replacement (partial Fisher–Yates on the
 /// model's own stream), returned sorted. Stored in the checkpoint and reused at prediction.
@@ -55,21 +57,47 @@ enum Layers {
     },
 }
 
-/// A model: its configuration, parameters, BN moving statistics and feature specs.
-#[derive(Debug, Clone)]
-pub struct Model<T> {
+/// A model on device `D`: its configuration, parameters (with gradients and Adam's moments), BN
+/// moving statistics and feature specs, all in the device's buffers. The layers are described
+/// once ([`Net::forward`]) for every device.
+pub struct Net<D: Device> {
     pub cfg: ModelConfig,
-    pub store: ParamStore<T>,
-    pub bn: Vec<BnState<T>>,
+    pub store: D::Params,
+    pub bn: Vec<BnState<D::Buf>>,
     /// v2.1's drawn features (None: pairs over all features).
     pub drawn: Option<Vec<u16>>,
-    pub specs: Vec<FeatureSpec>,
+    pub specs: Vec<D::Spec>,
     layers: Layers,
+}
+
+/// A model on the host, in `T`: what checkpoints hold, gradient checks run, and the CPU trains.
+pub type Model<T> = Net<Cpu<T>>;
+
+impl<T: Float> Clone for Model<T> {
+    fn clone(&self) -> Self {
+        Net {
+            cfg: self.cfg.clone(),
+            store: self.store.clone(),
+            bn: self.bn.clone(),
+            drawn: self.drawn.clone(),
+            specs: self.specs.clone(),
+            layers: self.layers.clone(),
+        }
+    }
+}
+
+impl<T: Float> std::fmt::Debug for Model<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("cfg", &self.cfg)
+            .field("params", &self.store.len())
+            .finish()
+    }
 }
 
 struct Builder<'a, T> {
     store: ParamStore<T>,
-    bn: Vec<BnState<T>>,
+    bn: Vec<BnState<Vec<T>>>,
     rng: Rng,
     cfg: &'a ModelConfig,
 }
@@ -102,10 +130,7 @@ impl<T: Float> Builder<'_, T> {
 
     /// Keras LSTM (gates i,f,c,o; forget bias 1) or GRU (gates z,r,h; bias `[2, 3H]`).
     fn recurrent(&mut self, name: &str, kind: Recurrent, i: usize, h: usize) -> [ParamId; 3] {
-        let gates = match kind {
-            Recurrent::Lstm => 4,
-            Recurrent::Gru => 3,
-        };
+        let gates = kind.gates();
         let wi = init::glorot_uniform(&mut self.rng, i, gates * h);
         let wh = init::orthogonal(&mut self.rng, h, gates * h);
         let (bias, bshape) = match kind {
@@ -212,13 +237,100 @@ impl<T: Float> Model<T> {
         })
     }
 
-    fn bn(&mut self, tape: &mut Tape<T>, x: Var, bn: Bn) -> Var {
-        tape.batchnorm(x, &self.store, bn.gamma, bn.beta, &mut self.bn[bn.state])
+    /// Predictions for a `[B, F, D]` batch in inference mode (moving BN statistics, no dropout).
+    pub fn predict(&mut self, pictures: Vec<T>, b: usize) -> Vec<T> {
+        let dev = Cpu::new();
+        self.predict_on(&dev, pictures, b)
+            .expect("the CPU backend does not fail")
+    }
+
+    /// The model on `dev`: parameters, gradients, Adam's moments and step, BN moving statistics
+    /// and feature specs copied there.
+    pub fn to_device<D: Device<T = T>>(&self, dev: &D) -> Result<Net<D>> {
+        let s = &self.store;
+        Ok(Net {
+            cfg: self.cfg.clone(),
+            store: dev.params(&s.entries, [&s.data, &s.grad, &s.m, &s.v], s.step)?,
+            bn: (self.bn.iter())
+                .map(|b| {
+                    Ok(BnState {
+                        moving_mean: dev.upload(&b.moving_mean)?,
+                        moving_var: dev.upload(&b.moving_var)?,
+                        eps: b.eps,
+                        momentum: b.momentum,
+                    })
+                })
+                .collect::<Result<_>>()?,
+            drawn: self.drawn.clone(),
+            specs: (self.specs.iter())
+                .map(|sp| dev.feature_spec(sp))
+                .collect::<Result<_>>()?,
+            layers: self.layers.clone(),
+        })
+    }
+}
+
+impl<D: Device> Net<D> {
+    /// The same model on the host ([`Model::to_device`]'s inverse).
+    pub fn to_host(&self, dev: &D) -> Result<Model<D::T>> {
+        let ([data, grad, m, v], step) = dev.params_to_host(&self.store)?;
+        let entries = self.store.entries().to_vec();
+        Ok(Net {
+            cfg: self.cfg.clone(),
+            store: ParamStore {
+                data,
+                grad,
+                m,
+                v,
+                entries,
+                step,
+            },
+            bn: (self.bn.iter())
+                .map(|b| {
+                    Ok(BnState {
+                        moving_mean: dev.download(b.moving_mean.borrow())?,
+                        moving_var: dev.download(b.moving_var.borrow())?,
+                        eps: b.eps,
+                        momentum: b.momentum,
+                    })
+                })
+                .collect::<Result<_>>()?,
+            drawn: self.drawn.clone(),
+            specs: self.specs.iter().map(|s| D::spec_dims(s).clone()).collect(),
+            layers: self.layers.clone(),
+        })
+    }
+
+    /// A copy on the same device (device to device): early stopping's best epoch.
+    pub fn duplicate(&self, dev: &D) -> Result<Net<D>> {
+        Ok(Net {
+            cfg: self.cfg.clone(),
+            store: dev.copy_params(&self.store)?,
+            bn: (self.bn.iter())
+                .map(|b| {
+                    Ok(BnState {
+                        moving_mean: dev.copy(b.moving_mean.borrow())?,
+                        moving_var: dev.copy(b.moving_var.borrow())?,
+                        eps: b.eps,
+                        momentum: b.momentum,
+                    })
+                })
+                .collect::<Result<_>>()?,
+            drawn: self.drawn.clone(),
+            specs: (self.specs.iter())
+                .map(|s| dev.feature_spec(D::spec_dims(s)))
+                .collect::<Result<_>>()?,
+            layers: self.layers.clone(),
+        })
+    }
+
+    fn bn(&mut self, tape: &mut Tape<D>, x: Var, bn: Bn) -> Result<Var> {
+        tape.batchnorm(x, &self.store, [bn.gamma, bn.beta], &mut self.bn[bn.state])
     }
 
     /// Records the forward pass of a `[B, F, D]` batch on `tape`; returns the predictions `[B, 1]`.
     /// `dropout_seed` fixes the dropout masks of this step (ignored when not training).
-    pub fn forward(&mut self, tape: &mut Tape<T>, x: Var, dropout_seed: u64) -> Var {
+    pub fn forward(&mut self, tape: &mut Tape<D>, x: Var, dropout_seed: u64) -> Result<Var> {
         match self.layers.clone() {
             Layers::V1 {
                 bn_feat,
@@ -226,16 +338,16 @@ impl<T: Float> Model<T> {
                 hidden,
                 out,
             } => {
-                let f = tape.features(x, &self.specs[0]);
-                let a = self.bn(tape, f, bn_feat);
+                let f = tape.features(x, &self.specs[0])?;
+                let a = self.bn(tape, f, bn_feat)?;
                 let steps = tape.shape(a)[1];
-                let p = tape.pool(a, steps.min(3), 3);
-                let pb = self.bn(tape, p, bn_pool);
-                let cat = tape.concat(&[a, pb]);
-                let z = tape.dense(cat, &self.store, hidden[0], hidden[1]);
-                let z = tape.relu(z);
-                let z = tape.dropout(z, self.cfg.v1_dropout, dropout_seed);
-                tape.dense(z, &self.store, out[0], out[1])
+                let p = tape.pool(a, steps.min(3), 3)?;
+                let pb = self.bn(tape, p, bn_pool)?;
+                let cat = tape.concat(&[a, pb])?;
+                let z = tape.dense(cat, &self.store, hidden)?;
+                let z = tape.relu(z)?;
+                let z = tape.dropout(z, self.cfg.v1_dropout, dropout_seed)?;
+                tape.dense(z, &self.store, out)
             }
             Layers::V2 {
                 bn_feat,
@@ -243,33 +355,33 @@ impl<T: Float> Model<T> {
                 bn_rnn,
                 out,
             } => {
-                let f = tape.features(x, &self.specs[0]);
-                let a = self.bn(tape, f, bn_feat);
-                let hs = tape.recurrent(Recurrent::Lstm, a, &self.store, rnn);
-                let hb = self.bn(tape, hs, bn_rnn);
-                let d = tape.dropout(hb, self.cfg.dropout, dropout_seed);
-                tape.dense(d, &self.store, out[0], out[1])
+                let f = tape.features(x, &self.specs[0])?;
+                let a = self.bn(tape, f, bn_feat)?;
+                let hs = tape.recurrent(Recurrent::Lstm, a, &self.store, rnn)?;
+                let hb = self.bn(tape, hs, bn_rnn)?;
+                let d = tape.dropout(hb, self.cfg.dropout, dropout_seed)?;
+                tape.dense(d, &self.store, out)
             }
             Layers::V3 { branches, out } => {
                 let mut heads = Vec::with_capacity(2);
                 for (k, (bn_feat, rnn, bn_rnn)) in branches.into_iter().enumerate() {
-                    let f = tape.features(x, &self.specs[k]);
-                    let a = self.bn(tape, f, bn_feat);
-                    let hs = tape.recurrent(Recurrent::Gru, a, &self.store, rnn);
-                    heads.push(self.bn(tape, hs, bn_rnn));
+                    let f = tape.features(x, &self.specs[k])?;
+                    let a = self.bn(tape, f, bn_feat)?;
+                    let hs = tape.recurrent(Recurrent::Gru, a, &self.store, rnn)?;
+                    heads.push(self.bn(tape, hs, bn_rnn)?);
                 }
-                let cat = tape.concat(&heads);
-                let d = tape.dropout(cat, self.cfg.dropout, dropout_seed);
-                tape.dense(d, &self.store, out[0], out[1])
+                let cat = tape.concat(&heads)?;
+                let d = tape.dropout(cat, self.cfg.dropout, dropout_seed)?;
+                tape.dense(d, &self.store, out)
             }
         }
     }
 
-    /// Predictions for a `[B, F, D]` batch in inference mode (moving BN statistics, no dropout).
-    pub fn predict(&mut self, pictures: Vec<T>, b: usize) -> Vec<T> {
-        let mut tape = Tape::new(false);
+    /// Predictions for `b` pictures `[B, F, D]` already on the device, in inference mode.
+    pub fn predict_on(&mut self, dev: &D, pictures: D::Buf, b: usize) -> Result<Vec<D::T>> {
+        let mut tape = Tape::new(dev, false);
         let x = tape.input(pictures, &[b, self.cfg.n_features, self.cfg.days]);
-        let y = self.forward(&mut tape, x, 0);
-        tape.value(y).to_vec()
+        let y = self.forward(&mut tape, x, 0)?;
+        dev.download(tape.value(y))
     }
 }

@@ -85,6 +85,45 @@ pub fn dropout_backward<T: Float>(dinp: &mut [T], dout: &[T], mask: &[T], n: usi
     }
 }
 
+/// `out[r, col + j] = inp[r, j]`: one `[rows, width]` input placed at column `col` of the
+/// `[rows, total]` concatenation (each input of a concat is one call).
+pub fn concat_forward<T: Float>(
+    out: &mut [T],
+    inp: &[T],
+    rows: usize,
+    width: usize,
+    total: usize,
+    col: usize,
+) {
+    assert!(
+        col + width <= total && out.len() == rows * total && inp.len() == rows * width,
+        "concat_forward: sizes"
+    );
+    for (o, x) in out.chunks_exact_mut(total).zip(inp.chunks_exact(width)) {
+        o[col..col + width].copy_from_slice(x);
+    }
+}
+
+/// `dinp[r, j] += dout[r, col + j]` (the concatenation is a copy: its slope is 1).
+pub fn concat_backward<T: Float>(
+    dinp: &mut [T],
+    dout: &[T],
+    rows: usize,
+    width: usize,
+    total: usize,
+    col: usize,
+) {
+    assert!(
+        col + width <= total && dout.len() == rows * total && dinp.len() == rows * width,
+        "concat_backward: sizes"
+    );
+    for (d, g) in dinp.chunks_exact_mut(width).zip(dout.chunks_exact(total)) {
+        d.iter_mut()
+            .zip(&g[col..col + width])
+            .for_each(|(a, &b)| *a += b);
+    }
+}
+
 /// f64 central-difference checks of ReLU and dropout input gradients. ReLU inputs are kept
 /// at least 0.1 from the kink; dropout uses a fixed seed, so its mask is a constant of the loss.
 pub fn checks() -> Vec<CheckResult> {

@@ -32,3 +32,25 @@ pub type RecurrentBackward<T> = fn(
     usize,
     usize,
 );
+
+/// A recurrent layer's CPU ops: cache length `(b, s, h)`, forward, backward.
+pub type RecurrentOps<T> = (
+    fn(usize, usize, usize) -> usize,
+    RecurrentForward<T>,
+    RecurrentBackward<T>,
+);
+
+/// The CPU ops of an LSTM or a GRU layer; both kinds take the same arguments.
+pub fn recurrent_ops<T: crate::float::Float>(
+    kind: crate::autograd::tape::Recurrent,
+) -> RecurrentOps<T> {
+    use crate::autograd::tape::Recurrent;
+    match kind {
+        Recurrent::Lstm => (
+            lstm::lstm_cache_len,
+            lstm::lstm_forward,
+            lstm::lstm_backward,
+        ),
+        Recurrent::Gru => (gru::gru_cache_len, gru::gru_forward, gru::gru_backward),
+    }
+}

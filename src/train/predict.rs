@@ -1,9 +1,11 @@
 //! Prediction: the factor `[T, N]` of a trained model over a date range of a panel, and its
 //! `.npy` + long CSV outputs.
 
+use crate::cuda::Backend;
 use crate::data::npy::write_npy;
 use crate::data::panel::{flags, Panel};
 use crate::data::samples::{gather_pictures, N_FEATURES, PICTURE_DAYS};
+use crate::device::{Cpu, Device};
 use crate::model::Model;
 use crate::{Error, Result};
 use std::io::Write;
@@ -13,8 +15,24 @@ use std::path::Path;
 /// Predictions for every (date in `dates`, stock) that is listed, not suspended and has a fully
 /// finite picture; NaN elsewhere. Returned as `[T, N]` over the whole panel.
 pub fn predict_factor(
+    backend: &Backend,
     panel: &Panel,
-    model: &mut Model<f32>,
+    model: &Model<f32>,
+    dates: Range<usize>,
+    batch_size: usize,
+) -> Result<Vec<f32>> {
+    match backend {
+        Backend::Cpu => predict_on(&Cpu::new(), panel, model, dates, batch_size),
+        Backend::Cuda(gpu) => predict_on(&**gpu, panel, model, dates, batch_size),
+    }
+}
+
+/// [`predict_factor`] on device `dev`: pictures gathered and filtered on the host, as on the CPU,
+/// then predicted on the device.
+pub fn predict_on<D: Device<T = f32>>(
+    dev: &D,
+    panel: &Panel,
+    model: &Model<f32>,
     dates: Range<usize>,
     batch_size: usize,
 ) -> Result<Vec<f32>> {
@@ -34,11 +52,12 @@ pub fn predict_factor(
             at(PICTURE_DAYS - 1)
         )));
     }
+    let mut net = model.to_device(dev)?;
     let mut factor = vec![f32::NAN; t_all * n];
     let tradable = panel.tradable();
     let mut pending: Vec<(u32, u32)> = Vec::new();
     let picture = N_FEATURES * PICTURE_DAYS;
-    let mut flush = |pending: &mut Vec<(u32, u32)>, factor: &mut Vec<f32>| {
+    let mut flush = |pending: &mut Vec<(u32, u32)>, factor: &mut Vec<f32>| -> Result<()> {
         let mut x = vec![0.0f32; pending.len() * picture];
         gather_pictures(panel.view(), pending, &mut x);
         let keep: Vec<usize> = (0..pending.len())
@@ -52,12 +71,17 @@ pub fn predict_factor(
         for &k in &keep {
             xs.extend_from_slice(&x[k * picture..(k + 1) * picture]);
         }
-        let pred = model.predict(xs, keep.len());
+        let pred = if keep.is_empty() {
+            vec![]
+        } else {
+            net.predict_on(dev, dev.upload(&xs)?, keep.len())?
+        };
         for (&k, p) in keep.iter().zip(pred) {
             let (t, i) = pending[k];
             factor[t as usize * n + i as usize] = p;
         }
         pending.clear();
+        Ok(())
     };
     for t in dates {
         for i in 0..n {
@@ -67,11 +91,11 @@ pub fn predict_factor(
             }
         }
         if pending.len() >= batch_size {
-            flush(&mut pending, &mut factor);
+            flush(&mut pending, &mut factor)?;
         }
     }
     if !pending.is_empty() {
-        flush(&mut pending, &mut factor);
+        flush(&mut pending, &mut factor)?;
     }
     Ok(factor)
 }

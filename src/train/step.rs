@@ -1,10 +1,13 @@
-//! One optimisation step: forward on the tape, the configured loss, backward, L2, Adam.
+//! One optimisation step on any device: forward on the tape, the configured loss, backward, L2,
+//! Adam; and the host wrappers the CPU code and the gradient checks call.
 
-use crate::autograd::adam::{adam_step, AdamConfig};
+use crate::autograd::adam::AdamConfig;
 use crate::autograd::tape::Tape;
+use crate::device::{Cpu, Device, DeviceBatch};
 use crate::float::Float;
-use crate::model::{LossConfig, Model};
-use crate::ops::loss::{mse_loss, neutralized_mse_loss};
+use crate::model::{LossConfig, Model, Net};
+use crate::Result;
+use std::borrow::{Borrow, BorrowMut};
 
 /// A batch of whole dates (or chunks of one date): pictures `[B, F, D]`, z-scored labels,
 /// v2.3 weights, style exposures `[B, K]` and the row offsets of each date group.
@@ -28,53 +31,80 @@ impl<T: Float> Batch<T> {
     }
 }
 
-/// The value of the configured loss for predictions `pred` and its gradient written to `dpred`.
-/// Returns (loss, number of date groups that fell back to plain MSE).
-pub fn batch_loss<T: Float>(
-    dpred: &mut [T],
-    pred: &[T],
-    batch: &Batch<T>,
+/// Zeroes the gradients, runs forward + the configured loss + backward + L2 on `dev`, leaving
+/// `∂L/∂θ` in the model's gradients. Returns (data loss, L2 term), which the device may still be
+/// computing ([`Device::read`]).
+pub fn loss_and_grad_on<D: Device>(
+    dev: &D,
+    net: &mut Net<D>,
+    batch: &DeviceBatch<D>,
     loss: &LossConfig,
-) -> (T, usize) {
-    let n = batch.len();
-    let w = loss.long_weight.map(|_| &batch.w[..]);
-    if loss.neutralize {
-        let r = neutralized_mse_loss(
-            dpred,
-            pred,
-            &batch.y,
-            w,
-            &batch.styles,
-            &batch.offsets,
-            n,
-            batch.k,
-        );
-        (r.loss, r.fallback_groups)
-    } else {
-        (mse_loss(dpred, pred, &batch.y, w, n), 0)
-    }
+    dropout_seed: u64,
+) -> Result<(D::Pending, D::Pending)> {
+    dev.zero_grad(&mut net.store)?;
+    let mut tape = Tape::new(dev, true);
+    let shape = [batch.n, net.cfg.n_features, net.cfg.days];
+    let x = tape.input(dev.copy(batch.x.borrow())?, &shape);
+    let y = net.forward(&mut tape, x, dropout_seed)?;
+    let mut dpred = dev.scratch(batch.n)?;
+    let data = dev.loss(dpred.borrow_mut(), tape.value(y), batch, loss)?;
+    tape.backward(y, dpred, &mut net.store)?;
+    Ok((data, dev.l2_penalty(&mut net.store)?))
 }
 
-/// Zeroes the gradients, runs forward + loss + backward + L2, leaving `∂L/∂θ` in
-/// `model.store.grad`. Returns (total loss including the L2 term, fallback groups).
+/// One Adam step on one batch on `dev`; returns (loss including the L2 term, date groups that
+/// fell back to plain MSE). The device's scalars are read only after Adam is queued.
+pub fn train_step_on<D: Device>(
+    dev: &D,
+    net: &mut Net<D>,
+    batch: &DeviceBatch<D>,
+    loss: &LossConfig,
+    adam: &AdamConfig,
+    dropout_seed: u64,
+) -> Result<(f64, usize)> {
+    dev.scope(|| {
+        let (data, l2) = loss_and_grad_on(dev, net, batch, loss, dropout_seed)?;
+        dev.adam_step(&mut net.store, adam)?;
+        let (l, fallback) = dev.read(data)?;
+        Ok((l + dev.read(l2)?.0, fallback))
+    })
+}
+
+/// The data loss of a batch in inference mode (moving BN statistics, no dropout), with the
+/// predictions it was computed from. The L2 term is left out on purpose: early stopping should
+/// compare fit, not the size of the weights.
+pub fn eval_predict_on<D: Device>(
+    dev: &D,
+    net: &mut Net<D>,
+    batch: &DeviceBatch<D>,
+    loss: &LossConfig,
+) -> Result<(f64, Vec<D::T>)> {
+    let mut tape = Tape::new(dev, false);
+    let shape = [batch.n, net.cfg.n_features, net.cfg.days];
+    let x = tape.input(dev.copy(batch.x.borrow())?, &shape);
+    let y = net.forward(&mut tape, x, 0)?;
+    let mut dpred = dev.scratch(batch.n)?;
+    let pending = dev.loss(dpred.borrow_mut(), tape.value(y), batch, loss)?;
+    let pred = dev.download(tape.value(y))?;
+    Ok((dev.read(pending)?.0, pred))
+}
+
+/// [`loss_and_grad_on`] on the host: the loss including the L2 term, and the fallback groups.
 pub fn loss_and_grad<T: Float>(
     model: &mut Model<T>,
     batch: &Batch<T>,
     loss: &LossConfig,
     dropout_seed: u64,
 ) -> (f64, usize) {
-    model.store.zero_grad();
-    let mut tape = Tape::new(true);
-    let b = batch.len();
-    let x = tape.input(batch.x.clone(), &[b, model.cfg.n_features, model.cfg.days]);
-    let y = model.forward(&mut tape, x, dropout_seed);
-    let mut dpred = vec![T::zero(); b];
-    let (l, fallback) = batch_loss(&mut dpred, tape.value(y), batch, loss);
-    tape.backward(y, &dpred, &mut model.store);
-    (l.f64() + model.store.l2_penalty(true), fallback)
+    let dev = Cpu::new();
+    host(|| {
+        let b = dev.batch(batch, batch.x.clone())?;
+        let (data, l2) = loss_and_grad_on(&dev, model, &b, loss, dropout_seed)?;
+        Ok((data.0 + l2.0, data.1))
+    })
 }
 
-/// One Adam step on one batch; returns (loss, fallback groups).
+/// [`train_step_on`] on the host.
 pub fn train_step<T: Float>(
     model: &mut Model<T>,
     batch: &Batch<T>,
@@ -82,31 +112,31 @@ pub fn train_step<T: Float>(
     adam: &AdamConfig,
     dropout_seed: u64,
 ) -> (f64, usize) {
-    // The whole step runs on a worker of the pool, so each of its dozen parallel loops starts
-    // and ends inside the pool instead of handing work from this thread to the pool and back
-    // (two context switches per loop, costly on a busy machine).
-    rayon::scope(|_| {
-        let r = loss_and_grad(model, batch, loss, dropout_seed);
-        adam_step(&mut model.store, adam);
-        r
+    let dev = Cpu::new();
+    host(|| {
+        let b = dev.batch(batch, batch.x.clone())?;
+        train_step_on(&dev, model, &b, loss, adam, dropout_seed)
     })
 }
 
-/// The data loss of a batch in inference mode (moving BN statistics, no dropout). The L2 term is
-/// left out on purpose: early stopping should compare fit, not the size of the weights.
-pub fn eval_loss<T: Float>(model: &mut Model<T>, batch: &Batch<T>, loss: &LossConfig) -> f64 {
-    eval_predict(model, batch, loss).0
-}
-
-/// [`eval_loss`] together with the predictions it was computed from.
+/// [`eval_predict_on`] on the host.
 pub fn eval_predict<T: Float>(
     model: &mut Model<T>,
     batch: &Batch<T>,
     loss: &LossConfig,
 ) -> (f64, Vec<T>) {
-    let pred = model.predict(batch.x.clone(), batch.len());
-    let mut dpred = vec![T::zero(); batch.len()];
-    (batch_loss(&mut dpred, &pred, batch, loss).0.f64(), pred)
+    let dev = Cpu::new();
+    host(|| eval_predict_on(&dev, model, &dev.batch(batch, batch.x.clone())?, loss))
+}
+
+/// The data loss of a batch in inference mode, on the host ([`eval_predict_on`]).
+pub fn eval_loss<T: Float>(model: &mut Model<T>, batch: &Batch<T>, loss: &LossConfig) -> f64 {
+    eval_predict(model, batch, loss).0
+}
+
+/// Runs host-backend code, whose ops never fail (they assert their sizes instead).
+fn host<R>(f: impl FnOnce() -> Result<R>) -> R {
+    f().expect("the CPU backend does not fail")
 }
 
 /// Keeps freed memory in the process (glibc only; elsewhere a no-op). Every step allocates and

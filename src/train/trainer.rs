@@ -3,18 +3,19 @@
 //! with epoch, losses, validation RankIC and samples/s.
 
 use super::batches::{plan_epoch, plan_in_order, DateChunk};
-use super::step::{eval_predict, train_step, Batch};
+use super::step::{eval_predict_on, train_step_on, Batch};
 use crate::autograd::adam::AdamConfig;
+use crate::cuda::Backend;
 use crate::data::panel::Panel;
-use crate::data::samples::{
-    gather_pictures, gather_styles, spearman, SampleIndex, N_FEATURES, PICTURE_DAYS,
-};
+use crate::data::samples::{gather_styles, spearman, SampleIndex};
+use crate::device::{Cpu, Device, DeviceBatch};
 use crate::model::{LossConfig, Model, ModelConfig};
 use crate::ops::loss::long_side_weights;
 use crate::rng::stream;
 use crate::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 use std::time::Instant;
 
 /// The validation metric that early stopping and the choice of the best epoch use
@@ -142,8 +143,15 @@ impl<'a> Part<'a> {
         self.index.per_date.iter().map(Vec::len).sum()
     }
 
-    /// Gathers pictures, labels, weights and styles of the given chunks from the mapped panel.
-    fn batch(&self, panel: &Panel, chunks: &[DateChunk]) -> Batch<f32> {
+    /// Gathers the pictures (on the device), labels, weights and styles of the given chunks; the
+    /// batch, and its labels on the host.
+    fn batch<D: Device<T = f32>>(
+        &self,
+        dev: &D,
+        src: &D::Source,
+        panel: &Panel,
+        chunks: &[DateChunk],
+    ) -> Result<(DeviceBatch<D>, Vec<f32>)> {
         let mut pairs = Vec::new();
         let (mut y, mut w, mut offsets) = (Vec::new(), Vec::new(), vec![0]);
         for c in chunks {
@@ -156,23 +164,60 @@ impl<'a> Part<'a> {
             offsets.push(pairs.len());
         }
         let k = panel.n_styles();
-        let mut x = vec![0.0; pairs.len() * N_FEATURES * PICTURE_DAYS];
-        gather_pictures(panel.view(), &pairs, &mut x);
         let mut styles = vec![0.0; pairs.len() * k];
         gather_styles(panel.view(), &pairs, &mut styles);
-        Batch {
-            x,
+        let host = Batch {
+            x: vec![],
             y,
             w,
             styles,
             k,
             offsets,
-        }
+        };
+        let batch = dev.batch(&host, dev.gather_pictures(src, panel, &pairs)?)?;
+        Ok((batch, host.y))
+    }
+
+    /// The panel dates this part's pictures are cut from.
+    fn span(&self) -> Option<Range<usize>> {
+        let (first, last) = (self.index.dates.first()?, self.index.dates.last()?);
+        Some(*first as usize..*last as usize + 1)
     }
 }
 
-/// Trains a fresh model on `train` with early stopping on `val`; returns the best model.
+/// Trains a fresh model on `train` with early stopping on `val` on the chosen device; returns
+/// the best model (on the host) and the report.
+#[allow(clippy::too_many_arguments)]
 pub fn train(
+    backend: &Backend,
+    panel: &Panel,
+    model_cfg: &ModelConfig,
+    loss: &LossConfig,
+    cfg: &TrainConfig,
+    train: &SampleIndex,
+    val: &SampleIndex,
+    progress: bool,
+) -> Result<(Model<f32>, TrainReport)> {
+    match backend {
+        Backend::Cpu => train_on(
+            &Cpu::new(),
+            panel,
+            model_cfg,
+            loss,
+            cfg,
+            train,
+            val,
+            progress,
+        ),
+        Backend::Cuda(gpu) => train_on(&**gpu, panel, model_cfg, loss, cfg, train, val, progress),
+    }
+}
+
+/// [`train`] on device `dev`: the panel's pictures for the window uploaded once, batches
+/// gathered there, validation and the best epoch's copy kept there.
+#[allow(clippy::too_many_arguments)]
+pub fn train_on<D: Device<T = f32>>(
+    dev: &D,
     panel: &Panel,
     model_cfg: &ModelConfig,
     loss: &LossConfig,
@@ -193,8 +238,13 @@ pub fn train(
             "--neutralize-loss needs style exposures, but the panel has none (styles.npy has K = 0)".into(),
         ));
     }
-    let mut model = Model::<f32>::new(model_cfg)?;
+    let mut model = Model::<f32>::new(model_cfg)?.to_device(dev)?;
     let (train_part, val_part) = (Part::new(train, loss), Part::new(val, loss));
+    let span = match (train_part.span(), val_part.span()) {
+        (Some(a), Some(b)) => a.start.min(b.start)..a.end.max(b.end),
+        (a, b) => a.or(b).unwrap_or(0..0),
+    };
+    let src = dev.source(panel, span)?;
     let sizes: Vec<usize> = train.per_date.iter().map(Vec::len).collect();
     // Validation batches are gathered again each epoch: holding them would copy the pictures of
     // the whole validation span into RAM, which can be larger than the mapped panel itself.
@@ -212,7 +262,7 @@ pub fn train(
         val_samples: val_part.samples(),
         fallback_groups: 0,
     };
-    let mut best = model.clone();
+    let mut best = model.duplicate(dev)?;
     // Higher is better for both metrics (the loss enters negated); NaN never improves.
     let mut best_score = f64::NEG_INFINITY;
     let mut fallback_said = false;
@@ -222,9 +272,10 @@ pub fn train(
         let plan = plan_epoch(&sizes, cfg.batch_size, &mut rng);
         let (mut sum, mut count) = (0.0, 0usize);
         for (step, chunks) in plan.iter().enumerate() {
-            let batch = train_part.batch(panel, chunks);
+            let (batch, _) = train_part.batch(dev, &src, panel, chunks)?;
             let dropout_seed = cfg.seed ^ ((epoch as u64) << 32) ^ step as u64;
-            let (l, fallback) = train_step(&mut model, &batch, loss, &cfg.adam, dropout_seed);
+            let (l, fallback) =
+                train_step_on(dev, &mut model, &batch, loss, &cfg.adam, dropout_seed)?;
             if !l.is_finite() {
                 return Err(Error::Data(format!(
                     "training diverged at epoch {} step {step} (loss {l}); try a smaller --lr",
@@ -238,17 +289,17 @@ pub fn train(
                 fallback_said = true;
             }
             report.fallback_groups += fallback;
-            sum += l * batch.len() as f64;
-            count += batch.len();
+            sum += l * batch.n as f64;
+            count += batch.n;
         }
         let (mut losses, mut ics) = (Vec::new(), Vec::new());
         for chunks in &val_plan {
-            let b = val_part.batch(panel, chunks);
-            let (l, pred) = eval_predict(&mut model, &b, loss);
-            losses.push((l, b.len()));
+            let (b, y) = val_part.batch(dev, &src, panel, chunks)?;
+            let (l, pred) = eval_predict_on(dev, &mut model, &b, loss)?;
+            losses.push((l, b.n));
             // Validation chunks are whole dates (plan_in_order): one RankIC per date.
             for g in b.offsets.windows(2) {
-                let ic = spearman(&pred[g[0]..g[1]], &b.y[g[0]..g[1]]);
+                let ic = spearman(&pred[g[0]..g[1]], &y[g[0]..g[1]]);
                 if ic.is_finite() {
                     ics.push(ic);
                 }
@@ -282,7 +333,7 @@ pub fn train(
             report.best_val_loss = val_loss;
             report.best_val_rank_ic = val_rank_ic;
             report.best_epoch = epoch + 1;
-            best = model.clone();
+            best = model.duplicate(dev)?;
         } else if epoch + 1 - report.best_epoch >= cfg.patience {
             bar.println(format!(
                 "early stop at epoch {}: best validation {} at epoch {}",
@@ -297,7 +348,7 @@ pub fn train(
         }
     }
     bar.finish_and_clear();
-    Ok((best, report))
+    Ok((best.to_host(dev)?, report))
 }
 
 /// A validation RankIC as a percentage, or "n/a" where undefined.

@@ -1,0 +1,708 @@
+//! The GPU as a [`Device`]: each op is its launch wrapper (src/cuda/launch.rs), which takes the
+//! CPU op's arguments on device buffers. Parameters, gradients and Adam's moments are one flat
+//! device buffer each ([`GpuParams`]); a tensor is a view into them, so Adam is one launch and a
+//! checkpoint one download per buffer.
+
+use std::mem::ManuallyDrop;
+use std::ops::Range;
+
+use cudarc::driver::{CudaSlice, DevicePtr};
+
+use super::context::{cuda_err, Gpu};
+use super::launch::{mse_from_partials, neutralized_from_partials};
+use super::DeviceFeatureSpec;
+use crate::autograd::adam::AdamConfig;
+use crate::autograd::params::{ParamEntry, ParamId};
+use crate::autograd::tape::Recurrent;
+use crate::data::panel::Panel;
+use crate::data::samples::{N_FEATURES, PICTURE_DAYS};
+use crate::device::{Device, DeviceBatch, Params};
+use crate::error::{Error, Result};
+use crate::model::LossConfig;
+use crate::ops::ts_features::FeatureSpec;
+use crate::ops::{gru, lstm};
+use crate::train::step::Batch;
+
+type Buf = CudaSlice<f32>;
+
+/// Each tensor starts on a multiple of this many floats (256 bytes) of the flat buffers, so every
+/// view is as aligned as a fresh allocation.
+const ALIGN_FLOATS: usize = 64;
+
+/// A tensor's view into a flat buffer: a `CudaSlice` handle that never frees its memory (the flat
+/// buffer owns it). Event tracking is off (`Gpu::new`), so the handle carries no events either.
+struct View(ManuallyDrop<Buf>);
+
+impl View {
+    fn of(gpu: &Gpu, flat: &Buf, range: Range<usize>) -> Self {
+        let (base, _sync) = flat.device_ptr(gpu.stream());
+        let ptr = base + (range.start * std::mem::size_of::<f32>()) as u64;
+        // SAFETY: `range` lies inside `flat`, which outlives the view (both live in one
+        // GpuParams, views dropped first) and is never freed through the view (ManuallyDrop, and
+        // `leak` below releases only the stream handle).
+        View(ManuallyDrop::new(unsafe {
+            gpu.stream().upgrade_device_ptr(ptr, range.len())
+        }))
+    }
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        // SAFETY: taken once, here; `leak` hands back the pointer without freeing it.
+        unsafe { ManuallyDrop::take(&mut self.0) }.leak();
+    }
+}
+
+/// A model's parameters on the GPU: values, gradients and Adam's moments, one flat buffer each,
+/// tensors at 256-byte aligned offsets (the padding stays zero and Adam leaves it so).
+pub struct GpuParams {
+    /// Views of `data` and `grad`, one per tensor; declared first so they drop first.
+    values: Vec<View>,
+    grads: Vec<View>,
+    entries: Vec<ParamEntry>,
+    /// Each tensor's range in the flat device buffers.
+    ranges: Vec<Range<usize>>,
+    data: Buf,
+    grad: Buf,
+    m: Buf,
+    v: Buf,
+    step: u64,
+}
+
+impl Params<Gpu> for GpuParams {
+    fn entries(&self) -> &[ParamEntry] {
+        &self.entries
+    }
+
+    fn value(&self, id: ParamId) -> &Buf {
+        &self.values[id.0].0
+    }
+
+    fn value_and_grads<const N: usize>(&mut self, ids: [ParamId; N]) -> ([&Buf; N], [&mut Buf; N]) {
+        let values = ids.map(|id| &*self.values[id.0].0);
+        let grads = (self.grads)
+            .get_disjoint_mut(ids.map(|id| id.0))
+            .expect("distinct tensors");
+        (values, grads.map(|g| &mut *g.0))
+    }
+}
+
+/// The device layout of `entries`: each tensor's range, and the total length.
+fn layout(entries: &[ParamEntry]) -> (Vec<Range<usize>>, usize) {
+    let mut at = 0;
+    let ranges = (entries.iter())
+        .map(|e| {
+            let r = at..at + e.range.len();
+            at = r.end.next_multiple_of(ALIGN_FLOATS);
+            r
+        })
+        .collect();
+    (ranges, at.max(ALIGN_FLOATS))
+}
+
+impl Gpu {
+    fn params_from(&self, entries: &[ParamEntry], flat: [Buf; 4], step: u64) -> GpuParams {
+        let (ranges, _) = layout(entries);
+        let [data, grad, m, v] = flat;
+        let views = |buf: &Buf| -> Vec<View> {
+            ranges
+                .iter()
+                .map(|r| View::of(self, buf, r.clone()))
+                .collect()
+        };
+        GpuParams {
+            values: views(&data),
+            grads: views(&grad),
+            entries: entries.to_vec(),
+            ranges: ranges.clone(),
+            data,
+            grad,
+            m,
+            v,
+            step,
+        }
+    }
+}
+
+/// The neutralized loss's date groups as the kernel reads them: offsets [groups + 1] as `int`.
+pub struct Groups(Option<CudaSlice<i32>>);
+
+/// The panel's features `[T', N, 15]` on the device for dates `first..`, where pictures are cut.
+pub struct Source {
+    features: Buf,
+    first: usize,
+    n_stocks: usize,
+}
+
+/// A scalar the GPU may still be computing: a loss from its partial sums, or the L2 term from the
+/// Σθ² of each regularised tensor and its weight.
+pub enum Pending {
+    Mse(Buf, usize),
+    Neutralized(Buf, usize),
+    L2(Option<Buf>, Vec<f64>),
+}
+
+/// An input gradient the model does not need, for a wrapper that always writes one.
+fn or_scratch<'a>(
+    gpu: &Gpu,
+    d: Option<&'a mut Buf>,
+    n: usize,
+    tmp: &'a mut Option<Buf>,
+) -> Result<&'a mut Buf> {
+    match d {
+        Some(d) => Ok(d),
+        None => Ok(tmp.insert(gpu.zeros(n)?)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+impl Device for Gpu {
+    type T = f32;
+    type Slice = Buf;
+    type Buf = Buf;
+    type Spec = DeviceFeatureSpec;
+    type Params = GpuParams;
+    type Groups = Groups;
+    type Source = Source;
+    type Pending = Pending;
+
+    fn describe(&self) -> String {
+        format!("{} (kernels: {})", self.info, self.kernels_from)
+    }
+
+    fn len(x: &Buf) -> usize {
+        x.len()
+    }
+
+    fn zeros(&self, n: usize) -> Result<Buf> {
+        Gpu::zeros(self, n.max(1))
+    }
+
+    fn scratch(&self, n: usize) -> Result<Buf> {
+        Gpu::scratch(self, n)
+    }
+
+    fn upload(&self, host: &[f32]) -> Result<Buf> {
+        if host.is_empty() {
+            return Gpu::zeros(self, 1);
+        }
+        Gpu::upload(self, host)
+    }
+
+    fn download(&self, x: &Buf) -> Result<Vec<f32>> {
+        Gpu::download(self, x)
+    }
+
+    fn copy(&self, x: &Buf) -> Result<Buf> {
+        self.stream().clone_dtod(x).map_err(cuda_err)
+    }
+
+    fn params(&self, entries: &[ParamEntry], flat: [&[f32]; 4], step: u64) -> Result<GpuParams> {
+        let (ranges, len) = layout(entries);
+        let mut bufs = Vec::with_capacity(4);
+        for host in flat {
+            let mut padded = vec![0.0f32; len];
+            for (e, r) in entries.iter().zip(&ranges) {
+                padded[r.clone()].copy_from_slice(&host[e.range.clone()]);
+            }
+            bufs.push(Gpu::upload(self, &padded)?);
+        }
+        let flat: [Buf; 4] = bufs
+            .try_into()
+            .map_err(|_| Error::Cuda("four buffers".into()))?;
+        Ok(self.params_from(entries, flat, step))
+    }
+
+    fn params_to_host(&self, p: &GpuParams) -> Result<([Vec<f32>; 4], u64)> {
+        let n: usize = p.entries.iter().map(|e| e.range.len()).sum();
+        let mut out: [Vec<f32>; 4] = std::array::from_fn(|_| vec![0.0; n]);
+        for (host, dev) in out.iter_mut().zip([&p.data, &p.grad, &p.m, &p.v]) {
+            let padded = Gpu::download(self, dev)?;
+            for (e, r) in p.entries.iter().zip(&p.ranges) {
+                host[e.range.clone()].copy_from_slice(&padded[r.clone()]);
+            }
+        }
+        Ok((out, p.step))
+    }
+
+    fn copy_params(&self, p: &GpuParams) -> Result<GpuParams> {
+        let flat = [
+            self.copy(&p.data)?,
+            self.copy(&p.grad)?,
+            self.copy(&p.m)?,
+            self.copy(&p.v)?,
+        ];
+        Ok(self.params_from(&p.entries, flat, p.step))
+    }
+
+    fn zero_grad(&self, p: &mut GpuParams) -> Result<()> {
+        self.stream().memset_zeros(&mut p.grad).map_err(cuda_err)
+    }
+
+    fn l2_penalty(&self, p: &mut GpuParams) -> Result<Pending> {
+        let regularised: Vec<(usize, f64)> = (p.entries.iter().enumerate())
+            .filter(|(_, e)| e.l2 != 0.0)
+            .map(|(k, e)| (k, e.l2))
+            .collect();
+        if regularised.is_empty() {
+            return Ok(Pending::L2(None, vec![]));
+        }
+        let mut sumsq = Gpu::scratch(self, regularised.len())?;
+        for (slot, &(k, l2)) in regularised.iter().enumerate() {
+            let n = p.entries[k].range.len();
+            self.l2_penalty(
+                &mut p.grads[k].0,
+                &mut sumsq.slice_mut(slot..slot + 1),
+                &p.values[k].0,
+                n,
+                (2.0 * l2) as f32,
+            )?;
+        }
+        Ok(Pending::L2(
+            Some(sumsq),
+            regularised.into_iter().map(|(_, l2)| l2).collect(),
+        ))
+    }
+
+    fn adam_step(&self, p: &mut GpuParams, cfg: &AdamConfig) -> Result<()> {
+        p.step += 1;
+        let lr_t = cfg.lr_t(p.step) as f32;
+        let n = p.data.len();
+        self.adam_update(
+            &mut p.data,
+            &mut p.m,
+            &mut p.v,
+            &p.grad,
+            n,
+            lr_t,
+            cfg.beta1 as f32,
+            cfg.beta2 as f32,
+            cfg.eps as f32,
+        )
+    }
+
+    fn feature_spec(&self, spec: &FeatureSpec) -> Result<DeviceFeatureSpec> {
+        Gpu::feature_spec(self, spec)
+    }
+
+    fn spec_dims(spec: &DeviceFeatureSpec) -> &FeatureSpec {
+        &spec.spec
+    }
+
+    fn source(&self, panel: &Panel, dates: Range<usize>) -> Result<Source> {
+        let first = dates.start.saturating_sub(PICTURE_DAYS - 1);
+        let row = panel.n_stocks() * N_FEATURES;
+        let features = &panel.view().features[first * row..dates.end * row];
+        Ok(Source {
+            features: self.upload(features)?,
+            first,
+            n_stocks: panel.n_stocks(),
+        })
+    }
+
+    fn gather_pictures(&self, src: &Source, panel: &Panel, samples: &[(u32, u32)]) -> Result<Buf> {
+        let dates = src.features.len() / (src.n_stocks * N_FEATURES);
+        let mut flat = Vec::with_capacity(2 * samples.len());
+        for &(t, i) in samples {
+            let t = t as usize;
+            if t < src.first + PICTURE_DAYS - 1
+                || t >= src.first + dates
+                || i as usize >= src.n_stocks
+            {
+                return Err(Error::Data(format!(
+                    "sample (date {t}, stock {i}) lies outside the dates uploaded from panel {} ({} .. {})",
+                    panel.dir().display(),
+                    src.first + PICTURE_DAYS - 1,
+                    src.first + dates
+                )));
+            }
+            flat.extend([(t - src.first) as u32, i]);
+        }
+        let mut out = Gpu::scratch(self, samples.len() * N_FEATURES * PICTURE_DAYS)?;
+        if samples.is_empty() {
+            return Ok(out);
+        }
+        let samples = Gpu::upload(self, &flat)?;
+        Gpu::gather_pictures(self, &src.features, src.n_stocks, &samples, &mut out)?;
+        Ok(out)
+    }
+
+    fn batch(&self, host: &Batch<f32>, x: Buf) -> Result<DeviceBatch<Self>> {
+        let groups = if host.k > 0 {
+            let offsets = (host.offsets.iter())
+                .map(|&o| {
+                    i32::try_from(o).map_err(|_| Error::Cuda(format!("offset {o} exceeds i32")))
+                })
+                .collect::<Result<Vec<i32>>>()?;
+            Some(Gpu::upload(self, &offsets)?)
+        } else {
+            None
+        };
+        Ok(DeviceBatch {
+            n: host.len(),
+            x,
+            y: Device::upload(self, &host.y)?,
+            w: Device::upload(self, &host.w)?,
+            styles: Device::upload(self, &host.styles)?,
+            k: host.k,
+            offsets: host.offsets.clone(),
+            groups: Groups(groups),
+        })
+    }
+
+    fn ts_features_forward(
+        &self,
+        out: &mut Buf,
+        inp: &Buf,
+        b: usize,
+        spec: &DeviceFeatureSpec,
+    ) -> Result<()> {
+        Gpu::ts_features_forward(self, out, inp, b, spec)
+    }
+
+    fn pool_forward(
+        &self,
+        out: &mut Buf,
+        inp: &Buf,
+        b: usize,
+        steps: usize,
+        channels: usize,
+        window: usize,
+        stride: usize,
+    ) -> Result<()> {
+        Gpu::pool_forward(self, out, inp, b, steps, channels, window, stride)
+    }
+
+    fn pool_backward(
+        &self,
+        dinp: &mut Buf,
+        dout: &Buf,
+        inp: &Buf,
+        b: usize,
+        steps: usize,
+        channels: usize,
+        window: usize,
+        stride: usize,
+    ) -> Result<()> {
+        Gpu::pool_backward(self, dinp, dout, inp, b, steps, channels, window, stride)
+    }
+
+    fn batchnorm_forward(
+        &self,
+        out: &mut Buf,
+        mean: &mut Buf,
+        var: &mut Buf,
+        inp: &Buf,
+        gamma: &Buf,
+        beta: &Buf,
+        r: usize,
+        c: usize,
+        eps: f64,
+    ) -> Result<()> {
+        Gpu::batchnorm_forward(self, out, mean, var, inp, gamma, beta, r, c, eps)
+    }
+
+    fn batchnorm_inference(
+        &self,
+        out: &mut Buf,
+        inp: &Buf,
+        gamma: &Buf,
+        beta: &Buf,
+        moving_mean: &Buf,
+        moving_var: &Buf,
+        r: usize,
+        c: usize,
+        eps: f64,
+    ) -> Result<()> {
+        Gpu::batchnorm_inference(
+            self,
+            out,
+            inp,
+            gamma,
+            beta,
+            moving_mean,
+            moving_var,
+            r,
+            c,
+            eps,
+        )
+    }
+
+    fn batchnorm_backward(
+        &self,
+        dinp: Option<&mut Buf>,
+        dgamma: &mut Buf,
+        dbeta: &mut Buf,
+        dout: &Buf,
+        inp: &Buf,
+        mean: &Buf,
+        var: &Buf,
+        gamma: &Buf,
+        r: usize,
+        c: usize,
+        eps: f64,
+    ) -> Result<()> {
+        match dinp {
+            Some(dinp) => Gpu::batchnorm_backward(
+                self, dinp, dgamma, dbeta, dout, inp, mean, var, gamma, r, c, eps,
+            ),
+            None => self
+                .batchnorm_param_grads(dgamma, dbeta, dout, inp, mean, var, r, c, eps)
+                .map(drop),
+        }
+    }
+
+    fn batchnorm_update_moving(
+        &self,
+        moving_mean: &mut Buf,
+        moving_var: &mut Buf,
+        mean: &Buf,
+        var: &Buf,
+        c: usize,
+        momentum: f64,
+    ) -> Result<()> {
+        Gpu::batchnorm_update_moving(self, moving_mean, moving_var, mean, var, c, momentum)
+    }
+
+    fn recurrent_cache_len(kind: Recurrent, b: usize, s: usize, h: usize) -> usize {
+        match kind {
+            Recurrent::Lstm => lstm::lstm_cache_len(b, s, h),
+            Recurrent::Gru => gru::gru_cache_len(b, s, h),
+        }
+    }
+
+    fn recurrent_forward(
+        &self,
+        kind: Recurrent,
+        h_out: &mut Buf,
+        cache: &mut Buf,
+        x: &Buf,
+        w_ih: &Buf,
+        w_hh: &Buf,
+        bias: &Buf,
+        b: usize,
+        s: usize,
+        i: usize,
+        h: usize,
+    ) -> Result<()> {
+        match kind {
+            Recurrent::Lstm => self.lstm_forward(h_out, cache, x, w_ih, w_hh, bias, b, s, i, h),
+            Recurrent::Gru => self.gru_forward(h_out, cache, x, w_ih, w_hh, bias, b, s, i, h),
+        }
+    }
+
+    fn recurrent_backward(
+        &self,
+        kind: Recurrent,
+        dx: Option<&mut Buf>,
+        [dw_ih, dw_hh, dbias]: [&mut Buf; 3],
+        dh_out: &Buf,
+        cache: &Buf,
+        x: &Buf,
+        w_ih: &Buf,
+        w_hh: &Buf,
+        b: usize,
+        s: usize,
+        i: usize,
+        h: usize,
+    ) -> Result<()> {
+        let mut tmp = None;
+        let dx = or_scratch(self, dx, b * s * i, &mut tmp)?;
+        match kind {
+            Recurrent::Lstm => self.lstm_backward(
+                dx, dw_ih, dw_hh, dbias, dh_out, cache, x, w_ih, w_hh, b, s, i, h,
+            ),
+            Recurrent::Gru => self.gru_backward(
+                dx, dw_ih, dw_hh, dbias, dh_out, cache, x, w_ih, w_hh, b, s, i, h,
+            ),
+        }
+    }
+
+    /// The recurrent layer's input gradient as a GEMM, then BN's parameter gradients from it
+    /// (on the GPU the GEMM is cheaper than the CPU's fold of it into the weight gradients).
+    fn bn_recurrent_backward(
+        &self,
+        kind: Recurrent,
+        [dgamma, dbeta, dwi, dwh, db]: [&mut Buf; 5],
+        dh_out: &Buf,
+        cache: &Buf,
+        bn_inp: &Buf,
+        bn_out: &Buf,
+        mean: &Buf,
+        var: &Buf,
+        eps: f64,
+        [_gamma, _beta, wi, wh]: [&Buf; 4],
+        b: usize,
+        s: usize,
+        i: usize,
+        h: usize,
+    ) -> Result<()> {
+        let mut da = Gpu::zeros(self, b * s * i)?;
+        Device::recurrent_backward(
+            self,
+            kind,
+            Some(&mut da),
+            [dwi, dwh, db],
+            dh_out,
+            cache,
+            bn_out,
+            wi,
+            wh,
+            b,
+            s,
+            i,
+            h,
+        )?;
+        self.batchnorm_param_grads(dgamma, dbeta, &da, bn_inp, mean, var, b * s, i, eps)
+            .map(drop)
+    }
+
+    fn dense_forward(
+        &self,
+        out: &mut Buf,
+        inp: &Buf,
+        w: &Buf,
+        bias: &Buf,
+        b: usize,
+        i: usize,
+        o: usize,
+    ) -> Result<()> {
+        Gpu::dense_forward(self, out, inp, w, bias, b, i, o)
+    }
+
+    fn dense_backward(
+        &self,
+        dinp: Option<&mut Buf>,
+        dw: &mut Buf,
+        dbias: &mut Buf,
+        dout: &Buf,
+        inp: &Buf,
+        w: &Buf,
+        b: usize,
+        i: usize,
+        o: usize,
+    ) -> Result<()> {
+        let mut tmp = None;
+        let dinp = or_scratch(self, dinp, b * i, &mut tmp)?;
+        Gpu::dense_backward(self, dinp, dw, dbias, dout, inp, w, b, i, o)
+    }
+
+    fn relu_forward(&self, out: &mut Buf, inp: &Buf, n: usize) -> Result<()> {
+        Gpu::relu_forward(self, out, inp, n)
+    }
+
+    fn relu_backward(&self, dinp: &mut Buf, dout: &Buf, inp: &Buf, n: usize) -> Result<()> {
+        Gpu::relu_backward(self, dinp, dout, inp, n)
+    }
+
+    fn dropout_forward(
+        &self,
+        out: &mut Buf,
+        mask: &mut Buf,
+        inp: &Buf,
+        n: usize,
+        p: f64,
+        seed: u64,
+    ) -> Result<()> {
+        Gpu::dropout_forward(self, out, mask, inp, n, p, seed)
+    }
+
+    fn dropout_backward(&self, dinp: &mut Buf, dout: &Buf, mask: &Buf, n: usize) -> Result<()> {
+        Gpu::dropout_backward(self, dinp, dout, mask, n)
+    }
+
+    fn concat_forward(
+        &self,
+        out: &mut Buf,
+        inp: &Buf,
+        rows: usize,
+        width: usize,
+        total: usize,
+        col: usize,
+    ) -> Result<()> {
+        Gpu::concat_forward(self, out, inp, rows, width, total, col)
+    }
+
+    fn concat_backward(
+        &self,
+        dinp: &mut Buf,
+        dout: &Buf,
+        rows: usize,
+        width: usize,
+        total: usize,
+        col: usize,
+    ) -> Result<()> {
+        Gpu::concat_backward(self, dinp, dout, rows, width, total, col)
+    }
+
+    fn loss(
+        &self,
+        dpred: &mut Buf,
+        pred: &Buf,
+        batch: &DeviceBatch<Self>,
+        loss: &LossConfig,
+    ) -> Result<Pending> {
+        let n = batch.n;
+        let w = loss.long_weight.map(|_| &batch.w);
+        if !loss.neutralize {
+            return Ok(Pending::Mse(
+                self.mse_loss_partials(dpred, pred, &batch.y, w, n)?,
+                n,
+            ));
+        }
+        let groups = batch.groups.0.as_ref().ok_or_else(|| {
+            Error::Config(
+                "the neutralized loss needs style exposures, but the batch has none (K = 0)".into(),
+            )
+        })?;
+        Ok(Pending::Neutralized(
+            self.neutralized_mse_loss_partials(
+                dpred,
+                pred,
+                &batch.y,
+                w,
+                &batch.styles,
+                groups,
+                n,
+                batch.k,
+            )?,
+            n,
+        ))
+    }
+
+    fn read(&self, p: Pending) -> Result<(f64, usize)> {
+        Ok(match p {
+            Pending::Mse(partials, n) => (
+                mse_from_partials(&Gpu::download(self, &partials)?, n) as f64,
+                0,
+            ),
+            Pending::Neutralized(partials, n) => {
+                let r = neutralized_from_partials(&Gpu::download(self, &partials)?, n);
+                (r.loss as f64, r.fallback_groups)
+            }
+            Pending::L2(None, _) => (0.0, 0),
+            Pending::L2(Some(sumsq), l2) => {
+                let sums = Gpu::download(self, &sumsq)?;
+                (l2.iter().zip(sums).map(|(l2, s)| l2 * s as f64).sum(), 0)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_aligns_every_tensor_and_keeps_lengths() {
+        let e = |n: usize, at: usize| ParamEntry {
+            name: String::new(),
+            shape: vec![n],
+            range: at..at + n,
+            l2: 0.0,
+        };
+        let (ranges, len) = layout(&[e(3, 0), e(64, 3), e(65, 67)]);
+        assert_eq!(ranges, vec![0..3, 64..128, 128..193]);
+        assert_eq!(len, 256);
+    }
+}

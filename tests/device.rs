@@ -1,0 +1,203 @@
+//! One model, two backends, through the built binary (docs/engine.md#devices): every model and
+//! variant trains with `--device cuda:0`, and its checkpoint predicts the same on the CPU and the
+//! GPU; `run` on the GPU gives the same bits twice and after a kill and resume.
+//!
+//! On a machine without a GPU the commands run on the CPU stand-in of the CUDA driver
+//! (`ALPHANET_CUDA=emulator`, docs/cuda_emulator.md); with ALPHANET_REQUIRE_GPU=1 a missing GPU
+//! fails.
+
+use alphanet::data::npy::NpyArray;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{fixture, ok};
+
+/// Whether the commands must be pointed at the stand-in: no usable GPU here.
+fn emulated() -> bool {
+    static E: OnceLock<bool> = OnceLock::new();
+    *E.get_or_init(|| {
+        let gpu = alphanet::cuda::open_for_tests().expect("a GPU or the CUDA stand-in");
+        eprintln!("device: {} (kernels from {})", gpu.info, gpu.kernels_from);
+        gpu.info.emulated
+    })
+}
+
+fn alphanet(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_alphanet"));
+    if emulated() {
+        cmd.env("ALPHANET_CUDA", "emulator");
+    }
+    cmd.args(args);
+    cmd
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Small training settings: one epoch of a 4-unit model on every 4th in-sample date.
+const TRAIN: [&str; 12] = [
+    "--epochs",
+    "1",
+    "--hidden",
+    "4",
+    "--batch",
+    "500",
+    "--sample-every",
+    "4",
+    "--threads",
+    "1",
+    "--to",
+    "2016-09-30",
+];
+
+fn factor(dir: &Path) -> Vec<f32> {
+    NpyArray::read(&dir.join("factor.npy")).unwrap().data
+}
+
+#[test]
+fn every_model_trains_on_cuda_and_its_checkpoint_predicts_the_same_on_cpu_and_cuda() {
+    let root = fixture().root.join("models");
+    let panel = path(&fixture().panel);
+    for (name, model) in [
+        ("v1", &["--model", "v1"][..]),
+        ("v3", &["--model", "v3"]),
+        ("v2.1,v2.2,v2.3", &["--variant", "v2.1,v2.2,v2.3"]),
+    ] {
+        let ck = root.join(format!("{name}-ck"));
+        let t0 = Instant::now();
+        let out = ok(
+            alphanet(&["train", "--device", "cuda:0", "--panel", panel, "--out"])
+                .arg(&ck)
+                .args(TRAIN)
+                .args(model)
+                .output()
+                .unwrap(),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("device: cuda:0"), "{name}: {stderr}");
+        eprintln!(
+            "{name}: trained on cuda:0 in {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
+        let predict = |device: &str| -> Vec<f32> {
+            let dir = root.join(format!("{name}-{}", device.replace(':', "")));
+            ok(alphanet(&["predict", "--device", device, "--panel", panel])
+                .args(["--from", "2016-10-03", "--to", "2017-03-31", "--checkpoint"])
+                .arg(&ck)
+                .arg("--out")
+                .arg(&dir)
+                .output()
+                .unwrap());
+            factor(&dir)
+        };
+        let (cpu, gpu) = (predict("cpu"), predict("cuda:0"));
+        assert_eq!(cpu.len(), gpu.len());
+        let mut compared = 0;
+        for (k, (c, g)) in cpu.iter().zip(&gpu).enumerate() {
+            assert_eq!(c.is_finite(), g.is_finite(), "{name}: [{k}] {c} vs {g}");
+            if c.is_finite() {
+                assert!((c - g).abs() <= 1e-4, "{name}: [{k}] cpu {c} vs cuda {g}");
+                compared += 1;
+            }
+        }
+        assert!(compared > 1000, "{name}: only {compared} predictions");
+    }
+}
+
+/// A rolling run of 3 windows × 2 seeds of v2 on the GPU.
+fn run_cmd(out: &Path) -> Command {
+    let mut cmd = alphanet(&[
+        "run",
+        "--device",
+        "cuda:0",
+        "--panel",
+        path(&fixture().panel),
+    ]);
+    cmd.arg("--out").arg(out).args([
+        "--variants",
+        "v2",
+        "--seeds",
+        "2",
+        "--start",
+        "2016-09-01",
+        "--retrain-every",
+        "3M",
+        "--insample-days",
+        "200",
+        "--sample-every",
+        "4",
+        "--epochs",
+        "1",
+        "--hidden",
+        "4",
+        "--batch",
+        "500",
+        "--threads",
+        "1",
+    ]);
+    cmd
+}
+
+fn factor_bytes(run: &Path) -> Vec<u8> {
+    std::fs::read(run.join("factors/v2/factor.npy")).unwrap()
+}
+
+fn finished(run: &Path) -> usize {
+    std::fs::read_dir(run.join("jobs")).map_or(0, |d| {
+        d.filter_map(|e| e.ok())
+            .filter(|e| e.path().join("job.json").is_file())
+            .count()
+    })
+}
+
+#[test]
+fn cuda_runs_give_the_same_bits_twice_and_after_a_kill_and_resume() {
+    let root: PathBuf = fixture().root.join("runs");
+    let (a, b, killed) = (root.join("a"), root.join("b"), root.join("killed"));
+    ok(run_cmd(&a).output().unwrap());
+    let job: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(a.join("jobs/v2-w000-s00/job.json")).unwrap(),
+    )
+    .unwrap();
+    let device = job["device"].as_str().unwrap();
+    assert!(
+        device.starts_with("cuda:0")
+            && device.contains("driver CUDA")
+            && device.contains("kernels: "),
+        "job.json device: {device}"
+    );
+    ok(run_cmd(&b).output().unwrap());
+    assert!(factor_bytes(&a) == factor_bytes(&b), "two CUDA runs differ");
+
+    let mut child = run_cmd(&killed)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while finished(&killed) < 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(600),
+            "no job finished in 600 s"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let done = finished(&killed);
+    assert!((2..6).contains(&done), "killed after {done} jobs");
+    let resumed = ok(run_cmd(&killed).output().unwrap());
+    let stdout = String::from_utf8_lossy(&resumed.stdout);
+    assert!(
+        stdout.contains(&format!("ran {} jobs, skipped {done} finished", 6 - done)),
+        "{stdout}"
+    );
+    assert!(
+        factor_bytes(&killed) == factor_bytes(&a),
+        "the resumed CUDA run differs from the uninterrupted one"
+    );
+}
