@@ -1,6 +1,6 @@
 //! `synth`, `train`, `predict` and `coverage`.
 
-use super::fit::{fit, held_out};
+use super::fit::{fit, held_out, Fitted};
 use crate::coverage;
 use crate::cuda::{Backend, DeviceChoice};
 use crate::data::panel::Panel;
@@ -74,23 +74,10 @@ pub fn train(
     every: usize,
     ratio: (usize, usize),
 ) -> Result<()> {
-    if every == 0 {
-        return Err(Error::Config(
-            "--sample-every 0: must be at least 1 (1 uses every in-sample date)".into(),
-        ));
-    }
+    check_sample_every(every)?;
     check_output_creatable(out)?;
     let panel = Panel::open(panel_dir)?;
-    let default = PICTURE_DAYS - 1..panel.n_dates().saturating_sub(HORIZON);
-    let insample = date_range(&panel, range.0, range.1, default)?;
-    warn_empty_dates(
-        &panel,
-        insample.start.saturating_sub(PICTURE_DAYS - 1)..insample.end,
-    );
-    let backend = Backend::open(device)?;
-    let fitted = fit(
-        &backend, &panel, model, loss, cfg, insample, every, ratio, true,
-    )?;
+    let fitted = fit_insample(device, &panel, model, loss, cfg, range, every, ratio, true)?;
     checkpoint::save(
         out,
         &fitted.model,
@@ -109,6 +96,43 @@ pub fn train(
     Ok(())
 }
 
+fn check_sample_every(every: usize) -> Result<()> {
+    if every == 0 {
+        return Err(Error::Config(
+            "--sample-every 0: must be at least 1 (1 uses every in-sample date)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// What `train` does between opening the panel and saving the checkpoint: resolves the
+/// in-sample `--from`/`--to` dates (default: every date with a full picture and a label), warns
+/// about dates without features, opens the device, and fits (the Python package calls this too).
+#[allow(clippy::too_many_arguments)]
+pub fn fit_insample(
+    device: DeviceChoice,
+    panel: &Panel,
+    model: &ModelConfig,
+    loss: &LossConfig,
+    cfg: &TrainConfig,
+    range: (Option<&str>, Option<&str>),
+    every: usize,
+    ratio: (usize, usize),
+    progress: bool,
+) -> Result<Fitted> {
+    check_sample_every(every)?;
+    let default = PICTURE_DAYS - 1..panel.n_dates().saturating_sub(HORIZON);
+    let insample = date_range(panel, range.0, range.1, default)?;
+    warn_empty_dates(
+        panel,
+        insample.start.saturating_sub(PICTURE_DAYS - 1)..insample.end,
+    );
+    let backend = Backend::open(device)?;
+    fit(
+        &backend, panel, model, loss, cfg, insample, every, ratio, progress,
+    )
+}
+
 /// Writes the factor of a checkpoint over `from..=to`; with `eval`, also prints its daily
 /// RankIC against the labels on the training universe (docs/data.md).
 pub fn predict(
@@ -123,21 +147,7 @@ pub fn predict(
     check_output_creatable(out)?;
     let (model, cfg) = checkpoint::load(checkpoint_dir)?;
     let panel = Panel::open(panel_dir)?;
-    if panel.meta().feature_names != cfg.feature_names {
-        return Err(Error::Checkpoint {
-            path: checkpoint_dir.into(),
-            msg: format!(
-                "trained on features {:?} but the panel has {:?}: use a panel with the same feature set",
-                cfg.feature_names,
-                panel.meta().feature_names
-            ),
-        });
-    }
-    let dates = date_range(&panel, Some(from), Some(to), 0..0)?;
-    warn_empty_dates(
-        &panel,
-        dates.start.saturating_sub(PICTURE_DAYS - 1)..dates.end,
-    );
+    let dates = prediction_dates(&panel, &cfg.feature_names, checkpoint_dir, from, to)?;
     let backend = Backend::open(device)?;
     let factor = if eval {
         let ho = held_out(&backend, &panel, &model, dates.clone(), 1, 4096)?;
@@ -163,6 +173,34 @@ pub fn predict(
         dates.len()
     );
     Ok(())
+}
+
+/// The dates `from..=to` a model trained on `trained_features` predicts on `panel`, after
+/// checking that the panel has the same features, with a warning about dates without features
+/// (`checkpoint` names the model in errors). Shared by `predict` and the Python package.
+pub fn prediction_dates(
+    panel: &Panel,
+    trained_features: &[String],
+    checkpoint: &Path,
+    from: &str,
+    to: &str,
+) -> Result<std::ops::Range<usize>> {
+    if panel.meta().feature_names != trained_features {
+        return Err(Error::Checkpoint {
+            path: checkpoint.into(),
+            msg: format!(
+                "trained on features {:?} but the panel has {:?}: use a panel with the same feature set",
+                trained_features,
+                panel.meta().feature_names
+            ),
+        });
+    }
+    let dates = date_range(panel, Some(from), Some(to), 0..0)?;
+    warn_empty_dates(
+        panel,
+        dates.start.saturating_sub(PICTURE_DAYS - 1)..dates.end,
+    );
+    Ok(dates)
 }
 
 /// Prints one warning line when dates of `range` have no stock with a full row of finite

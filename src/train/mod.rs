@@ -4,6 +4,7 @@
 pub mod batches;
 pub mod checkpoint;
 pub mod predict;
+pub mod progress;
 pub mod split;
 pub mod step;
 pub mod trainer;

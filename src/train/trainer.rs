@@ -322,6 +322,7 @@ pub fn train_on<D: Device<T = f32>>(
             log.samples_per_s
         ));
         bar.inc(1);
+        super::progress::epoch_done(&log, cfg.epochs);
         report.epochs.push(log);
         let score = match cfg.select_by {
             SelectBy::Mse => -val_loss,
