@@ -61,6 +61,8 @@ if wants tests; then
         echo "--- cuda_vs_cpu::$t"
         run "cuda_vs_cpu::$t" 150 $bin/cuda_vs_cpu --exact "$t" --nocapture --test-threads=1
     done
+    echo "--- device (every model trains on cuda:0 via the CLI; runs bit-identical; demo market)"
+    ALPHANET_BIN=$bin/alphanet run device 300 $bin/device --nocapture --test-threads=1
     echo "--- nvrtc_compile"
     run nvrtc_compile 120 $bin/nvrtc_compile --test-threads=1
     echo "--- unit tests: cuda:: and app::bench::"
@@ -72,6 +74,10 @@ if wants bench; then
     stage "alphanet bench v2, cuda:0 (batches $batches)"
     run "bench cuda" 120 $bin/alphanet bench --model v2 --device cuda:0 --batch "$batches" --steps 20 --json >"$logdir/bench_cuda.json"
     cat "$logdir/bench_cuda.json"
+    stage "alphanet bench v1, v3, v2.1+v2.2+v2.3 on cuda:0 (batch 16384)"
+    for m in v1 v3 v2.1,v2.2,v2.3; do
+        run "bench cuda $m" 120 $bin/alphanet bench --model "$m" --device cuda:0 --batch 16384 --steps 10
+    done
 fi
 if wants bench-cpu; then
     stage "alphanet bench v2, cpu (batches $batches)"

@@ -15,7 +15,7 @@ fi
 export CUDA_HOME PATH="$CUDA_HOME/bin:$PATH" KERNELS_REQUIRE_NVCC=1
 
 # The test binaries that open a GPU, and the library's unit tests (device selection, bench).
-tests=(cuda_vs_cpu nvrtc_compile)
+tests=(cuda_vs_cpu device nvrtc_compile)
 cargo build --release --bin alphanet
 json=$(cargo test --release --no-run --lib "${tests[@]/#/--test=}" --message-format=json)
 

@@ -25,8 +25,11 @@ fn emulated() -> bool {
     })
 }
 
+/// The binary under test: this build's, or `ALPHANET_BIN` (scripts/gpu_check.sh runs the tests
+/// on a machine where the build folder does not exist).
 fn alphanet(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_alphanet"));
+    let bin = std::env::var("ALPHANET_BIN").unwrap_or(env!("CARGO_BIN_EXE_alphanet").into());
+    let mut cmd = Command::new(bin);
     if emulated() {
         cmd.env("ALPHANET_CUDA", "emulator");
     }

@@ -248,25 +248,9 @@ impl<T: Float> Model<T> {
     /// and feature specs copied there.
     pub fn to_device<D: Device<T = T>>(&self, dev: &D) -> Result<Net<D>> {
         let s = &self.store;
-        Ok(Net {
-            cfg: self.cfg.clone(),
-            store: dev.params(&s.entries, [&s.data, &s.grad, &s.m, &s.v], s.step)?,
-            bn: (self.bn.iter())
-                .map(|b| {
-                    Ok(BnState {
-                        moving_mean: dev.upload(&b.moving_mean)?,
-                        moving_var: dev.upload(&b.moving_var)?,
-                        eps: b.eps,
-                        momentum: b.momentum,
-                    })
-                })
-                .collect::<Result<_>>()?,
-            drawn: self.drawn.clone(),
-            specs: (self.specs.iter())
-                .map(|sp| dev.feature_spec(sp))
-                .collect::<Result<_>>()?,
-            layers: self.layers.clone(),
-        })
+        let store = dev.params(&s.entries, [&s.data, &s.grad, &s.m, &s.v], s.step)?;
+        let specs = self.specs.iter().map(|sp| dev.feature_spec(sp));
+        self.rebuilt(store, |b| dev.upload(b), specs)
     }
 }
 
@@ -275,51 +259,51 @@ impl<D: Device> Net<D> {
     pub fn to_host(&self, dev: &D) -> Result<Model<D::T>> {
         let ([data, grad, m, v], step) = dev.params_to_host(&self.store)?;
         let entries = self.store.entries().to_vec();
-        Ok(Net {
-            cfg: self.cfg.clone(),
-            store: ParamStore {
-                data,
-                grad,
-                m,
-                v,
-                entries,
-                step,
-            },
-            bn: (self.bn.iter())
-                .map(|b| {
-                    Ok(BnState {
-                        moving_mean: dev.download(b.moving_mean.borrow())?,
-                        moving_var: dev.download(b.moving_var.borrow())?,
-                        eps: b.eps,
-                        momentum: b.momentum,
-                    })
-                })
-                .collect::<Result<_>>()?,
-            drawn: self.drawn.clone(),
-            specs: self.specs.iter().map(|s| D::spec_dims(s).clone()).collect(),
-            layers: self.layers.clone(),
-        })
+        let store = ParamStore {
+            data,
+            grad,
+            m,
+            v,
+            entries,
+            step,
+        };
+        let specs = self.specs.iter().map(|s| Ok(D::spec_dims(s).clone()));
+        self.rebuilt(store, |b| dev.download(b.borrow()), specs)
     }
 
     /// A copy on the same device (device to device): early stopping's best epoch.
     pub fn duplicate(&self, dev: &D) -> Result<Net<D>> {
+        let specs = (self.specs.iter()).map(|s| dev.feature_spec(D::spec_dims(s)));
+        self.rebuilt(
+            dev.copy_params(&self.store)?,
+            |b| dev.copy(b.borrow()),
+            specs,
+        )
+    }
+
+    /// This model with its state in another device's buffers: `store`, each BN statistic
+    /// through `bn`, and `specs`.
+    fn rebuilt<E: Device>(
+        &self,
+        store: E::Params,
+        mut bn: impl FnMut(&D::Buf) -> Result<E::Buf>,
+        specs: impl Iterator<Item = Result<E::Spec>>,
+    ) -> Result<Net<E>> {
         Ok(Net {
             cfg: self.cfg.clone(),
-            store: dev.copy_params(&self.store)?,
+            store,
             bn: (self.bn.iter())
                 .map(|b| {
                     Ok(BnState {
-                        moving_mean: dev.copy(b.moving_mean.borrow())?,
-                        moving_var: dev.copy(b.moving_var.borrow())?,
+                        moving_mean: bn(&b.moving_mean)?,
+                        moving_var: bn(&b.moving_var)?,
                         eps: b.eps,
                         momentum: b.momentum,
                     })
                 })
                 .collect::<Result<_>>()?,
             drawn: self.drawn.clone(),
-            specs: (self.specs.iter())
-                .map(|s| dev.feature_spec(D::spec_dims(s)))
-                .collect::<Result<_>>()?,
+            specs: specs.collect::<Result<_>>()?,
             layers: self.layers.clone(),
         })
     }
