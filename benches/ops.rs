@@ -121,8 +121,9 @@ fn recurrent(c: &mut Criterion) {
         let w_ih = draw(i * g, -0.1, 0.1, "w_ih");
         let w_hh = draw(H * g, -0.3, 0.3, "w_hh");
         let bias = draw(bias_rows * g, -0.1, 0.1, "bias");
-        let (cache_len, fwd, bwd) = alphanet::ops::recurrent_ops::<f32>(kind);
-        let cache_len = cache_len(B, s, H);
+        let ops = alphanet::ops::recurrent_ops::<f32>(kind);
+        let (fwd, bwd) = (ops.forward, ops.backward);
+        let cache_len = (ops.cache_len)(B, s, H);
         let (mut h_out, mut cache) = (vec![0.0f32; B * H], vec![0.0f32; cache_len]);
         c.bench_function(&format!("{name}_forward [1000,3,270] H=30"), |bch| {
             bch.iter(|| fwd(&mut h_out, &mut cache, &x, &w_ih, &w_hh, &bias, B, s, i, H))

@@ -35,3 +35,12 @@ pub const OP_ZSCORE: u32 = 8;
 pub const OP_RETURN: u32 = 16;
 pub const OP_DECAYLINEAR: u32 = 32;
 pub const OP_MEAN: u32 = 64;
+
+/// Per-picture input normalisation (src/ops/normalize.rs): the feature holding the close price,
+/// and as bit masks over the 15 features (bit f for feature f), those divided by the picture's
+/// last close (open, close, high, low, vwap: bits 1, 2, 3, 4, 6 = 94) and those divided by their
+/// own 30-day mean (volume, turn, free_turn, close/free_turn, open/turn, volume/low: bits 5,
+/// 7..=11 = 4000); `masks_name_the_documented_features` checks the bits.
+pub const CLOSE_FEATURE: usize = 2;
+pub const NORM_BY_LAST_CLOSE: u32 = 94;
+pub const NORM_BY_WINDOW_MEAN: u32 = 4000;

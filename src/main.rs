@@ -11,7 +11,7 @@ use alphanet::eval::baselines::Baseline;
 use alphanet::eval::enhance::EnhanceConfig;
 use alphanet::eval::factor::FactorSpec;
 use alphanet::eval::layered::LayerConfig;
-use alphanet::model::Arch;
+use alphanet::model::{Arch, InputNorm};
 use alphanet::rolling::jobs::Shard;
 use alphanet::rolling::schedule::{Period, ScheduleConfig};
 use alphanet::{Error, Result};
@@ -207,6 +207,9 @@ enum Cmd {
         /// Recurrent units.
         #[arg(long, default_value_t = 30)]
         hidden: usize,
+        /// Picture scaling before the feature layer: none or picture (docs/models.md).
+        #[arg(long, value_enum, default_value_t = InputNorm::None)]
+        input_norm: InputNorm,
         /// --seed is the ensemble's base seed.
         #[command(flatten)]
         train: TrainArgs,
@@ -498,6 +501,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ops,
             dropout,
             hidden,
+            input_norm,
             train,
         } => {
             init_threads(train.threads)?;
@@ -518,6 +522,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 hidden,
                 dropout,
                 ops,
+                input_norm,
                 train: train.config()?,
             };
             rolling_run::run(&RunOptions {

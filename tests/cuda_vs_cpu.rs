@@ -228,7 +228,7 @@ fn cases() -> Vec<(String, Case)> {
             (name, case)
         })
         .collect();
-    let others: [(&str, CaseFn); 16] = [
+    let others: [(&str, CaseFn); 18] = [
         ("pool v1: 3 steps, window 3, stride 3", |g, r| {
             pool(g, r, 3, 285, 3, 3)
         }),
@@ -264,6 +264,8 @@ fn cases() -> Vec<(String, Case)> {
             |g, r| recurrent(g, r, true, 5, 64),
         ),
         ("relu", relu),
+        ("concat: 3 inputs of 37 rows", concat),
+        ("normalize_pictures", normalize),
         ("dropout p = 0.3", dropout),
         ("adam", adam),
         ("gather_pictures", gather),
@@ -728,8 +730,9 @@ fn recurrent(gpu: &Gpu, r: &mut Rng, gru: bool, s: usize, h: usize) -> Result<Ve
     } else {
         (Recurrent::Lstm, 4 * h, 4 * h)
     };
-    let (cache_len, forward, backward) = recurrent_ops::<f32>(kind);
-    let cache_len = cache_len(b, s, h);
+    let ops = recurrent_ops::<f32>(kind);
+    let (forward, backward) = (ops.forward, ops.backward);
+    let cache_len = (ops.cache_len)(b, s, h);
     let x = uniform(r, b * s * i, -1.0, 1.0);
     let (w_ih, w_hh) = (uniform(r, i * g, -0.3, 0.3), uniform(r, h * g, -0.3, 0.3));
     let bias = uniform(r, bias_len, -0.5, 0.5);
@@ -797,6 +800,55 @@ fn relu(gpu: &Gpu, r: &mut Rng) -> Result<Vec<Out>> {
         Out::new("out", down(gpu, &outd)?, &out, EXACT),
         Out::new("dinp (+=)", down(gpu, &dxd)?, &dx, EXACT),
     ])
+}
+
+/// Three inputs of widths 5, 1, 12 placed side by side, and the gradient split back (+=).
+fn concat(gpu: &Gpu, r: &mut Rng) -> Result<Vec<Out>> {
+    let (rows, widths) = (37, [5, 1, 12]);
+    let total: usize = widths.iter().sum();
+    let dout = uniform(r, rows * total, -1.0, 1.0);
+    let (mut out, mut outd) = (vec![0.0; rows * total], gpu.zeros(rows * total)?);
+    let (douts, mut outs, mut col) = (up(gpu, &dout)?, Vec::new(), 0);
+    for (k, &w) in widths.iter().enumerate() {
+        let (x, dx0) = (
+            uniform(r, rows * w, -1.0, 1.0),
+            uniform(r, rows * w, -1.0, 1.0),
+        );
+        concat_forward(&mut out, &x, rows, w, total, col);
+        gpu.concat_forward(&mut outd, &up(gpu, &x)?, rows, w, total, col)?;
+        let mut dx = dx0.clone();
+        concat_backward(&mut dx, &dout, rows, w, total, col);
+        let mut dxd = up(gpu, &dx0)?;
+        gpu.concat_backward(&mut dxd, &douts, rows, w, total, col)?;
+        outs.push(Out::new(
+            &format!("dinp {k} (+=)"),
+            down(gpu, &dxd)?,
+            &dx,
+            ELEMENT,
+        ));
+        col += w;
+    }
+    outs.push(Out::new("out", down(gpu, &outd)?, &out, EXACT));
+    Ok(outs)
+}
+
+/// Pictures with prices ~10, volume-like series ~1e6 and one all-zero series (its mean 0).
+fn normalize(gpu: &Gpu, r: &mut Rng) -> Result<Vec<Out>> {
+    let b = 23;
+    let mut x = uniform(r, b * PICTURE_LEN, 0.5, 2.0);
+    for (k, v) in x.iter_mut().enumerate() {
+        match (k % PICTURE_LEN) / 30 {
+            1..=4 | 6 => *v *= 10.0,
+            5 | 7 => *v *= 1e6,
+            _ => {}
+        }
+    }
+    x[3 * PICTURE_LEN + 11 * 30..3 * PICTURE_LEN + 12 * 30].fill(0.0);
+    let mut out = vec![0.0; x.len()];
+    alphanet::ops::normalize::normalize_pictures(&mut out, &x, b);
+    let mut outd = gpu.zeros(x.len())?;
+    gpu.normalize_pictures(&mut outd, &up(gpu, &x)?, b)?;
+    Ok(vec![Out::new("out", down(gpu, &outd)?, &out, ELEMENT)])
 }
 
 fn dropout(gpu: &Gpu, r: &mut Rng) -> Result<Vec<Out>> {

@@ -491,6 +491,7 @@ def train(
     ops: str = DEFAULT_OPS,
     dropout: float = 0.0,
     hidden: int = 30,
+    input_norm: str = "none",
     epochs: int = 100,
     patience: int = 10,
     select_by: str = "rankic",
@@ -515,7 +516,8 @@ def train(
         inner = _rs.train(
             str(p.path),
             variant=variant, model=model, pair_sample=pair_sample, neutralize_loss=neutralize_loss,
-            long_weight=long_weight, ops=ops, dropout=dropout, hidden=hidden, epochs=epochs,
+            long_weight=long_weight, ops=ops, dropout=dropout, hidden=hidden,
+            input_norm=input_norm, epochs=epochs,
             patience=patience, select_by=select_by, batch=batch, lr=lr, seed=seed,
             start=_date(start), end=_date(end), sample_every=sample_every, split=split,
             device=device, progress=terminal, on_epoch=bar,

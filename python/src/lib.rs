@@ -273,9 +273,9 @@ impl PyModel {
 #[pyfunction]
 #[pyo3(signature = (
     panel, *, variant="v2", model=None, pair_sample=None, neutralize_loss=false,
-    long_weight=None, ops=DEFAULT_OPS, dropout=0.0, hidden=30, epochs=100, patience=10,
-    select_by="rankic", batch=1000, lr=1e-4, seed=0, start=None, end=None, sample_every=1,
-    split="4:1", device="auto", progress=false, on_epoch=None
+    long_weight=None, ops=DEFAULT_OPS, dropout=0.0, hidden=30, input_norm="none", epochs=100,
+    patience=10, select_by="rankic", batch=1000, lr=1e-4, seed=0, start=None, end=None,
+    sample_every=1, split="4:1", device="auto", progress=false, on_epoch=None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn train(
@@ -289,6 +289,7 @@ fn train(
     ops: &str,
     dropout: f64,
     hidden: usize,
+    input_norm: &str,
     epochs: usize,
     patience: usize,
     select_by: &str,
@@ -313,6 +314,7 @@ fn train(
         ops: ops.to_string(),
         dropout,
         hidden,
+        input_norm: input_norm.parse().py_err()?,
     };
     let targs = TrainArgs {
         epochs,
@@ -415,6 +417,7 @@ fn run(
         hidden,
         dropout,
         ops: ops.to_string(),
+        input_norm: Default::default(),
         train: train.config().py_err()?,
     };
     // `run` takes the device already (validated there; its jobs train on the CPU for now).

@@ -1,7 +1,7 @@
 //! Command-line arguments shared by several commands (clap derive).
 
 use crate::autograd::adam::AdamConfig;
-use crate::model::{apply_variant, Arch, LossConfig, ModelConfig};
+use crate::model::{apply_variant, Arch, InputNorm, LossConfig, ModelConfig};
 use crate::ops::ts_features::OpSet;
 use crate::train::trainer::{SelectBy, TrainConfig};
 use crate::{Error, Result};
@@ -34,6 +34,10 @@ pub struct ModelArgs {
     /// Recurrent units.
     #[arg(long, default_value_t = 30)]
     pub hidden: usize,
+    /// Picture scaling before the feature layer: none (the report's raw series) or picture
+    /// (prices over the last close, volumes over their 30-day mean; docs/models.md).
+    #[arg(long, value_enum, default_value_t = InputNorm::None)]
+    pub input_norm: InputNorm,
 }
 
 impl ModelArgs {
@@ -42,6 +46,7 @@ impl ModelArgs {
             seed,
             dropout: self.dropout,
             hidden: self.hidden,
+            input_norm: self.input_norm,
             ops: OpSet::parse(&self.ops)?,
             ..ModelConfig::default()
         };

@@ -117,6 +117,7 @@ pub fn model_configs(model: &str, ops: &str, seed: u64) -> Result<(ModelConfig, 
         ops: expand_ops(ops),
         dropout: 0.0,
         hidden: 30,
+        input_norm: Default::default(),
     }
     .configs(seed)
 }

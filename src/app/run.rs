@@ -10,7 +10,7 @@ use crate::data::fingerprint::FileFingerprint;
 use crate::data::panel::Panel;
 use crate::data::samples::PICTURE_DAYS;
 use crate::fsutil::write_file_atomically;
-use crate::model::{LossConfig, ModelConfig};
+use crate::model::{InputNorm, LossConfig, ModelConfig};
 use crate::rolling::claim::{try_claim, ClaimOutcome, HeldBy, LOCKS};
 use crate::rolling::jobs::{all_jobs, is_finished, job_seed, write_job, Job, JobRecord, Shard};
 use crate::rolling::manifest::{code_version, host, unix_now};
@@ -36,6 +36,9 @@ pub struct RunSpec {
     pub hidden: usize,
     pub dropout: f64,
     pub ops: String,
+    /// Runs started before the option existed fed raw pictures.
+    #[serde(default)]
+    pub input_norm: InputNorm,
     /// Its `seed` is the ensemble's base seed: seed index k trains with `job_seed(seed, k)`.
     pub train: TrainConfig,
 }
@@ -55,6 +58,7 @@ impl RunSpec {
             ops: self.ops.clone(),
             dropout: self.dropout,
             hidden: self.hidden,
+            input_norm: self.input_norm,
         }
         .configs(seed)
     }

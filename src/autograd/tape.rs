@@ -12,6 +12,7 @@
 use super::params::ParamId;
 use crate::device::{Device, Params};
 use crate::error::Result;
+use crate::ops::pooling::pooled_steps;
 use std::borrow::{Borrow, BorrowMut};
 
 /// A value recorded on the tape.
@@ -77,6 +78,19 @@ enum Node<D: Device> {
         kind: Recurrent,
         x: Var,
         y: Var,
+        w: [ParamId; 3],
+        cache: D::Buf,
+    },
+    /// `recurrent(batchnorm(x))` for data `x`, see [`Tape::bn_recurrent`]; `a` is the BN output.
+    BnRecurrent {
+        x: Var,
+        a: Var,
+        y: Var,
+        bn: [ParamId; 2],
+        mean: D::Buf,
+        var: D::Buf,
+        eps: f64,
+        kind: Recurrent,
         w: [ParamId; 3],
         cache: D::Buf,
     },
@@ -175,6 +189,20 @@ impl<'d, D: Device> Tape<'d, D> {
         self.grads.get(v.0)?.as_ref().map(|g| g.borrow())
     }
 
+    /// The pictures `[B, 15, 30]`, each rescaled on its own (src/ops/normalize.rs). Data in,
+    /// data out: nothing is recorded.
+    pub fn normalize_pictures(&mut self, x: Var) -> Result<Var> {
+        assert!(
+            !self.needs_grad[x.0],
+            "normalize_pictures takes data (the pictures), not a value that needs a gradient"
+        );
+        let b = self.shapes[x.0][0];
+        let mut out = self.dev.scratch(D::len(self.val(x)))?;
+        self.dev
+            .normalize_pictures(out.borrow_mut(), self.val(x), b)?;
+        Ok(self.push(out, self.shapes[x.0].clone(), false))
+    }
+
     /// `[B, F, D]` pictures → `[B, S, C]` feature channels. The pictures are data and the layer
     /// has no parameters, so nothing is recorded for backward.
     pub fn features(&mut self, x: Var, spec: &D::Spec) -> Result<Var> {
@@ -194,7 +222,7 @@ impl<'d, D: Device> Tape<'d, D> {
     /// `[B, S, C]` → `[B, S', 3C]` (mean, max, min over windows of the steps).
     pub fn pool(&mut self, x: Var, window: usize, stride: usize) -> Result<Var> {
         let (b, steps, c) = dims3(&self.shapes[x.0]);
-        let s2 = (steps - window) / stride + 1;
+        let s2 = pooled_steps(steps, window, stride);
         let mut out = self.dev.scratch(b * s2 * 3 * c)?;
         self.dev
             .pool_forward(out.borrow_mut(), self.val(x), b, steps, c, window, stride)?;
@@ -310,6 +338,49 @@ impl<'d, D: Device> Tape<'d, D> {
         Ok(y)
     }
 
+    /// `recurrent(batchnorm(x))` over data `x`, the head of every model (features → BN →
+    /// LSTM/GRU), recorded as one node. `x` is data, so no input gradient flows and the pair's
+    /// backward needs only the parameters' gradients, which each device computes by its cheapest
+    /// route ([`Device::bn_recurrent_backward`]: the CPU never forms the recurrent layer's input
+    /// gradient `dZ·W_ihᵀ`, the largest product of the step).
+    pub fn bn_recurrent(
+        &mut self,
+        x: Var,
+        params: &D::Params,
+        bn: [ParamId; 2],
+        state: &mut BnState<D::Buf>,
+        kind: Recurrent,
+        w: [ParamId; 3],
+    ) -> Result<Var> {
+        assert!(
+            !self.needs_grad[x.0],
+            "bn_recurrent takes data; use batchnorm and recurrent for a value that needs a gradient"
+        );
+        let a = self.batchnorm(x, params, bn, state)?;
+        let y = self.recurrent(kind, a, params, w)?;
+        if self.training {
+            // The two nodes just recorded become one.
+            let (Some(Node::Recurrent { cache, .. }), Some(Node::BatchNorm { mean, var, eps, .. })) =
+                (self.nodes.pop(), self.nodes.pop())
+            else {
+                unreachable!("batchnorm then recurrent record one node each")
+            };
+            self.nodes.push(Node::BnRecurrent {
+                x,
+                a,
+                y,
+                bn,
+                mean,
+                var,
+                eps,
+                kind,
+                w,
+                cache,
+            });
+        }
+        Ok(y)
+    }
+
     /// `[B, I]` (or any `[B, …]`, flattened) → `[B, O]`.
     pub fn dense(&mut self, x: Var, params: &D::Params, [w, b]: [ParamId; 2]) -> Result<Var> {
         let rows = self.shapes[x.0][0];
@@ -377,17 +448,9 @@ impl<'d, D: Device> Tape<'d, D> {
         self.grads = (0..self.values.len()).map(|_| None).collect();
         self.grads[root.0] = Some(droot);
         let nodes = std::mem::take(&mut self.nodes);
-        let mut done = vec![false; nodes.len()];
-        for (n, node) in nodes.iter().enumerate().rev() {
-            if done[n] || !self.needs_grad[node.output().0] {
-                continue;
-            }
-            match self.foldable_batchnorm(&nodes, n) {
-                Some(bn) => {
-                    self.backward_recurrent_after_bn(node, &nodes[bn], params)?;
-                    done[bn] = true;
-                }
-                None => self.backward_node(node, params)?,
+        for node in nodes.iter().rev() {
+            if self.needs_grad[node.output().0] {
+                self.backward_node(node, params)?;
             }
         }
         self.nodes = nodes;
@@ -409,70 +472,6 @@ impl<'d, D: Device> Tape<'d, D> {
             Some(dy) => Ok(dy),
             None => self.dev.zeros(D::len(self.val(y))),
         }
-    }
-
-    /// For the recurrent node `n`: the BatchNorm node that made its input, when that BatchNorm's
-    /// own input is data and the recurrent layer is its output's only consumer (the pattern of
-    /// every model: features → BN → LSTM/GRU).
-    fn foldable_batchnorm(&self, nodes: &[Node<D>], n: usize) -> Option<usize> {
-        let Node::Recurrent { x, .. } = &nodes[n] else {
-            return None;
-        };
-        let consumers = nodes.iter().filter(|m| m.inputs().contains(x)).count();
-        nodes.iter().position(|m| {
-            matches!(m, Node::BatchNorm { x: bx, y, .. } if y == x && !self.needs_grad[bx.0])
-                && consumers == 1
-        })
-    }
-
-    /// Backward of `BN(data) → recurrent` into the parameters only ([`Device::bn_recurrent_backward`]).
-    fn backward_recurrent_after_bn(
-        &mut self,
-        rec: &Node<D>,
-        bn: &Node<D>,
-        params: &mut D::Params,
-    ) -> Result<()> {
-        let (
-            Node::Recurrent {
-                kind,
-                x,
-                y,
-                w,
-                cache,
-            },
-            Node::BatchNorm {
-                x: bx,
-                gamma,
-                beta,
-                mean,
-                var,
-                eps,
-                ..
-            },
-        ) = (rec, bn)
-        else {
-            unreachable!("backward_recurrent_after_bn on other nodes")
-        };
-        let dy = self.take_dy(*y)?;
-        let (b, s, i) = dims3(&self.shapes[x.0]);
-        let h = params.entry(w[1]).shape[0];
-        let (v, grads) = params.value_and_grads([*gamma, *beta, w[0], w[1], w[2]]);
-        self.dev.bn_recurrent_backward(
-            *kind,
-            grads,
-            dy.borrow(),
-            cache.borrow(),
-            self.values[bx.0].borrow(),
-            self.values[x.0].borrow(),
-            mean.borrow(),
-            var.borrow(),
-            *eps,
-            [v[0], v[1], v[2], v[3]],
-            b,
-            s,
-            i,
-            h,
-        )
     }
 
     fn backward_node(&mut self, node: &Node<D>, params: &mut D::Params) -> Result<()> {
@@ -559,6 +558,39 @@ impl<'d, D: Device> Tape<'d, D> {
                     h,
                 )
             }
+            Node::BnRecurrent {
+                x,
+                a,
+                y,
+                bn,
+                mean,
+                var,
+                eps,
+                kind,
+                w,
+                cache,
+            } => {
+                let dy = self.take_dy(*y)?;
+                let (b, s, i) = dims3(&self.shapes[a.0]);
+                let h = params.entry(w[1]).shape[0];
+                let (v, grads) = params.value_and_grads([bn[0], bn[1], w[0], w[1], w[2]]);
+                dev.bn_recurrent_backward(
+                    *kind,
+                    grads,
+                    dy.borrow(),
+                    cache.borrow(),
+                    self.values[x.0].borrow(),
+                    self.values[a.0].borrow(),
+                    mean.borrow(),
+                    var.borrow(),
+                    *eps,
+                    [v[0], v[1], v[2], v[3]],
+                    b,
+                    s,
+                    i,
+                    h,
+                )
+            }
             Node::Dense { x, y, w, b } => {
                 let dy = self.take_dy(*y)?;
                 let rows = self.shapes[x.0][0];
@@ -617,23 +649,12 @@ impl<'d, D: Device> Tape<'d, D> {
 }
 
 impl<D: Device> Node<D> {
-    fn inputs(&self) -> Vec<Var> {
-        match self {
-            Node::Pool { x, .. }
-            | Node::BatchNorm { x, .. }
-            | Node::Recurrent { x, .. }
-            | Node::Dense { x, .. }
-            | Node::Relu { x, .. }
-            | Node::Dropout { x, .. } => vec![*x],
-            Node::Concat { xs, .. } => xs.clone(),
-        }
-    }
-
     fn output(&self) -> Var {
         match self {
             Node::Pool { y, .. }
             | Node::BatchNorm { y, .. }
             | Node::Recurrent { y, .. }
+            | Node::BnRecurrent { y, .. }
             | Node::Dense { y, .. }
             | Node::Relu { y, .. }
             | Node::Dropout { y, .. }

@@ -350,6 +350,10 @@ impl Device for Gpu {
         })
     }
 
+    fn normalize_pictures(&self, out: &mut Buf, inp: &Buf, b: usize) -> Result<()> {
+        Gpu::normalize_pictures(self, out, inp, b)
+    }
+
     fn ts_features_forward(
         &self,
         out: &mut Buf,

@@ -1166,3 +1166,22 @@ pub(crate) fn neutralized_from_partials(partials: &[f32], n: usize) -> Neutraliz
         fallback_groups: fallback.iter().filter(|&&f| f > 0.0).count(),
     }
 }
+
+// ---- input normalisation ------------------------------------------------------------------------
+
+impl Gpu {
+    /// out `[B, 15, 30]` = each picture of inp rescaled (src/ops/normalize.rs).
+    pub fn normalize_pictures(&self, out: &mut Buf, inp: &Buf, b: usize) -> Result<()> {
+        let n = b * PICTURE_FEATURES * PICTURE_DAYS;
+        assert!(
+            inp.len() >= n && out.len() >= n,
+            "normalize_pictures: inp holds {} and out {} floats, b·15·30 = {n}",
+            inp.len(),
+            out.len()
+        );
+        let nb = int(b)?;
+        self.launch("normalize_pictures", grid1(b * PICTURE_FEATURES), |l| {
+            l.arg(out).arg(inp).arg(&nb);
+        })
+    }
+}

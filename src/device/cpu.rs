@@ -11,7 +11,7 @@ use crate::float::Float;
 use crate::model::LossConfig;
 use crate::ops::loss::{mse_loss, neutralized_mse_loss};
 use crate::ops::ts_features::FeatureSpec;
-use crate::ops::{batchnorm, dense, elementwise, pooling, recurrent_ops, ts_features};
+use crate::ops::{batchnorm, dense, elementwise, normalize, pooling, recurrent_ops, ts_features};
 use crate::train::step::Batch;
 use crate::Result;
 use std::marker::PhantomData;
@@ -160,6 +160,11 @@ impl<T: Float> Device for Cpu<T> {
         })
     }
 
+    fn normalize_pictures(&self, out: &mut [T], inp: &[T], b: usize) -> Result<()> {
+        normalize::normalize_pictures(out, inp, b);
+        Ok(())
+    }
+
     fn ts_features_forward(
         &self,
         out: &mut [T],
@@ -276,7 +281,7 @@ impl<T: Float> Device for Cpu<T> {
     }
 
     fn recurrent_cache_len(kind: Recurrent, b: usize, s: usize, h: usize) -> usize {
-        (recurrent_ops::<T>(kind).0)(b, s, h)
+        (recurrent_ops::<T>(kind).cache_len)(b, s, h)
     }
 
     fn recurrent_forward(
@@ -293,7 +298,7 @@ impl<T: Float> Device for Cpu<T> {
         i: usize,
         h: usize,
     ) -> Result<()> {
-        (recurrent_ops::<T>(kind).1)(h_out, cache, x, w_ih, w_hh, bias, b, s, i, h);
+        (recurrent_ops::<T>(kind).forward)(h_out, cache, x, w_ih, w_hh, bias, b, s, i, h);
         Ok(())
     }
 
@@ -312,7 +317,7 @@ impl<T: Float> Device for Cpu<T> {
         i: usize,
         h: usize,
     ) -> Result<()> {
-        (recurrent_ops::<T>(kind).2)(
+        (recurrent_ops::<T>(kind).backward)(
             or_empty(dx),
             dw_ih,
             dw_hh,
@@ -358,7 +363,7 @@ impl<T: Float> Device for Cpu<T> {
         let g = wi.len() / i;
         let mut nmat = vec![T::zero(); wi.len()];
         let mut db_local = vec![T::zero(); db.len()];
-        (recurrent_ops::<T>(kind).2)(
+        (recurrent_ops::<T>(kind).backward)(
             &mut [],
             &mut nmat,
             dwh,

@@ -119,6 +119,7 @@ pub trait Device: Sync {
     /// A host batch on the device (`x` as given, already there).
     fn batch(&self, host: &Batch<Self::T>, x: Self::Buf) -> Result<DeviceBatch<Self>>;
 
+    fn normalize_pictures(&self, out: &mut Self::Slice, inp: &Self::Slice, b: usize) -> Result<()>;
     fn ts_features_forward(
         &self,
         out: &mut Self::Slice,

@@ -15,9 +15,37 @@ pub enum Arch {
     V3,
 }
 
+/// How pictures are scaled before the feature layer (src/ops/normalize.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum InputNorm {
+    /// The raw series, as the report feeds them.
+    #[default]
+    None,
+    /// Price-like series over the picture's last close, volume-like ones over their 30-day mean.
+    Picture,
+}
+
+impl std::str::FromStr for InputNorm {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(InputNorm::None),
+            "picture" => Ok(InputNorm::Picture),
+            _ => Err(Error::Config(format!(
+                "--input-norm {s:?}: expected none (raw series) or picture (per-picture scaling)"
+            ))),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     pub arch: Arch,
+    /// Checkpoints written before the option existed fed raw pictures.
+    #[serde(default)]
+    pub input_norm: InputNorm,
     pub n_features: usize,
     pub days: usize,
     pub window: usize,
@@ -44,6 +72,7 @@ impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
             arch: Arch::V2,
+            input_norm: InputNorm::None,
             n_features: 15,
             days: 30,
             window: 10,

@@ -8,10 +8,11 @@ use crate::autograd::params::{ParamId, ParamStore};
 use crate::autograd::tape::{BnState, Recurrent, Tape, Var};
 use crate::device::{Cpu, Device, Params};
 use crate::float::Float;
+use crate::ops::pooling::pooled_steps;
 use crate::ops::ts_features::{all_pairs, pairs_among, FeatureSpec};
 use crate::rng::{stream, Rng};
 use crate::Result;
-pub use config::{apply_variant, Arch, LossConfig, ModelConfig};
+pub use config::{apply_variant, Arch, InputNorm, LossConfig, ModelConfig};
 use rand::Rng as _;
 use std::borrow::Borrow;
 
@@ -190,7 +191,7 @@ impl<T: Float> Model<T> {
         let layers = match cfg.arch {
             Arch::V1 => {
                 let steps = specs[0].steps();
-                let pooled = (steps - steps.min(3)) / 3 + 1;
+                let pooled = pooled_steps(steps, steps.min(3), 3);
                 let bn_feat = b.bn("bn_features", c);
                 let bn_pool = b.bn("bn_pool", 3 * c);
                 let width = steps * c + pooled * 3 * c;
@@ -312,9 +313,25 @@ impl<D: Device> Net<D> {
         tape.batchnorm(x, &self.store, [bn.gamma, bn.beta], &mut self.bn[bn.state])
     }
 
+    fn bn_recurrent(
+        &mut self,
+        tape: &mut Tape<D>,
+        x: Var,
+        bn: Bn,
+        kind: Recurrent,
+        w: [ParamId; 3],
+    ) -> Result<Var> {
+        let state = &mut self.bn[bn.state];
+        tape.bn_recurrent(x, &self.store, [bn.gamma, bn.beta], state, kind, w)
+    }
+
     /// Records the forward pass of a `[B, F, D]` batch on `tape`; returns the predictions `[B, 1]`.
     /// `dropout_seed` fixes the dropout masks of this step (ignored when not training).
     pub fn forward(&mut self, tape: &mut Tape<D>, x: Var, dropout_seed: u64) -> Result<Var> {
+        let x = match self.cfg.input_norm {
+            InputNorm::None => x,
+            InputNorm::Picture => tape.normalize_pictures(x)?,
+        };
         match self.layers.clone() {
             Layers::V1 {
                 bn_feat,
@@ -340,8 +357,7 @@ impl<D: Device> Net<D> {
                 out,
             } => {
                 let f = tape.features(x, &self.specs[0])?;
-                let a = self.bn(tape, f, bn_feat)?;
-                let hs = tape.recurrent(Recurrent::Lstm, a, &self.store, rnn)?;
+                let hs = self.bn_recurrent(tape, f, bn_feat, Recurrent::Lstm, rnn)?;
                 let hb = self.bn(tape, hs, bn_rnn)?;
                 let d = tape.dropout(hb, self.cfg.dropout, dropout_seed)?;
                 tape.dense(d, &self.store, out)
@@ -350,8 +366,7 @@ impl<D: Device> Net<D> {
                 let mut heads = Vec::with_capacity(2);
                 for (k, (bn_feat, rnn, bn_rnn)) in branches.into_iter().enumerate() {
                     let f = tape.features(x, &self.specs[k])?;
-                    let a = self.bn(tape, f, bn_feat)?;
-                    let hs = tape.recurrent(Recurrent::Gru, a, &self.store, rnn)?;
+                    let hs = self.bn_recurrent(tape, f, bn_feat, Recurrent::Gru, rnn)?;
                     heads.push(self.bn(tape, hs, bn_rnn)?);
                 }
                 let cat = tape.concat(&heads)?;

@@ -8,6 +8,7 @@ pub mod elementwise;
 pub mod gru;
 pub mod loss;
 pub mod lstm;
+pub mod normalize;
 pub mod pooling;
 pub(crate) mod recurrent;
 pub(crate) mod reduce;
@@ -33,12 +34,13 @@ pub type RecurrentBackward<T> = fn(
     usize,
 );
 
-/// A recurrent layer's CPU ops: cache length `(b, s, h)`, forward, backward.
-pub type RecurrentOps<T> = (
-    fn(usize, usize, usize) -> usize,
-    RecurrentForward<T>,
-    RecurrentBackward<T>,
-);
+/// A recurrent layer's CPU ops; both kinds take the same arguments.
+pub struct RecurrentOps<T> {
+    /// Floats the forward pass saves for backward, for `(b, s, h)`.
+    pub cache_len: fn(usize, usize, usize) -> usize,
+    pub forward: RecurrentForward<T>,
+    pub backward: RecurrentBackward<T>,
+}
 
 /// The CPU ops of an LSTM or a GRU layer; both kinds take the same arguments.
 pub fn recurrent_ops<T: crate::float::Float>(
@@ -46,11 +48,15 @@ pub fn recurrent_ops<T: crate::float::Float>(
 ) -> RecurrentOps<T> {
     use crate::autograd::tape::Recurrent;
     match kind {
-        Recurrent::Lstm => (
-            lstm::lstm_cache_len,
-            lstm::lstm_forward,
-            lstm::lstm_backward,
-        ),
-        Recurrent::Gru => (gru::gru_cache_len, gru::gru_forward, gru::gru_backward),
+        Recurrent::Lstm => RecurrentOps {
+            cache_len: lstm::lstm_cache_len,
+            forward: lstm::lstm_forward,
+            backward: lstm::lstm_backward,
+        },
+        Recurrent::Gru => RecurrentOps {
+            cache_len: gru::gru_cache_len,
+            forward: gru::gru_forward,
+            backward: gru::gru_backward,
+        },
     }
 }
