@@ -4,7 +4,7 @@
 //   y = γ·x̂ + β, x̂ = (x − μ)/√(σ² + eps)
 // Backward (training statistics):
 //   dβ = Σ dy, dγ = Σ dy·x̂, dx = γ/√(σ² + eps) · (dy − mean(dy) − x̂·mean(dy·x̂))
-// The sums over rows are two-phase (src/cuda/launch.rs): per chunk of SPLIT_ROWS rows with one
+// The sums over rows are two-phase (src/cuda/launch/batchnorm.rs): per chunk of SPLIT_ROWS rows with one
 // thread per channel (coalesced: consecutive threads read consecutive channels), then the chunks
 // in order (splitk_combine, dense.cu). The training forward is column_partials → mean,
 // column_partials centred → variance, then batchnorm_inference with the batch statistics.

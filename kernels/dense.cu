@@ -1,5 +1,5 @@
 // Dense layer forward, and the matrix products and reductions the host wrappers compose the
-// backward passes from (src/cuda/launch.rs):
+// backward passes from (src/cuda/launch/dense.rs):
 //   out[B, O] = inp[B, I]·w[I, O] + bias;
 //   dinp += dout·wᵀ (matmul_acc), dw += inpᵀ·dout (matmul_splitk + splitk_combine),
 //   dbias += Σ_b dout (column_partials + splitk_combine).

@@ -252,7 +252,8 @@ fn cases() -> Vec<(String, Case)> {
             recurrent(g, r, true, 5, 30)
         }),
         // Hidden 64 takes the recurrent kernels past the 48 KB of dynamic shared memory a launch
-        // gets without cuFuncSetAttribute (Gpu::launch in src/cuda/launch.rs opts in above it):
+        // gets without cuFuncSetAttribute (Gpu::launch in src/cuda/launch/mod.rs opts in above
+        // it):
         // U alone is 64·4·64 floats = 64 KB for the LSTM, and the GRU's U (48 KB) plus its
         // per-sample rows come to 56–57 KB.
         (

@@ -234,7 +234,7 @@ impl Gpu {
     }
 
     pub(crate) fn function(&self, name: &str) -> &CudaFunction {
-        // Names come from the wrappers in launch.rs, which match the kernel files.
+        // Names come from the wrappers in launch/, which match the kernel files.
         self.functions
             .get(name)
             .unwrap_or_else(|| panic!("kernel {name} not loaded"))

@@ -1,4 +1,4 @@
-//! The GPU as a [`Device`]: each op is its launch wrapper (src/cuda/launch.rs), which takes the
+//! The GPU as a [`Device`]: each op is its launch wrapper (src/cuda/launch/), which takes the
 //! CPU op's arguments on device buffers. Parameters, gradients and Adam's moments are one flat
 //! device buffer each ([`GpuParams`]); a tensor is a view into them, so Adam is one launch and a
 //! checkpoint one download per buffer.

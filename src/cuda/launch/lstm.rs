@@ -1,0 +1,83 @@
+//! kernels/lstm.cu: the LSTM layer, the recurrence fused over all steps.
+
+use super::recurrent::rnn_config;
+use super::{ints, view, Buf, Gpu};
+use crate::error::Result;
+use crate::kernel_consts::RNN_SAMPLES;
+
+impl Gpu {
+    /// LSTM over x [B, S, I] → h_out [B, H], cache [B, S, 7H] (i, f, c̃, o, c_t, tanh c_t, h_t).
+    #[allow(clippy::too_many_arguments)]
+    pub fn lstm_forward(
+        &self,
+        h_out: &mut Buf,
+        cache: &mut Buf,
+        x: &Buf,
+        w_ih: &Buf,
+        w_hh: &Buf,
+        bias: &Buf,
+        b: usize,
+        s: usize,
+        i: usize,
+        h: usize,
+    ) -> Result<()> {
+        let g = 4 * h;
+        check!(
+            "lstm_forward",
+            bias >= g,
+            h_out >= b * h,
+            cache >= b * s * 7 * h,
+        );
+        let zx = self.input_projection(x, w_ih, w_hh, bias, b * s, i, h, g)?;
+        let [nb, ns, nh] = ints([b, s, h])?;
+        let cfg = rnn_config(b, g, h * g + RNN_SAMPLES * (g + 2 * h));
+        self.launch("lstm_forward", cfg, |l| {
+            args!(l, h_out, cache, &zx, w_hh, &nb, &ns, &nh);
+        })
+    }
+
+    /// LSTM backward through time; accumulates into dx, dw_ih, dw_hh, dbias.
+    #[allow(clippy::too_many_arguments)]
+    pub fn lstm_backward(
+        &self,
+        dx: &mut Buf,
+        dw_ih: &mut Buf,
+        dw_hh: &mut Buf,
+        dbias: &mut Buf,
+        dh_out: &Buf,
+        cache: &Buf,
+        x: &Buf,
+        w_ih: &Buf,
+        w_hh: &Buf,
+        b: usize,
+        s: usize,
+        i: usize,
+        h: usize,
+    ) -> Result<()> {
+        let (g, rows) = (4 * h, b * s);
+        check!(
+            "lstm_backward",
+            dx >= rows * i,
+            x >= rows * i,
+            cache >= rows * 7 * h,
+            dh_out >= b * h,
+            dw_ih >= i * g,
+            dw_hh >= h * g,
+            dbias >= g,
+            w_ih >= i * g,
+            w_hh >= h * g,
+        );
+        let mut dz = self.scratch(rows * g)?;
+        let mut hprev = self.scratch(rows * h)?;
+        let cfg = rnn_config(b, g, h * g + RNN_SAMPLES * (g + 2 * h));
+        let [nb, ns, nh] = ints([b, s, h])?;
+        self.launch("lstm_backward_steps", cfg, |l| {
+            args!(l, &mut dz, &mut hprev, dh_out, cache, w_hh, &nb, &ns, &nh);
+        })?;
+        // dx(row, c) += Σ_j dz(row, j)·w_ih(c, j): one GEMM over all B·S rows.
+        self.matmul_acc(dx, i, view(&dz, g, 1)?, view(w_ih, 1, g)?, rows, i, g)?;
+        self.matmul_tn_acc(dw_ih, x, &dz, i, g, rows, i, g)?;
+        self.matmul_tn_acc(dw_hh, &hprev, &dz, h, g, rows, h, g)?;
+        self.colsum_acc(&mut dbias.slice_mut(..g), &dz, rows, g, g)
+    }
+}
