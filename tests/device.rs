@@ -176,6 +176,13 @@ fn cuda_runs_give_the_same_bits_twice_and_after_a_kill_and_resume() {
             && device.contains("kernels: "),
         "job.json device: {device}"
     );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["devices"],
+        serde_json::json!([device]),
+        "manifest.json devices"
+    );
     ok(run_cmd(&b).output().unwrap());
     assert!(factor_bytes(&a) == factor_bytes(&b), "two CUDA runs differ");
 

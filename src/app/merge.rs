@@ -209,8 +209,14 @@ fn write_manifest(
             versions.join("; ")
         );
     }
+    // Each job's device says which GPU (and driver, and kernel source: fatbin or NVRTC) or CPU
+    // trained it; the distinct ones, for a reader of the manifest.
+    let mut devices: Vec<&str> = records.iter().map(|r| r.device.as_str()).collect();
+    devices.sort_unstable();
+    devices.dedup();
     let manifest = json!({
         "spec": spec,
+        "devices": devices,
         "panel": file.panel,
         "panel_dir": file.panel_dir,
         "variants": variants,
