@@ -93,7 +93,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 
 /// Business days from 2020-01-02 (Thursday), `n` of them.
 fn business_days(n: usize) -> Vec<String> {
-    use alphanet::data::panel::{format_date, parse_date, weekday};
+    use alphanet::data::calendar::{format_date, parse_date, weekday};
     let mut d = parse_date("2020-01-02").unwrap();
     let mut out = Vec::new();
     while out.len() < n {

@@ -3,7 +3,7 @@
 //! finished jobs, purge holds in every window, and the Slurm script submits what it should.
 
 use alphanet::data::npy::NpyArray;
-use alphanet::data::panel::{format_date, parse_date, weekday};
+use alphanet::data::calendar::{format_date, parse_date, weekday};
 use alphanet::data::samples::HORIZON;
 use alphanet::rolling::jobs::JobRecord;
 use alphanet::rolling::schedule::{plan_windows, Period, ScheduleConfig, Window};

@@ -19,7 +19,8 @@ use super::builder::{
     Provenance, RowAudit, StockHistory,
 };
 use super::industry::{csv_error, industries_for};
-use super::panel::{parse_date, write_panel};
+use super::calendar::parse_date;
+use super::panel::write_panel;
 use crate::error::{Error, Result};
 
 pub const PROXIES: [&str; 6] = [

@@ -26,7 +26,8 @@ use super::builder::{
     Provenance, RowAudit, StockHistory,
 };
 use super::industry::industries_for;
-use super::panel::{parse_date, write_panel};
+use super::calendar::parse_date;
+use super::panel::write_panel;
 use crate::error::{Error, Result};
 
 /// Trailing window (traded days) of the turnover and size proxies, and the fewest traded days
