@@ -18,8 +18,8 @@ use super::builder::{
     calendar_range, implausible_prices, normalize_code, Day, ImportSummary, Market, PanelBuilder,
     Provenance, RowAudit, StockHistory,
 };
-use super::industry::{csv_error, industries_for};
 use super::calendar::parse_date;
+use super::industry::{csv_error, industries_for};
 use super::panel::write_panel;
 use crate::error::{Error, Result};
 

@@ -25,8 +25,8 @@ use super::builder::{
     calendar_range, implausible_prices, is_index_code, Day, ImportSummary, Market, PanelBuilder,
     Provenance, RowAudit, StockHistory,
 };
-use super::industry::industries_for;
 use super::calendar::parse_date;
+use super::industry::industries_for;
 use super::panel::write_panel;
 use crate::error::{Error, Result};
 

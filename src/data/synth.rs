@@ -67,8 +67,8 @@ use super::panel::{
     flags, write_panel, BenchmarkMeta, OracleMeta, PanelArrays, PanelMeta, FORMAT_VERSION,
     PRICE_FIELDS,
 };
-use super::styles::style_zscore;
 use super::samples::{spearman, SampleIndex, Universe, HORIZON, N_FEATURES, PICTURE_DAYS};
+use super::styles::style_zscore;
 use crate::error::{Error, Result};
 use crate::rng::{stream, Rng};
 
