@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::alphanet;
+
 /// One process may take this long before it counts as a hang.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -29,10 +32,6 @@ struct Inputs {
     qlib: PathBuf,
     industry: PathBuf,
     run: PathBuf,
-}
-
-fn alphanet() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_alphanet"))
 }
 
 /// Address-space limit of a fuzzed command (KiB): an edited size that makes a build allocate
