@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use alphanet::app::args::{init_threads, parse_ratio, ModelArgs, NetArgs, TrainArgs};
-use alphanet::app::predict::prediction_dates;
-use alphanet::app::train::fit_insample;
 use alphanet::app::eval::{self as app_eval, EvalOptions};
+use alphanet::app::predict::prediction_dates;
 use alphanet::app::run::{self as app_run, RunOptions, RunSpec};
+use alphanet::app::train::fit_insample;
 use alphanet::cuda::{Backend, DeviceChoice};
 use alphanet::data::import_qlib::{import_qlib as qlib_import, QlibOptions};
 use alphanet::data::panel::Panel;
