@@ -32,7 +32,7 @@ fn spec(ops: OpSet, stride: usize) -> FeatureSpec {
 }
 
 fn features(c: &mut Criterion) {
-    alphanet::train::step::keep_freed_memory();
+    alphanet::sysmem::keep_freed_memory();
     for (name, sp) in [
         ("peer6 s=10", spec(OpSet::PEER6, 10)),
         ("all s=10", spec(OpSet::ALL, 10)),

@@ -8,7 +8,9 @@
 // stddev×F, zscore×F, return×F, decaylinear×F, mean×F (only the ops set in `ops`, whose bit
 // 1 << k is the CPU's `Op` number k). pairs: the spec's n_pairs (i, j), i < j, as 2·n_pairs u16.
 //
-// Dynamic shared memory: F·D + F·S·(2d + 3) floats (`ts_launch` in src/cuda/launch/ts_features.rs).
+// Dynamic shared memory: F·D + F·S·(2d + 3) floats, the size `ts_launch`
+// (src/cuda/launch/ts_features.rs) launches with; TsLayout below splits it into the picture, the
+// centered windows, their stats and gradients.
 #include "ts_ops.cuh"
 
 struct TsLayout {

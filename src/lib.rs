@@ -16,6 +16,7 @@ pub mod model;
 pub mod ops;
 pub mod rng;
 pub mod rolling;
+pub mod sysmem;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -28,6 +28,9 @@ use alphanet::train::step::{train_step, train_step_on, Batch};
 use alphanet::{Float, Result};
 use rand::Rng as _;
 
+mod common;
+use common::uniform;
+
 type Buf = CudaSlice<f32>;
 
 /// The GPU when the driver sees one, else the CPU stand-in of the CUDA driver
@@ -200,10 +203,6 @@ impl Out {
             }
         }
     }
-}
-
-fn uniform(r: &mut Rng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-    (0..n).map(|_| r.gen_range(lo..hi)).collect()
 }
 
 /// Host → device, device → host.

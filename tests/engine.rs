@@ -2,18 +2,10 @@
 
 use alphanet::autograd::adam::{adam_step, AdamConfig};
 use alphanet::autograd::params::ParamStore;
-use alphanet::gradcheck::CheckResult;
 use alphanet::ops::loss::long_side_weights;
 
-fn assert_all_pass(rows: &[CheckResult]) {
-    let failed: Vec<_> = rows.iter().filter(|r| !r.pass).collect();
-    assert!(!rows.is_empty());
-    assert!(
-        failed.is_empty(),
-        "failed gradient checks:\n{}",
-        alphanet::app::gradcheck::render(rows)
-    );
-}
+mod common;
+use common::assert_all_pass;
 
 #[test]
 fn loss_gradients_match_finite_differences() {

@@ -3,10 +3,9 @@
 //! end to end on a small synthetic panel.
 
 use alphanet::app::{enhance as enhance_app, eval as eval_app};
-use alphanet::data::panel::{
-    flags, format_date, parse_date, Panel, PanelArrays, PanelMeta, FEATURE_NAMES, FORMAT_VERSION,
-    PRICE_FIELDS,
-};
+use alphanet::data::calendar::{format_date, parse_date};
+use alphanet::data::features::FEATURE_NAMES;
+use alphanet::data::panel::{flags, Panel, PanelArrays, PanelMeta, FORMAT_VERSION, PRICE_FIELDS};
 use alphanet::data::samples::spearman;
 use alphanet::data::synth::{write_synth, SynthConfig, BENCHMARK_NAME};
 use alphanet::eval::baselines::{restrict, Baseline};

@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::alphanet;
+
 /// One process may take this long before it counts as a hang.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -29,10 +32,6 @@ struct Inputs {
     qlib: PathBuf,
     industry: PathBuf,
     run: PathBuf,
-}
-
-fn alphanet() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_alphanet"))
 }
 
 /// Address-space limit of a fuzzed command (KiB): an edited size that makes a build allocate
@@ -93,7 +92,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 
 /// Business days from 2020-01-02 (Thursday), `n` of them.
 fn business_days(n: usize) -> Vec<String> {
-    use alphanet::data::panel::{format_date, parse_date, weekday};
+    use alphanet::data::calendar::{format_date, parse_date, weekday};
     let mut d = parse_date("2020-01-02").unwrap();
     let mut out = Vec::new();
     while out.len() < n {

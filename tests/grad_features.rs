@@ -1,30 +1,14 @@
 //! Feature layer and pooling: gradient checks, forward values against hand computations,
 //! channel layout, spec parsing and validation.
 
-use alphanet::gradcheck::CheckResult;
 use alphanet::ops::pooling::{self, pool_backward, pool_forward};
 use alphanet::ops::ts_features::{
     self, all_pairs, pairs_among, ts_features_backward, ts_features_forward, FeatureSpec, OpSet,
 };
 use alphanet::Error;
 
-fn assert_all_pass(results: &[CheckResult]) {
-    let table: Vec<String> = results
-        .iter()
-        .map(|r| {
-            let verdict = if r.pass { "ok" } else { "FAIL" };
-            format!(
-                "{:<48} {:<22} max_abs {:.2e} max_rel {:.2e} {verdict}",
-                r.name, r.shape, r.max_abs, r.max_rel
-            )
-        })
-        .collect();
-    assert!(
-        results.iter().all(|r| r.pass),
-        "gradient checks failed:\n{}",
-        table.join("\n")
-    );
-}
+mod common;
+use common::assert_all_pass;
 
 #[test]
 fn ts_features_gradient_checks_pass() {

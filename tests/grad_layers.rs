@@ -1,6 +1,5 @@
 //! Layer ops: gradient checks, forward values against independent computations, determinism.
 
-use alphanet::gradcheck::CheckResult;
 use alphanet::ops::batchnorm::{
     batchnorm_backward, batchnorm_forward, batchnorm_inference, batchnorm_update_moving,
 };
@@ -13,53 +12,32 @@ use alphanet::ops::lstm::{lstm_backward, lstm_cache_len, lstm_forward};
 use alphanet::ops::{batchnorm, dense, elementwise, gru, lstm};
 use rand::Rng;
 
-fn table(rows: &[CheckResult]) -> String {
-    rows.iter()
-        .map(|r| {
-            format!(
-                "{:<20} {:<12} max_abs {:.3e} max_rel {:.3e} {}\n",
-                r.name,
-                r.shape,
-                r.max_abs,
-                r.max_rel,
-                if r.pass { "ok" } else { "FAIL" }
-            )
-        })
-        .collect()
-}
-
-fn assert_all_pass(rows: Vec<CheckResult>) {
-    assert!(!rows.is_empty());
-    assert!(
-        rows.iter().all(|r| r.pass),
-        "gradient checks failed:\n{}",
-        table(&rows)
-    );
-}
+mod common;
+use common::{assert_all_pass, bits};
 
 #[test]
 fn gradcheck_batchnorm() {
-    assert_all_pass(batchnorm::checks());
+    assert_all_pass(&batchnorm::checks());
 }
 
 #[test]
 fn gradcheck_dense() {
-    assert_all_pass(dense::checks());
+    assert_all_pass(&dense::checks());
 }
 
 #[test]
 fn gradcheck_elementwise() {
-    assert_all_pass(elementwise::checks());
+    assert_all_pass(&elementwise::checks());
 }
 
 #[test]
 fn gradcheck_lstm() {
-    assert_all_pass(lstm::checks());
+    assert_all_pass(&lstm::checks());
 }
 
 #[test]
 fn gradcheck_gru() {
-    assert_all_pass(gru::checks());
+    assert_all_pass(&gru::checks());
 }
 
 fn draw(rng: &mut impl Rng, n: usize, a: f64) -> Vec<f64> {
@@ -232,10 +210,6 @@ fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
         .build()
         .unwrap()
         .install(f)
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
 }
 
 #[test]

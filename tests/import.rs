@@ -18,17 +18,8 @@ use alphanet::Error;
 use indicatif::ProgressBar;
 use tempfile::TempDir;
 
-const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
-
-fn shared(rel: &str) -> PathBuf {
-    let p = Path::new(SHARED).join(rel);
-    assert!(
-        p.exists(),
-        "shared data {} is missing (CI has shared/ beside the checkout)",
-        p.display()
-    );
-    p
-}
+mod common;
+use common::shared;
 
 const QLIB_CODES: [&str; 20] = [
     "SH600000", "SH600004", "SH600009", "SH600030", "SH600036", "SH600276", "SH600519", "SH601012",

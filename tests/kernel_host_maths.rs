@@ -14,8 +14,11 @@ use alphanet::ops::lstm::{lstm_backward, lstm_cache_len, lstm_forward};
 use alphanet::ops::ts_features::{
     all_pairs, pairs_among, ts_features_backward, ts_features_forward, FeatureSpec, OpSet,
 };
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+
+mod common;
+use common::uniform;
 
 fn rng(purpose: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(0x6b65726e ^ purpose)
@@ -27,10 +30,6 @@ fn close(what: &str, a: f32, r: f32, atol: f32, rtol: f32) {
         (a - r).abs() <= atol + rtol * r.abs(),
         "{what}: kernel maths {a} vs CPU reference {r}"
     );
-}
-
-fn uniform(r: &mut ChaCha8Rng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-    (0..n).map(|_| r.gen_range(lo..hi)).collect()
 }
 
 /// The feature layer of one sample `x [F, D]` assembled from the per-window kernel functions:

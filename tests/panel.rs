@@ -9,6 +9,9 @@ use alphanet::data::panel::{write_panel, Panel, PanelArrays, PanelMeta};
 use alphanet::data::synth::{synth_arrays, SynthConfig};
 use alphanet::Error;
 
+mod common;
+use common::bits;
+
 const SMALL: SynthConfig = SynthConfig {
     stocks: 20,
     days: 80,
@@ -35,10 +38,6 @@ fn fresh(tmp: &Path) -> PathBuf {
     let dir = tmp.join("panel");
     write_panel(&dir, &meta, &a).unwrap();
     dir
-}
-
-fn bits(x: &[f32]) -> Vec<u32> {
-    x.iter().map(|v| v.to_bits()).collect()
 }
 
 fn open_err(dir: &Path) -> String {

@@ -8,21 +8,9 @@ use alphanet::data::panel::{flags, write_panel, Panel, PanelArrays, PanelMeta};
 use alphanet::data::synth::{synth_arrays, write_synth, SynthConfig};
 
 mod common;
-use common::{fixture, ok, SMALL};
-use std::path::{Path, PathBuf};
+use common::{alphanet, fixture, ok, shared, SMALL};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-
-const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
-
-fn shared(rel: &str) -> PathBuf {
-    let p = Path::new(SHARED).join(rel);
-    assert!(p.exists(), "shared data {} is missing", p.display());
-    p
-}
-
-fn alphanet() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_alphanet"))
-}
 
 fn text(o: &Output) -> (String, String) {
     (

@@ -2,8 +2,8 @@
 //! runs merge to the unsharded factor bit for bit, a SIGKILLed run resumes without redoing
 //! finished jobs, purge holds in every window, and the Slurm script submits what it should.
 
+use alphanet::data::calendar::{format_date, parse_date, weekday};
 use alphanet::data::npy::NpyArray;
-use alphanet::data::panel::{format_date, parse_date, weekday};
 use alphanet::data::samples::HORIZON;
 use alphanet::rolling::jobs::JobRecord;
 use alphanet::rolling::schedule::{plan_windows, Period, ScheduleConfig, Window};

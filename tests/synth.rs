@@ -162,7 +162,7 @@ fn realism_flags_are_present() {
             if fl & flags::LIMIT_UP_OPEN != 0 && a.tradable[(t - 1) * n + i] & flags::LISTED != 0 {
                 let prev = a.price[((t - 1) * n + i) * 6 + 5] as f64;
                 let ratio = if fl & flags::ST != 0 { 0.05 } else { 0.10 };
-                let up = alphanet::data::panel::limit_prices(prev, ratio).1;
+                let up = alphanet::data::limits::limit_prices(prev, ratio).1;
                 assert!(
                     (a.price[(t * n + i) * 6] as f64 - up).abs() < 0.006,
                     "t {t} i {i} prev {prev} open {} up {up} fl {fl}",

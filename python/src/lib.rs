@@ -1,5 +1,5 @@
 //! `alphanet_rs._alphanet_rs`: the Python extension. Thin bindings over the library functions the
-//! command-line program calls (`app::commands`, `app::run`, `app::eval`, `train::checkpoint`,
+//! command-line program calls (`app::train`, `app::predict`, `app::run`, `app::eval`, `train::checkpoint`,
 //! `train::predict`, the qlib importer); the user-facing API is the pure-Python package around it
 //! (`python/alphanet_rs/`). Structured results cross as JSON strings, factors as NumPy arrays
 //! that take over the engine's buffer without a copy.
@@ -7,10 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use alphanet::app::args::{init_threads, parse_ratio, ModelArgs, TrainArgs};
-use alphanet::app::commands::{fit_insample, prediction_dates};
+use alphanet::app::args::{init_threads, parse_ratio, ModelArgs, NetArgs, TrainArgs};
 use alphanet::app::eval::{self as app_eval, EvalOptions};
+use alphanet::app::predict::prediction_dates;
 use alphanet::app::run::{self as app_run, RunOptions, RunSpec};
+use alphanet::app::train::fit_insample;
 use alphanet::cuda::{Backend, DeviceChoice};
 use alphanet::data::import_qlib::{import_qlib as qlib_import, QlibOptions};
 use alphanet::data::panel::Panel;
@@ -311,10 +312,12 @@ fn train(
         pair_sample,
         neutralize_loss,
         long_weight,
-        ops: ops.to_string(),
-        dropout,
-        hidden,
-        input_norm: input_norm.parse().py_err()?,
+        net: NetArgs {
+            ops: ops.to_string(),
+            dropout,
+            hidden,
+            input_norm: input_norm.parse().py_err()?,
+        },
     };
     let targs = TrainArgs {
         epochs,

@@ -1,6 +1,7 @@
 //! Command-line arguments shared by several commands (clap derive).
 
 use crate::autograd::adam::AdamConfig;
+use crate::cuda::DeviceChoice;
 use crate::model::{apply_variant, Arch, InputNorm, LossConfig, ModelConfig};
 use crate::ops::ts_features::OpSet;
 use crate::train::trainer::{SelectBy, TrainConfig};
@@ -25,6 +26,14 @@ pub struct ModelArgs {
     /// v2.3: weight W for samples whose label is in the top half of their date.
     #[arg(long, value_name = "W", allow_negative_numbers = true)]
     pub long_weight: Option<f64>,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// The network's shape, whatever the variant: `train` and `demo` take it within [`ModelArgs`],
+/// `run` beside its `--variants`.
+#[derive(Debug, Clone, Args)]
+pub struct NetArgs {
     /// Feature-layer ops, comma separated (corr,cov,stddev,zscore,return,decaylinear,mean).
     #[arg(long, default_value = "corr,cov,stddev,zscore,return,decaylinear,mean")]
     pub ops: String,
@@ -40,14 +49,39 @@ pub struct ModelArgs {
     pub input_norm: InputNorm,
 }
 
+/// What `train` and `demo` both take, in this order: the device, the model, the training settings.
+#[derive(Debug, Clone, Args)]
+pub struct FitArgs {
+    #[command(flatten)]
+    pub device: DeviceArg,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+/// `--device` of the commands that train or predict (`bench` has its own, defaulting to the CPU).
+#[derive(Debug, Clone, Args)]
+pub struct DeviceArg {
+    /// auto (the first GPU if one is usable, else the CPU), cpu, or cuda:K.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+impl DeviceArg {
+    pub fn choice(&self) -> Result<DeviceChoice> {
+        self.device.parse()
+    }
+}
+
 impl ModelArgs {
     pub fn configs(&self, seed: u64) -> Result<(ModelConfig, LossConfig)> {
         let mut m = ModelConfig {
             seed,
-            dropout: self.dropout,
-            hidden: self.hidden,
-            input_norm: self.input_norm,
-            ops: OpSet::parse(&self.ops)?,
+            dropout: self.net.dropout,
+            hidden: self.net.hidden,
+            input_norm: self.net.input_norm,
+            ops: OpSet::parse(&self.net.ops)?,
             ..ModelConfig::default()
         };
         let mut l = LossConfig::default();

@@ -9,7 +9,7 @@
 //! `--device cuda:K` runs the same steps, through the same model code, on the GPU; the clock is
 //! read once the step's loss has come back (which waits for the step).
 
-use crate::app::args::ModelArgs;
+use crate::app::args::{init_threads, ModelArgs, NetArgs};
 use crate::autograd::adam::AdamConfig;
 use crate::cuda::{Backend, DeviceChoice, Gpu, KernelTime};
 use crate::device::{Cpu, Device};
@@ -23,6 +23,67 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
 use std::borrow::Borrow;
 use std::time::Instant;
+
+/// The arguments of `alphanet bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchCommand {
+    /// Variant(s), as for --variant: v2, v2.1, v2.2, v2.3, v1, v3 (comma list combines).
+    #[arg(long, default_value = "v2")]
+    pub model: String,
+    /// Batch sizes, comma separated.
+    #[arg(long, default_value = "1000,4096,16384")]
+    pub batch: String,
+    /// Feature ops as for training, or `all`, or `peer6` (the TensorFlow peer's six).
+    #[arg(long, default_value = "all")]
+    pub ops: String,
+    /// cpu, auto or cuda[:K] (the default measures the CPU, so figures name their device).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Timed steps per figure (the median is reported).
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Untimed steps before timing.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl BenchCommand {
+    pub fn options(&self) -> Result<BenchOptions> {
+        Ok(BenchOptions {
+            model: self.model.clone(),
+            ops: self.ops.clone(),
+            batches: parse_batches(&self.batch)?,
+            device: self.device.parse()?,
+            steps: self.steps,
+            warmup: self.warmup,
+            seed: self.seed,
+        })
+    }
+
+    /// Measures and prints the table (or JSON).
+    pub fn run(self) -> Result<()> {
+        init_threads(self.threads)?;
+        let report = run(&self.options()?)?;
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report)
+                    .map_err(|e| Error::Config(format!("bench: {e}")))?
+            );
+        } else {
+            print!("{}", render(&report));
+        }
+        Ok(())
+    }
+}
 
 /// Rows per date group of the synthetic batches: v2.2 regresses within each group, as within
 /// one date (a date larger than the batch is cut into chunks of about the batch size).
@@ -114,10 +175,12 @@ pub fn model_configs(model: &str, ops: &str, seed: u64) -> Result<(ModelConfig, 
         pair_sample: None,
         neutralize_loss: false,
         long_weight: None,
-        ops: expand_ops(ops),
-        dropout: 0.0,
-        hidden: 30,
-        input_norm: Default::default(),
+        net: NetArgs {
+            ops: expand_ops(ops),
+            dropout: 0.0,
+            hidden: 30,
+            input_norm: Default::default(),
+        },
     }
     .configs(seed)
 }

@@ -2,6 +2,7 @@
 //! v2 on its early part, predicts the held-out tail and compares the held-out RankIC with the
 //! oracle's (the planted signal itself), writing everything into one output folder.
 
+use super::args::{init_threads, FitArgs};
 use super::fit::{fit, held_out};
 use crate::cuda::{Backend, DeviceChoice};
 use crate::data::panel::Panel;
@@ -17,6 +18,47 @@ use crate::train::trainer::{fmt_ic, TrainConfig};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// The arguments of `alphanet demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoCommand {
+    /// Output folder (default: out/demo-<time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, default_value_t = SynthConfig::default().stocks)]
+    pub stocks: usize,
+    #[arg(long, default_value_t = SynthConfig::default().days)]
+    pub days: usize,
+    #[arg(long, default_value_t = SynthConfig::default().seed)]
+    pub synth_seed: u64,
+    #[command(flatten)]
+    pub fit: FitArgs,
+}
+
+impl DemoCommand {
+    pub fn options(self) -> Result<DemoOptions> {
+        let (model, loss) = self.fit.model.configs(self.fit.train.seed)?;
+        Ok(DemoOptions {
+            out: self.out.unwrap_or_else(default_out),
+            synth: SynthConfig {
+                stocks: self.stocks,
+                days: self.days,
+                seed: self.synth_seed,
+            },
+            test_share: 0.2,
+            model,
+            loss,
+            train: self.fit.train.config()?,
+            device: self.fit.device.choice()?,
+        })
+    }
+
+    pub fn run(self) -> Result<()> {
+        init_threads(self.fit.train.threads)?;
+        run(&self.options()?)?;
+        Ok(())
+    }
+}
 
 pub struct DemoOptions {
     pub out: PathBuf,

@@ -13,6 +13,50 @@ use crate::eval::stats::{excess, nav};
 use crate::fsutil::{write_dir_atomically, write_file_atomically, write_json_atomically};
 use crate::{Error, Result};
 
+/// The arguments of `alphanet enhance`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EnhanceCommand {
+    #[arg(long)]
+    pub panel: PathBuf,
+    /// NAME=PATH as for `eval`.
+    #[arg(long)]
+    pub factor: String,
+    /// Benchmark name in the panel's meta.json (default: its only one).
+    #[arg(long)]
+    pub benchmark: Option<String>,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Per-stock bound on |w − benchmark weight|.
+    #[arg(long, default_value_t = EnhanceConfig::default().max_deviation, allow_negative_numbers = true)]
+    pub max_deviation: f64,
+    /// Cap on two-way turnover per rebalance.
+    #[arg(long, default_value_t = EnhanceConfig::default().max_turnover, allow_negative_numbers = true)]
+    pub max_turnover: f64,
+    #[arg(long, default_value_t = EnhanceConfig::default().cost, allow_negative_numbers = true)]
+    pub cost: f64,
+}
+
+impl EnhanceCommand {
+    pub fn options(self) -> Result<EnhanceOptions> {
+        Ok(EnhanceOptions {
+            panel: self.panel,
+            factor: FactorSpec::parse(&self.factor)?,
+            benchmark: self.benchmark,
+            out: self.out,
+            config: EnhanceConfig {
+                max_deviation: self.max_deviation,
+                max_turnover: self.max_turnover,
+                cost: self.cost,
+            },
+        })
+    }
+
+    pub fn run(self) -> Result<()> {
+        run(&self.options()?)?;
+        Ok(())
+    }
+}
+
 pub struct EnhanceOptions {
     pub panel: PathBuf,
     pub factor: FactorSpec,

@@ -14,6 +14,67 @@ use crate::eval::layered::{evaluate, evaluate_on, factor_span, FactorEval, Layer
 use crate::fsutil::{write_dir_atomically, write_file_atomically, write_json_atomically};
 use crate::{Error, Result};
 
+/// The arguments of `alphanet eval`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalCommand {
+    #[arg(long)]
+    pub panel: PathBuf,
+    /// NAME=PATH: a long CSV (date,code,factor) or a .npy [T, N] (NAME=PATH@FIRST_DATE when
+    /// it covers fewer dates than the panel). Repeat for several factors.
+    #[arg(long = "factor", required = true)]
+    pub factors: Vec<String>,
+    /// Report folder to create.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Trading days between rebalances / IC dates.
+    #[arg(long, default_value_t = LayerConfig::default().every)]
+    pub every: usize,
+    #[arg(long, default_value_t = LayerConfig::default().groups)]
+    pub groups: usize,
+    /// Cost per side as a fraction of traded value.
+    #[arg(long, default_value_t = LayerConfig::default().cost, allow_negative_numbers = true)]
+    pub cost: f64,
+    /// Also score the classic one-line factors (reversal5, reversal20, corr_cv10,
+    /// turnover20, volatility20; alone: all, or a comma-separated subset) on the first
+    /// factor's dates and stocks.
+    #[arg(long, num_args = 0..=1, default_missing_value = "all", value_name = "LIST")]
+    pub baselines: Option<String>,
+}
+
+impl EvalCommand {
+    pub fn options(self) -> Result<EvalOptions> {
+        let (every, groups, cost) = (self.every, self.groups, self.cost);
+        if every == 0 || groups < 2 || !(0.0..0.5).contains(&cost) {
+            return Err(Error::Config(format!(
+                "--every {every} must be ≥ 1, --groups {groups} ≥ 2, --cost {cost} in [0, 0.5)"
+            )));
+        }
+        Ok(EvalOptions {
+            panel: self.panel,
+            factors: self
+                .factors
+                .iter()
+                .map(|f| FactorSpec::parse(f))
+                .collect::<Result<_>>()?,
+            out: self.out,
+            layers: LayerConfig {
+                every,
+                groups,
+                cost,
+            },
+            baselines: match self.baselines {
+                Some(list) => Baseline::parse_list(&list)?,
+                None => Vec::new(),
+            },
+        })
+    }
+
+    pub fn run(self) -> Result<()> {
+        run(&self.options()?)?;
+        Ok(())
+    }
+}
+
 pub struct EvalOptions {
     pub panel: PathBuf,
     pub factors: Vec<FactorSpec>,

@@ -1,15 +1,17 @@
 //! Fitting one window: in-sample sample index, the purged 4:1 split, training; and the held-out
-//! RankIC of a trained model. Shared by `train` and `demo`.
+//! RankIC of a trained model. Shared by `train` and `demo`; with the date-range helpers that
+//! `train`, `predict` and `run` share.
 
 use crate::cuda::Backend;
 use crate::data::panel::Panel;
+use crate::data::samples::PICTURE_DAYS;
 use crate::data::samples::{raw_labels, SampleIndex};
 use crate::eval::ic::{rank_ic_series, IcSummary};
 use crate::model::{LossConfig, Model, ModelConfig};
 use crate::train::predict::predict_factor;
 use crate::train::split::split_train_val;
 use crate::train::trainer::{train, TrainConfig, TrainReport};
-use crate::Result;
+use crate::{Error, Result};
 use std::ops::Range;
 
 pub struct Fitted {
@@ -99,4 +101,57 @@ pub fn held_out(
         oracle,
         series,
     })
+}
+
+/// Resolves an optional `--from`/`--to` pair of dates into an index range (inclusive `to`).
+pub fn date_range(
+    panel: &Panel,
+    from: Option<&str>,
+    to: Option<&str>,
+    default: std::ops::Range<usize>,
+) -> Result<std::ops::Range<usize>> {
+    let start = from
+        .map(|d| panel.date_index(d))
+        .transpose()?
+        .unwrap_or(default.start);
+    let end = to
+        .map(|d| panel.date_index(d).map(|i| i + 1))
+        .transpose()?
+        .unwrap_or(default.end);
+    if start >= end {
+        let dates = &panel.meta().dates;
+        let shown = |flag: &str, given: Option<&str>, k: usize| match given {
+            Some(d) => format!("{flag} {d}"),
+            None => format!("{flag} (default {})", dates[k.min(dates.len() - 1)]),
+        };
+        return Err(Error::Config(format!(
+            "{} is not before {}: give a --from earlier than --to",
+            shown("--from", from, start),
+            shown("--to", to, end.saturating_sub(1))
+        )));
+    }
+    Ok(start..end)
+}
+
+/// Prints one warning line when dates of `range` have no stock with a full row of finite
+/// features: every 30-day picture that spans such a date is dropped, so the 30 dates from it on
+/// get no samples and no predictions.
+pub fn warn_empty_dates(panel: &Panel, range: std::ops::Range<usize>) {
+    let empty = panel.dates_without_features(range);
+    if empty.is_empty() {
+        return;
+    }
+    let dates = &panel.meta().dates;
+    let shown: Vec<&str> = empty.iter().take(5).map(|&t| dates[t].as_str()).collect();
+    let last = (empty[0] + PICTURE_DAYS - 1).min(dates.len() - 1);
+    eprintln!(
+        "warning: panel {}: {} date(s) have no finite feature for any stock ({}{}): every picture spanning \
+         one is dropped, so e.g. {} .. {} get no samples or predictions; re-import the panel without those dates",
+        panel.dir().display(),
+        empty.len(),
+        shown.join(", "),
+        if empty.len() > shown.len() { ", ..." } else { "" },
+        dates[empty[0]],
+        dates[last]
+    );
 }

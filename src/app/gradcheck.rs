@@ -3,6 +3,28 @@
 use crate::gradcheck::CheckResult;
 use crate::model::Arch;
 use crate::ops::{batchnorm, dense, elementwise, gru, loss, lstm, pooling, ts_features};
+use std::process::ExitCode;
+
+/// The arguments of `alphanet gradcheck`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GradcheckCommand {
+    /// Only this architecture's whole-model checks (ops are always checked).
+    #[arg(long, value_enum)]
+    pub model: Option<Arch>,
+}
+
+impl GradcheckCommand {
+    /// Prints the table; fails when any check fails.
+    pub fn run(self) -> ExitCode {
+        let rows = all_checks(self.model);
+        print!("{}", render(&rows));
+        if rows.iter().any(|r| !r.pass) {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
 
 /// All op checks, then the whole-model checks (optionally of one architecture only).
 pub fn all_checks(model: Option<Arch>) -> Vec<CheckResult> {

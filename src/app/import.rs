@@ -1,6 +1,6 @@
 //! `import qlib` and `import baostock`: run an importer with a progress bar and report.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -9,6 +9,85 @@ use crate::data::builder::ImportSummary;
 use crate::data::import_baostock::{import_baostock, BaostockOptions};
 use crate::data::import_qlib::{import_qlib, QlibOptions};
 use crate::Result;
+
+/// The arguments of `alphanet import`: which source, and its own.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportCommand {
+    #[command(subcommand)]
+    pub source: ImportSource,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ImportSource {
+    /// A qlib `dump_bin` directory (calendars/, instruments/, features/<code>/<field>.day.bin).
+    Qlib {
+        #[arg(long)]
+        src: PathBuf,
+        /// Panel directory to create.
+        #[arg(long)]
+        out: PathBuf,
+        /// Codes and point-in-time universe: all, csi300 (instruments/<name>.txt) or a file.
+        #[arg(long, default_value = "all")]
+        instruments: String,
+        /// First date (YYYY-MM-DD).
+        #[arg(long)]
+        start: Option<String>,
+        /// Last date.
+        #[arg(long)]
+        end: Option<String>,
+        /// Industry snapshot CSV (updateDate,code,code_name,industry,...).
+        #[arg(long)]
+        industry: Option<PathBuf>,
+    },
+    /// A directory of baostock daily CSVs, one per stock (sh.600000.csv).
+    Baostock {
+        #[arg(long)]
+        src: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        industry: Option<PathBuf>,
+        #[arg(long)]
+        start: Option<String>,
+        #[arg(long)]
+        end: Option<String>,
+    },
+}
+
+impl ImportCommand {
+    pub fn run(self) -> Result<()> {
+        match self.source {
+            ImportSource::Qlib {
+                src,
+                out,
+                instruments,
+                start,
+                end,
+                industry,
+            } => qlib(&QlibOptions {
+                src,
+                out,
+                instruments,
+                start,
+                end,
+                industry,
+            }),
+            ImportSource::Baostock {
+                src,
+                out,
+                industry,
+                start,
+                end,
+            } => baostock(&BaostockOptions {
+                src,
+                out,
+                industry,
+                start,
+                end,
+            }),
+        }
+    }
+}
 
 pub fn qlib(o: &QlibOptions) -> Result<()> {
     run("qlib", &o.out, |pb| import_qlib(o, pb))

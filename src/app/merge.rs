@@ -16,6 +16,22 @@ use crate::{Error, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
+/// The arguments of `alphanet merge`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MergeCommand {
+    /// The run folder.
+    pub run: PathBuf,
+    /// The panel, if it moved since the run.
+    #[arg(long)]
+    pub panel: Option<PathBuf>,
+}
+
+impl MergeCommand {
+    pub fn run(self) -> Result<()> {
+        merge(&self.run, self.panel.as_deref())
+    }
+}
+
 /// Merges the run in `run_dir`, reading the panel from `panel_dir` or, by default, from where
 /// the run found it.
 pub fn merge(run_dir: &Path, panel_dir: Option<&Path>) -> Result<()> {

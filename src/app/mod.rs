@@ -1,8 +1,11 @@
-//! What each command does, callable from tests; `main.rs` only parses and dispatches.
+//! What each command does, callable from tests: one module per command, owning its
+//! arguments (a `clap::Args` struct) and what they turn into; `main.rs` only parses and
+//! dispatches. `args` holds the arguments several commands share, `fit` the fitting and date
+//! ranges that `train`, `predict`, `demo` and `run` share.
 
 pub mod args;
 pub mod bench;
-pub mod commands;
+pub mod coverage;
 pub mod demo;
 pub mod enhance;
 pub mod eval;
@@ -11,7 +14,10 @@ pub mod gradcheck;
 pub mod import;
 pub mod merge;
 pub mod panel_info;
+pub mod predict;
 pub mod run;
+pub mod synth;
+pub mod train;
 
 /// Restores the default SIGPIPE action so `alphanet … | head` ends quietly like other Unix tools
 /// instead of panicking on a closed stdout (Rust starts programs with SIGPIPE ignored).

@@ -1,7 +1,7 @@
 //! `panel-info`: what a panel holds and how much of it the sample filters keep.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
@@ -10,6 +10,20 @@ use crate::data::samples::{
     date_universe, raw_labels, Exclusions, Universe, HORIZON, N_FEATURES, PICTURE_DAYS,
 };
 use crate::Result;
+
+/// The arguments of `alphanet panel-info`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PanelInfoCommand {
+    pub panel: PathBuf,
+}
+
+impl PanelInfoCommand {
+    /// Prints the report.
+    pub fn run(self) -> Result<()> {
+        print!("{}", panel_info(&self.panel)?.render());
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct PanelInfo {

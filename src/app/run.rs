@@ -2,7 +2,7 @@
 //! locks the run's settings in `RUN/run.json`, runs this shard's unfinished (variant, window,
 //! seed) jobs, and, when the run is not sharded, merges the seed ensembles into the factors.
 
-use super::args::ModelArgs;
+use super::args::{init_threads, parse_ratio, DeviceArg, ModelArgs, NetArgs, TrainArgs};
 use super::fit::fit;
 use super::merge::merge_run;
 use crate::cuda::{Backend, DeviceChoice};
@@ -14,7 +14,7 @@ use crate::model::{InputNorm, LossConfig, ModelConfig};
 use crate::rolling::claim::{try_claim, ClaimOutcome, HeldBy, LOCKS};
 use crate::rolling::jobs::{all_jobs, is_finished, job_seed, write_job, Job, JobRecord, Shard};
 use crate::rolling::manifest::{code_version, host, unix_now};
-use crate::rolling::schedule::{plan_windows, ScheduleConfig, Window};
+use crate::rolling::schedule::{plan_windows, Period, ScheduleConfig, Window};
 use crate::train::predict::predict_factor;
 use crate::train::trainer::TrainConfig;
 use crate::{Error, Result};
@@ -23,6 +23,86 @@ use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// The arguments of `alphanet run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunCommand {
+    #[arg(long)]
+    pub panel: PathBuf,
+    /// Run folder: created, or resumed (finished jobs are skipped).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Variants, comma separated, one factor each; `+` combines (v2.1+v2.3).
+    #[arg(long, default_value = "v2,v2.1,v2.2,v2.3")]
+    pub variants: String,
+    /// Models per window and variant (ensemble size).
+    #[arg(long, default_value_t = 10)]
+    pub seeds: usize,
+    /// First prediction date (the first trading date on or after it).
+    #[arg(long)]
+    pub start: String,
+    /// Retraining period: months (6M), years (1Y) or trading days (120d).
+    #[arg(long, default_value = "6M")]
+    pub retrain_every: String,
+    /// Trading days of in-sample history per window (shrunk, with a note, if the panel is shorter).
+    #[arg(long, default_value_t = 1500)]
+    pub insample_days: usize,
+    /// Use every k-th in-sample date.
+    #[arg(long, default_value_t = 2)]
+    pub sample_every: usize,
+    /// Chronological train:validation split.
+    #[arg(long, default_value = "4:1")]
+    pub split: String,
+    /// Run the i-th (0-based) of N slices of the jobs, e.g. $SLURM_ARRAY_TASK_ID/N.
+    #[arg(long, default_value = "0/1")]
+    pub shard: String,
+    #[command(flatten)]
+    pub device: DeviceArg,
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// --seed is the ensemble's base seed.
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+impl RunCommand {
+    pub fn options(self) -> Result<RunOptions> {
+        let spec = RunSpec {
+            variants: self
+                .variants
+                .split(',')
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .collect(),
+            seeds: self.seeds,
+            schedule: ScheduleConfig {
+                start: self.start,
+                every: self.retrain_every.parse::<Period>()?,
+                insample_days: self.insample_days,
+                split: parse_ratio(&self.split)?,
+            },
+            sample_every: self.sample_every,
+            hidden: self.net.hidden,
+            dropout: self.net.dropout,
+            ops: self.net.ops,
+            input_norm: self.net.input_norm,
+            train: self.train.config()?,
+        };
+        Ok(RunOptions {
+            panel: self.panel,
+            out: self.out,
+            spec,
+            shard: self.shard.parse::<Shard>()?,
+            device: self.device.choice()?,
+        })
+    }
+
+    pub fn run(self) -> Result<()> {
+        init_threads(self.train.threads)?;
+        run(&self.options()?)?;
+        Ok(())
+    }
+}
 
 /// Everything that determines a run's results; a resumed or sharded run must repeat it exactly.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,10 +135,12 @@ impl RunSpec {
             pair_sample: None,
             neutralize_loss: false,
             long_weight: None,
-            ops: self.ops.clone(),
-            dropout: self.dropout,
-            hidden: self.hidden,
-            input_norm: self.input_norm,
+            net: NetArgs {
+                ops: self.ops.clone(),
+                dropout: self.dropout,
+                hidden: self.hidden,
+                input_norm: self.input_norm,
+            },
         }
         .configs(seed)
     }
@@ -458,7 +540,7 @@ fn describe(panel: &Panel, spec: &RunSpec, windows: &[Window]) {
         spec.variants.len(),
         spec.seeds
     );
-    super::commands::warn_empty_dates(
+    super::fit::warn_empty_dates(
         panel,
         windows[0].insample.start.saturating_sub(PICTURE_DAYS - 1)..panel.n_dates(),
     );

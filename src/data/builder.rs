@@ -8,10 +8,10 @@
 //! stock's source data is in memory at a time; the panel arrays themselves are held once and
 //! written by [`super::panel::write_panel`] straight from that one copy.
 
-use super::panel::{
-    feature_row, flags, limit_ratio, open_limit_flags, parse_date, BenchmarkMeta, PanelArrays,
-    PanelMeta, FEATURE_NAMES, FORMAT_VERSION, PRICE_FIELDS,
-};
+use super::calendar::parse_date;
+use super::features::{feature_row, FEATURE_NAMES};
+use super::limits::{limit_ratio, open_limit_flags};
+use super::panel::{flags, BenchmarkMeta, PanelArrays, PanelMeta, FORMAT_VERSION, PRICE_FIELDS};
 use super::styles::{self, StyleInputs};
 use crate::error::{Error, Result};
 use std::ops::Range;

@@ -18,8 +18,9 @@ use super::builder::{
     calendar_range, implausible_prices, normalize_code, Day, ImportSummary, Market, PanelBuilder,
     Provenance, RowAudit, StockHistory,
 };
+use super::calendar::parse_date;
 use super::industry::{csv_error, industries_for};
-use super::panel::{parse_date, write_panel};
+use super::panel::write_panel;
 use crate::error::{Error, Result};
 
 pub const PROXIES: [&str; 6] = [

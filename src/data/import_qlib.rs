@@ -25,8 +25,9 @@ use super::builder::{
     calendar_range, implausible_prices, is_index_code, Day, ImportSummary, Market, PanelBuilder,
     Provenance, RowAudit, StockHistory,
 };
+use super::calendar::parse_date;
 use super::industry::industries_for;
-use super::panel::{parse_date, write_panel};
+use super::panel::write_panel;
 use crate::error::{Error, Result};
 
 /// Trailing window (traded days) of the turnover and size proxies, and the fewest traded days

@@ -2,10 +2,13 @@
 //! drawn from a panel.
 
 pub mod builder;
+pub mod calendar;
+pub mod features;
 pub mod fingerprint;
 pub mod import_baostock;
 pub mod import_qlib;
 pub mod industry;
+pub mod limits;
 pub mod npy;
 pub mod panel;
 pub mod samples;

@@ -1,4 +1,6 @@
 //! The panel: a directory of `.npy` arrays plus `meta.json`, memory-mapped without parsing (docs/data.md).
+//! This module is the file format only: dates are in [`super::calendar`], the features in
+//! [`super::features`], price limits in [`super::limits`], styles in [`super::styles`].
 //!
 //! | file | dtype, shape |
 //! |---|---|
@@ -26,62 +28,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::calendar::parse_date;
+use super::features::FEATURE_NAMES;
 use super::npy::{write_npy, MappedNpy, NpyArray, NpyDtype};
 use crate::error::{Error, Result};
 
 pub const FORMAT_VERSION: u32 = 1;
-
-/// The 15 raw features of docs/features.md, in channel order.
-pub const FEATURE_NAMES: [&str; 15] = [
-    "return1",
-    "open",
-    "close",
-    "high",
-    "low",
-    "volume",
-    "vwap",
-    "turn",
-    "free_turn",
-    "close/free_turn",
-    "open/turn",
-    "volume/low",
-    "vwap/high",
-    "low/high",
-    "vwap/close",
-];
-
-/// The 15 features of docs/features.md for one stock-day (`return1` NaN when there is no prior close).
-#[allow(clippy::too_many_arguments)]
-pub fn feature_row(
-    ret1: f64,
-    open: f64,
-    close: f64,
-    high: f64,
-    low: f64,
-    volume: f64,
-    vwap: f64,
-    turn: f64,
-    free_turn: f64,
-) -> [f32; 15] {
-    [
-        ret1,
-        open,
-        close,
-        high,
-        low,
-        volume,
-        vwap,
-        turn,
-        free_turn,
-        close / free_turn,
-        open / turn,
-        volume / low,
-        vwap / high,
-        low / high,
-        vwap / close,
-    ]
-    .map(|x| x as f32)
-}
 
 /// The standard price fields; all adjusted except `raw_close` (used for limit checks).
 pub const PRICE_FIELDS: [&str; 6] = ["open", "high", "low", "close", "vwap", "raw_close"];
@@ -262,30 +214,44 @@ impl PanelArrays {
     }
 }
 
-/// Every array file with its dtype and the trailing dims expected after `[T, N]`.
+/// An array file with its dtype and the trailing dims expected after `[T, N]`.
 struct FileSpec {
     name: &'static str,
     descr: &'static str,
     inner: Vec<usize>,
 }
 
-fn file_specs(meta: &PanelMeta) -> Vec<FileSpec> {
-    let spec = |name, descr, inner| FileSpec { name, descr, inner };
-    let mut v = vec![
-        spec("features.npy", f32::DESCR, vec![FEATURE_NAMES.len()]),
-        spec("price.npy", f32::DESCR, vec![meta.price_fields.len()]),
-        spec("tradable.npy", u8::DESCR, vec![]),
-        spec("styles.npy", f32::DESCR, vec![meta.style_names.len()]),
-        spec("industry.npy", i16::DESCR, vec![]),
-        spec("size.npy", f32::DESCR, vec![]),
-    ];
-    if meta.oracle.is_some() {
-        v.push(spec("oracle.npy", f32::DESCR, vec![]));
+/// The array files of the module table, by name; the optional ones exist exactly when
+/// `meta.json` says so.
+struct PanelFiles {
+    features: FileSpec,
+    price: FileSpec,
+    tradable: FileSpec,
+    styles: FileSpec,
+    industry: FileSpec,
+    size: FileSpec,
+    oracle: Option<FileSpec>,
+    index: Option<FileSpec>,
+}
+
+impl PanelFiles {
+    fn of(meta: &PanelMeta) -> PanelFiles {
+        let spec = |name, descr, inner| FileSpec { name, descr, inner };
+        PanelFiles {
+            features: spec("features.npy", f32::DESCR, vec![FEATURE_NAMES.len()]),
+            price: spec("price.npy", f32::DESCR, vec![meta.price_fields.len()]),
+            tradable: spec("tradable.npy", u8::DESCR, vec![]),
+            styles: spec("styles.npy", f32::DESCR, vec![meta.style_names.len()]),
+            industry: spec("industry.npy", i16::DESCR, vec![]),
+            size: spec("size.npy", f32::DESCR, vec![]),
+            oracle: meta
+                .oracle
+                .is_some()
+                .then(|| spec("oracle.npy", f32::DESCR, vec![])),
+            index: (!meta.benchmarks.is_empty())
+                .then(|| spec("index.npy", f32::DESCR, vec![meta.benchmarks.len()])),
+        }
     }
-    if !meta.benchmarks.is_empty() {
-        v.push(spec("index.npy", f32::DESCR, vec![meta.benchmarks.len()]));
-    }
-    v
 }
 
 fn full_shape(meta: &PanelMeta, inner: &[usize]) -> Vec<usize> {
@@ -342,19 +308,18 @@ fn write_files(tmp: &Path, meta: &PanelMeta, a: &PanelArrays) -> Result<()> {
         }
         write_npy(&tmp.join(spec.name), &shape, data)
     }
-    let specs = file_specs(meta);
-    put(tmp, meta, &specs[0], &a.features)?;
-    put(tmp, meta, &specs[1], &a.price)?;
-    put(tmp, meta, &specs[2], &a.tradable)?;
-    put(tmp, meta, &specs[3], &a.styles)?;
-    put(tmp, meta, &specs[4], &a.industry)?;
-    put(tmp, meta, &specs[5], &a.size)?;
-    let mut optional = specs[6..].iter();
-    if let Some(oracle) = &a.oracle {
-        put(tmp, meta, optional.next().expect("oracle spec"), oracle)?;
+    let files = PanelFiles::of(meta);
+    put(tmp, meta, &files.features, &a.features)?;
+    put(tmp, meta, &files.price, &a.price)?;
+    put(tmp, meta, &files.tradable, &a.tradable)?;
+    put(tmp, meta, &files.styles, &a.styles)?;
+    put(tmp, meta, &files.industry, &a.industry)?;
+    put(tmp, meta, &files.size, &a.size)?;
+    if let (Some(spec), Some(oracle)) = (&files.oracle, &a.oracle) {
+        put(tmp, meta, spec, oracle)?;
     }
-    if let Some(index) = &a.index {
-        put(tmp, meta, optional.next().expect("index spec"), index)?;
+    if let (Some(spec), Some(index)) = (&files.index, &a.index) {
+        put(tmp, meta, spec, index)?;
     }
     let json =
         serde_json::to_vec_pretty(meta).map_err(|e| panel_err(tmp, format!("meta.json: {e}")))?;
@@ -404,7 +369,7 @@ impl Panel {
         meta.validate()
             .map_err(|m| panel_err(&meta_path, format!("{m}; {FIX}")))?;
 
-        let specs = file_specs(&meta);
+        let files = PanelFiles::of(&meta);
         let open_checked = |spec: &FileSpec| -> Result<MappedNpy> {
             let path = dir.join(spec.name);
             if !path.is_file() {
@@ -446,22 +411,20 @@ impl Panel {
                 })?;
             Ok(npy)
         };
-        let features = open_checked(&specs[0])?.into_typed()?;
-        let price = open_checked(&specs[1])?.into_typed()?;
-        let tradable = open_checked(&specs[2])?.into_typed()?;
-        let styles = open_checked(&specs[3])?.into_typed()?;
-        let industry: NpyArray<i16> = open_checked(&specs[4])?.into_typed()?;
-        let size = open_checked(&specs[5])?.into_typed()?;
-        let mut optional = specs[6..].iter();
-        let oracle = match meta.oracle {
-            Some(_) => optional
-                .next()
-                .map(|s| open_checked(s)?.into_typed())
-                .transpose()?,
-            None => None,
-        };
-        let index = optional
-            .next()
+        let features = open_checked(&files.features)?.into_typed()?;
+        let price = open_checked(&files.price)?.into_typed()?;
+        let tradable = open_checked(&files.tradable)?.into_typed()?;
+        let styles = open_checked(&files.styles)?.into_typed()?;
+        let industry: NpyArray<i16> = open_checked(&files.industry)?.into_typed()?;
+        let size = open_checked(&files.size)?.into_typed()?;
+        let oracle = files
+            .oracle
+            .as_ref()
+            .map(|s| open_checked(s)?.into_typed())
+            .transpose()?;
+        let index = files
+            .index
+            .as_ref()
             .map(|s| open_checked(s)?.into_typed())
             .transpose()?;
 
@@ -700,214 +663,5 @@ impl PanelView<'_> {
     }
     pub fn vwap(&self, t: usize, i: usize) -> f32 {
         self.price[(t * self.n_stocks + i) * self.n_price_fields + self.vwap_field]
-    }
-}
-
-/// Days since 1970-01-01 of a strict `YYYY-MM-DD` date, or `None`.
-pub fn parse_date(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        b[r.clone()]
-            .iter()
-            .all(u8::is_ascii_digit)
-            .then(|| s[r].parse().ok())?
-    };
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_len = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(1..=12).contains(&m) || d < 1 || d > month_len[m as usize - 1] {
-        return None;
-    }
-    // Howard Hinnant's days_from_civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
-}
-
-/// `YYYY-MM-DD` of a day count since 1970-01-01 (inverse of [`parse_date`]).
-pub fn format_date(days: i64) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// Day of week of a day count, Monday = 0 … Sunday = 6 (1970-01-01 was a Thursday).
-pub fn weekday(days: i64) -> i64 {
-    (days + 3).rem_euclid(7)
-}
-
-/// The daily price limit as a fraction (docs/data.md): ±20% on STAR (688xxx) and on ChiNext
-/// (300xxx/301xxx) from 2020-08-24 (ST included there), else ±5% for ST, else ±10%.
-/// `code` may carry any exchange prefix/suffix (`SZ300001`, `sz.300001`, `300001.SZ`).
-pub fn limit_ratio(code: &str, date: &str, st: bool) -> f64 {
-    let digits: String = code.chars().filter(char::is_ascii_digit).collect();
-    let star = digits.starts_with("688");
-    let chinext = digits.starts_with("300") || digits.starts_with("301");
-    if star || (chinext && date >= "2020-08-24") {
-        0.20
-    } else if st {
-        0.05
-    } else {
-        0.10
-    }
-}
-
-/// An exchange price: rounded half-up to 0.01 CNY.
-pub fn round_price(p: f64) -> f64 {
-    (p * 100.0 + 0.5).floor() / 100.0
-}
-
-/// The (down, up) limit prices after a raw previous close. Computed in integer cents so that a
-/// close stored in f32 (11.15 → 11.1499996) still gives the exchange's half-up result (12.27).
-pub fn limit_prices(prev_raw_close: f64, ratio: f64) -> (f64, f64) {
-    let cents = (prev_raw_close * 100.0).round() as i64;
-    let pct = (ratio * 100.0).round() as i64;
-    let at = |p: i64| ((cents * p + 50).div_euclid(100)) as f64 / 100.0;
-    (at(100 - pct), at(100 + pct))
-}
-
-/// `LIMIT_UP_OPEN` / `LIMIT_DOWN_OPEN` bits for a raw open against the limit prices
-/// (half a tick of slack for prices stored in f32).
-pub fn open_limit_flags(prev_raw_close: f64, raw_open: f64, ratio: f64) -> u8 {
-    let (down, up) = limit_prices(prev_raw_close, ratio);
-    let mut f = 0;
-    if raw_open >= up - 0.005 {
-        f |= flags::LIMIT_UP_OPEN;
-    }
-    if raw_open <= down + 0.005 {
-        f |= flags::LIMIT_DOWN_OPEN;
-    }
-    f
-}
-
-/// The per-date style convention of docs/data.md, in place: winsorize at median ± 5·MAD, then
-/// z-score (population std). Non-finite entries are excluded and left as they are; fewer than
-/// two finite values, or zero spread, give all-zero exposures for the finite entries.
-pub fn style_zscore(x: &mut [f32]) {
-    let mut v: Vec<f64> = x
-        .iter()
-        .filter(|a| a.is_finite())
-        .map(|&a| a as f64)
-        .collect();
-    if v.is_empty() {
-        return;
-    }
-    let median = |v: &mut [f64]| {
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            0.5 * (v[n / 2 - 1] + v[n / 2])
-        }
-    };
-    let med = median(&mut v);
-    let mut dev: Vec<f64> = v.iter().map(|a| (a - med).abs()).collect();
-    let mad = median(&mut dev);
-    let (lo, hi) = (med - 5.0 * mad, med + 5.0 * mad);
-    let clipped = |a: f32| (a as f64).clamp(lo, hi);
-    let n = v.len() as f64;
-    let mean = x
-        .iter()
-        .filter(|a| a.is_finite())
-        .map(|&a| clipped(a))
-        .sum::<f64>()
-        / n;
-    let var = x
-        .iter()
-        .filter(|a| a.is_finite())
-        .map(|&a| (clipped(a) - mean).powi(2))
-        .sum::<f64>()
-        / n;
-    let sd = var.sqrt();
-    for a in x.iter_mut().filter(|a| a.is_finite()) {
-        *a = if sd > 0.0 {
-            ((clipped(*a) - mean) / sd) as f32
-        } else {
-            0.0
-        };
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_round_trip_and_reject_garbage() {
-        assert_eq!(parse_date("1970-01-01"), Some(0));
-        assert_eq!(parse_date("2016-01-04"), Some(16_804));
-        assert_eq!(weekday(16_804), 0, "2016-01-04 was a Monday");
-        for d in [-1000, 0, 16_804, 19_000, 20_000] {
-            assert_eq!(parse_date(&format_date(d)), Some(d));
-        }
-        for bad in [
-            "2016-02-30",
-            "2015-02-29",
-            "2016-13-01",
-            "2016-1-04",
-            "20160104",
-            "2016-01-0x",
-        ] {
-            assert_eq!(parse_date(bad), None, "{bad}");
-        }
-        assert!(parse_date("2016-02-29").is_some());
-    }
-
-    #[test]
-    fn limits_follow_the_board_rules() {
-        assert_eq!(limit_ratio("SH600000", "2019-01-02", false), 0.10);
-        assert_eq!(limit_ratio("SH600000", "2019-01-02", true), 0.05);
-        assert_eq!(limit_ratio("SZ300001", "2019-01-02", false), 0.10);
-        assert_eq!(limit_ratio("sz.300001", "2020-08-24", true), 0.20);
-        assert_eq!(limit_ratio("688001.SH", "2019-08-01", false), 0.20);
-        assert_eq!(limit_prices(10.0, 0.1), (9.0, 11.0));
-        assert_eq!(limit_prices(3.33, 0.1), (3.0, 3.66));
-        assert_eq!(open_limit_flags(3.33, 3.66, 0.1), flags::LIMIT_UP_OPEN);
-        assert_eq!(open_limit_flags(3.33, 3.65, 0.1), 0);
-        assert_eq!(open_limit_flags(3.33, 3.0, 0.1), flags::LIMIT_DOWN_OPEN);
-        assert_eq!(limit_prices(11.15f32 as f64, 0.1), (10.04, 12.27));
-        assert_eq!(limit_prices(7.77, 0.05), (7.38, 8.16));
-    }
-
-    #[test]
-    fn style_zscore_winsorizes_then_standardizes() {
-        let mut x = vec![1.0, 2.0, 3.0, 4.0, 1000.0, f32::NAN];
-        style_zscore(&mut x);
-        // median 3, MAD 1 → 1000 clipped to 8; then z-score of [1,2,3,4,8].
-        let c = [1.0f64, 2.0, 3.0, 4.0, 8.0];
-        let m = c.iter().sum::<f64>() / 5.0;
-        let sd = (c.iter().map(|a| (a - m).powi(2)).sum::<f64>() / 5.0).sqrt();
-        for k in 0..5 {
-            assert!((x[k] as f64 - (c[k] - m) / sd).abs() < 1e-6);
-        }
-        assert!(x[5].is_nan());
     }
 }

@@ -22,7 +22,7 @@
 
 use rayon::prelude::*;
 
-use super::panel::{flags, style_zscore};
+use super::panel::flags;
 
 const BETA_WINDOW: usize = 252;
 const BETA_HALF_LIFE: f64 = 63.0;
@@ -392,9 +392,72 @@ fn stock_descriptors(ret: &[f64], market: &[f64], turn: &[f64], out: &mut [f32])
     }
 }
 
+/// The per-date style convention of docs/data.md, in place: winsorize at median ± 5·MAD, then
+/// z-score (population std). Non-finite entries are excluded and left as they are; fewer than
+/// two finite values, or zero spread, give all-zero exposures for the finite entries.
+pub fn style_zscore(x: &mut [f32]) {
+    let mut v: Vec<f64> = x
+        .iter()
+        .filter(|a| a.is_finite())
+        .map(|&a| a as f64)
+        .collect();
+    if v.is_empty() {
+        return;
+    }
+    let median = |v: &mut [f64]| {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            0.5 * (v[n / 2 - 1] + v[n / 2])
+        }
+    };
+    let med = median(&mut v);
+    let mut dev: Vec<f64> = v.iter().map(|a| (a - med).abs()).collect();
+    let mad = median(&mut dev);
+    let (lo, hi) = (med - 5.0 * mad, med + 5.0 * mad);
+    let clipped = |a: f32| (a as f64).clamp(lo, hi);
+    let n = v.len() as f64;
+    let mean = x
+        .iter()
+        .filter(|a| a.is_finite())
+        .map(|&a| clipped(a))
+        .sum::<f64>()
+        / n;
+    let var = x
+        .iter()
+        .filter(|a| a.is_finite())
+        .map(|&a| (clipped(a) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    let sd = var.sqrt();
+    for a in x.iter_mut().filter(|a| a.is_finite()) {
+        *a = if sd > 0.0 {
+            ((clipped(*a) - mean) / sd) as f32
+        } else {
+            0.0
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn style_zscore_winsorizes_then_standardizes() {
+        let mut x = vec![1.0, 2.0, 3.0, 4.0, 1000.0, f32::NAN];
+        style_zscore(&mut x);
+        // median 3, MAD 1 → 1000 clipped to 8; then z-score of [1,2,3,4,8].
+        let c = [1.0f64, 2.0, 3.0, 4.0, 8.0];
+        let m = c.iter().sum::<f64>() / 5.0;
+        let sd = (c.iter().map(|a| (a - m).powi(2)).sum::<f64>() / 5.0).sqrt();
+        for k in 0..5 {
+            assert!((x[k] as f64 - (c[k] - m) / sd).abs() < 1e-6);
+        }
+        assert!(x[5].is_nan());
+    }
 
     fn naive_ew(x: &[f64], window: usize, half_life: f64, t: usize) -> f64 {
         let lambda = 0.5f64.powf(1.0 / half_life);

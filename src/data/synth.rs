@@ -15,7 +15,7 @@
 //! with κ = [`KAPPA`], λ = [`LAMBDA`], ε ~ N(0, 1), and a news jump J (probability
 //! [`JUMP_PROB`] a day, ±U[5%, 20%]) that makes limit-hitting opens happen. Close, open, high and
 //! low are exchange prices (rounded to 0.01) clamped to the daily limit of
-//! [`super::panel::limit_ratio`] (ST ±5%; ChiNext ±20% only from 2020-08-24, as on the exchange).
+//! [`super::limits::limit_ratio`] (ST ±5%; ChiNext ±20% only from 2020-08-24, as on the exchange).
 //! The open gaps by `J + 0.35·(r − J) + 0.3σ·N(0,1)` (partly anticipating the day), high/low
 //! extend beyond open/close by `exp(0.5σ|N(0,1)|)`, vwap is a random blend of (open+close)/2 and
 //! (high+low)/2. Raw and adjusted prices coincide (no corporate actions).
@@ -60,12 +60,15 @@ use std::path::Path;
 use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
 
+use super::calendar::{format_date, parse_date, weekday};
+use super::features::{feature_row, FEATURE_NAMES};
+use super::limits::{limit_prices, limit_ratio, open_limit_flags, round_price};
 use super::panel::{
-    feature_row, flags, format_date, limit_prices, limit_ratio, open_limit_flags, parse_date,
-    round_price, style_zscore, weekday, write_panel, BenchmarkMeta, OracleMeta, PanelArrays,
-    PanelMeta, FEATURE_NAMES, FORMAT_VERSION, PRICE_FIELDS,
+    flags, write_panel, BenchmarkMeta, OracleMeta, PanelArrays, PanelMeta, FORMAT_VERSION,
+    PRICE_FIELDS,
 };
 use super::samples::{spearman, SampleIndex, Universe, HORIZON, N_FEATURES, PICTURE_DAYS};
+use super::styles::style_zscore;
 use crate::error::{Error, Result};
 use crate::rng::{stream, Rng};
 

@@ -29,7 +29,8 @@ use super::book::{run_book, Book};
 use super::layered::factor_span;
 use super::optimize::{Instance, SolveError};
 use super::stats::Performance;
-use crate::data::panel::{flags, parse_date, PanelView};
+use crate::data::calendar::parse_date;
+use crate::data::panel::{flags, PanelView};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, Serialize)]

@@ -92,7 +92,7 @@ mod tests {
         assert_eq!(bits(NORM_BY_LAST_CLOSE), vec![1, 2, 3, 4, 6]);
         assert_eq!(bits(NORM_BY_WINDOW_MEAN), vec![5, 7, 8, 9, 10, 11]);
         assert_eq!(
-            crate::data::panel::FEATURE_NAMES[CLOSE_FEATURE],
+            crate::data::features::FEATURE_NAMES[CLOSE_FEATURE],
             "close",
             "CLOSE_FEATURE"
         );

@@ -7,7 +7,7 @@
 //! `t+1..=t+HORIZON` ends the day before `p_k`. The in-sample part is split train:validation with
 //! the purge gap of [`split_train_val`].
 
-use crate::data::panel::parse_date;
+use crate::data::calendar::parse_date;
 use crate::data::samples::PICTURE_DAYS;
 use crate::train::split::{insample_end, split_train_val};
 use crate::{Error, Result};
