@@ -6,9 +6,9 @@
 #   bash scripts/reproduce.sh [--gpu | --smoke] OUT
 #
 # Budgets (the report: 10 seeds, retrain every 6 months on 1500 in-sample days):
-#   default  CPU, under an hour on 2 cores: 4 seeds, retrain every year on 1000 in-sample days,
-#            at most 15 epochs (patience 4), lr 1e-3, two shards side by side, one thread each
-#            (2 seeds on 750 days with 10 epochs took 340 s on the 2-core build machine);
+#   default  CPU: 4 seeds, retrain every year on 1000 in-sample days, at most 15 epochs
+#            (patience 4), lr 1e-3, two shards side by side, one thread each; 1052 s on the
+#            2-core build machine (README.md shows its output);
 #   --gpu    the report's budget on cuda:0: 10 seeds, every 6 months, 1500 days, lr 1e-3;
 #   --smoke  a few minutes, to check the pipeline: 1 seed, from 2025-06, 250 days, 1 epoch.
 #
