@@ -19,7 +19,7 @@
 #                        suite run longer is reported as caught by a hang
 #   ALPHANET_EMULATOR_ORDER_CHECK=1  run every launch twice, forward and reversed (slower)
 #   MUTANT_TEST          run only the suite's tests whose name contains it, to show that one
-#                        check catches a fault (e.g. MUTANT_TEST=v2_training_steps_match_cpu:
+#                        check catches a fault (e.g. MUTANT_TEST=training_steps_of_every_model_match_cpu:
 #                        the training comparison, which no kernel case runs before)
 #
 # Each mutant first runs every_kernel_matches_its_cpu_op alone (every kernel, ~1 s on the
@@ -157,6 +157,20 @@ add "pool backward: off by one in the mean's window" kernels/pooling.cu \
 add "dropout backward: mask ignored" kernels/elementwise.cu \
     'dinp[k] += dout[k] * mask[k];' \
     'dinp[k] += dout[k];'
+add "concat forward: column offset ignored" kernels/elementwise.cu \
+    'out[(k / width) * (size_t)total + col + k % width] = inp[k];' \
+    'out[(k / width) * (size_t)total + k % width] = inp[k];'
+add "concat backward: overwrites instead of accumulating" kernels/elementwise.cu \
+    'dinp[k] += dout[(k / width) * (size_t)total + col + k % width];' \
+    'dinp[k] = dout[(k / width) * (size_t)total + col + k % width];'
+
+# Input normalisation (kernels/normalize.cu).
+add "normalize: window sum not divided by the days" kernels/normalize.cu \
+    'scale = sum / (float)PICTURE_DAYS;' \
+    'scale = sum;'
+add "normalize: scaled by the second-to-last close" kernels/normalize.cu \
+    'scale = pic[CLOSE_FEATURE * PICTURE_DAYS + PICTURE_DAYS - 1];' \
+    'scale = pic[CLOSE_FEATURE * PICTURE_DAYS + PICTURE_DAYS - 2];'
 
 # ---- the run --------------------------------------------------------------------------------
 work=$(mktemp -d "${TMPDIR:-/tmp}/kernel_mutants.XXXXXX")
