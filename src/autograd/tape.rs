@@ -170,15 +170,6 @@ impl<'d, D: Device> Tape<'d, D> {
         self.val(v)
     }
 
-    /// Moves a value out of the tape (a prediction, once the pass is over).
-    pub fn take(&mut self, v: Var) -> Result<D::Buf> {
-        let n = D::len(self.val(v));
-        Ok(std::mem::replace(
-            &mut self.values[v.0],
-            self.dev.zeros(n.min(1))?,
-        ))
-    }
-
     pub fn shape(&self, v: Var) -> &[usize] {
         &self.shapes[v.0]
     }

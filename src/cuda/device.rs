@@ -101,8 +101,14 @@ fn layout(entries: &[ParamEntry]) -> (Vec<Range<usize>>, usize) {
 }
 
 impl Gpu {
-    fn params_from(&self, entries: &[ParamEntry], flat: [Buf; 4], step: u64) -> GpuParams {
-        let (ranges, _) = layout(entries);
+    /// Parameters over the flat buffers `flat`, tensor k at `ranges[k]` (from [`layout`]).
+    fn params_from(
+        &self,
+        entries: &[ParamEntry],
+        ranges: Vec<Range<usize>>,
+        flat: [Buf; 4],
+        step: u64,
+    ) -> GpuParams {
         let [data, grad, m, v] = flat;
         let views = |buf: &Buf| -> Vec<View> {
             ranges
@@ -114,7 +120,7 @@ impl Gpu {
             values: views(&data),
             grads: views(&grad),
             entries: entries.to_vec(),
-            ranges: ranges.clone(),
+            ranges,
             data,
             grad,
             m,
@@ -142,8 +148,9 @@ pub enum Pending {
     L2(Option<Buf>, Vec<f64>),
 }
 
-/// An input gradient the model does not need, for a wrapper that always writes one.
-fn or_scratch<'a>(
+/// `d`, or for an input gradient the model does not need, a zeroed buffer in `tmp` (the wrapper
+/// always writes one, accumulating into it).
+fn or_zeros<'a>(
     gpu: &Gpu,
     d: Option<&'a mut Buf>,
     n: usize,
@@ -199,18 +206,16 @@ impl Device for Gpu {
 
     fn params(&self, entries: &[ParamEntry], flat: [&[f32]; 4], step: u64) -> Result<GpuParams> {
         let (ranges, len) = layout(entries);
-        let mut bufs = Vec::with_capacity(4);
-        for host in flat {
+        let upload = |host: &[f32]| -> Result<Buf> {
             let mut padded = vec![0.0f32; len];
             for (e, r) in entries.iter().zip(&ranges) {
                 padded[r.clone()].copy_from_slice(&host[e.range.clone()]);
             }
-            bufs.push(Gpu::upload(self, &padded)?);
-        }
-        let flat: [Buf; 4] = bufs
-            .try_into()
-            .map_err(|_| Error::Cuda("four buffers".into()))?;
-        Ok(self.params_from(entries, flat, step))
+            Gpu::upload(self, &padded)
+        };
+        let [data, grad, m, v] = flat.map(upload);
+        let flat = [data?, grad?, m?, v?];
+        Ok(self.params_from(entries, ranges, flat, step))
     }
 
     fn params_to_host(&self, p: &GpuParams) -> Result<([Vec<f32>; 4], u64)> {
@@ -232,7 +237,7 @@ impl Device for Gpu {
             self.copy(&p.m)?,
             self.copy(&p.v)?,
         ];
-        Ok(self.params_from(&p.entries, flat, p.step))
+        Ok(self.params_from(&p.entries, p.ranges.clone(), flat, p.step))
     }
 
     fn zero_grad(&self, p: &mut GpuParams) -> Result<()> {
@@ -511,7 +516,7 @@ impl Device for Gpu {
         h: usize,
     ) -> Result<()> {
         let mut tmp = None;
-        let dx = or_scratch(self, dx, b * s * i, &mut tmp)?;
+        let dx = or_zeros(self, dx, b * s * i, &mut tmp)?;
         match kind {
             Recurrent::Lstm => self.lstm_backward(
                 dx, dw_ih, dw_hh, dbias, dh_out, cache, x, w_ih, w_hh, b, s, i, h,
@@ -587,7 +592,7 @@ impl Device for Gpu {
         o: usize,
     ) -> Result<()> {
         let mut tmp = None;
-        let dinp = or_scratch(self, dinp, b * i, &mut tmp)?;
+        let dinp = or_zeros(self, dinp, b * i, &mut tmp)?;
         Gpu::dense_backward(self, dinp, dw, dbias, dout, inp, w, b, i, o)
     }
 
