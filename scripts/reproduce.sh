@@ -6,9 +6,9 @@
 #   bash scripts/reproduce.sh [--gpu | --smoke] OUT
 #
 # Budgets (the report: 10 seeds, retrain every 6 months on 1500 in-sample days):
-#   default  CPU: 4 seeds, retrain every year on 1000 in-sample days, at most 15 epochs
-#            (patience 4), lr 1e-3, two shards side by side, one thread each; 1052 s on the
-#            2-core build machine (README.md shows its output);
+#   default  CPU: 10 seeds (as the report), retrain every year on 1000 in-sample days, at most
+#            15 epochs (patience 4), lr 1e-3, two shards side by side, one thread each; about
+#            45 minutes on the 2-core build machine (README.md shows its output);
 #   --gpu    the report's budget on cuda:0: 10 seeds, every 6 months, 1500 days, lr 1e-3;
 #   --smoke  a few minutes, to check the pipeline: 1 seed, from 2025-06, 250 days, 1 epoch.
 #
@@ -49,7 +49,7 @@ common=(--panel "$panel" --out "$out/run" --variants "$variants" --sample-every 
     --select-by rankic --lr 1e-3)
 case $budget in
 cpu)
-    args=("${common[@]}" --start 2016-01-04 --seeds 4 --retrain-every 1Y --insample-days 1000
+    args=("${common[@]}" --start 2016-01-04 --seeds 10 --retrain-every 1Y --insample-days 1000
         --epochs 15 --patience 4 --device cpu --threads 1)
     "$bin" run "${args[@]}" --shard 0/2 &
     first=$!

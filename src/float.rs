@@ -9,6 +9,7 @@ pub trait Float:
     num_traits::Float
     + num_traits::FromPrimitive
     + num_traits::NumAssign
+    + From<f32>
     + Copy
     + Send
     + Sync

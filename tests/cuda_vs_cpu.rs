@@ -1197,7 +1197,7 @@ fn gpu_steps(
         let (l, _) = train_step_on(gpu, &mut net, &on_device, &loss, &adam, step as u64)?;
         states.push(StepOut::of(&net.to_host(gpu)?, l));
     }
-    let pred = net.predict_on(gpu, Device::upload(gpu, &batch.x)?, b)?;
+    let pred = net.predict_on(gpu, &Device::upload(gpu, &batch.x)?, b)?;
     Ok((states, pred, net.to_host(gpu)?))
 }
 

@@ -21,7 +21,6 @@ use crate::train::step::{train_step_on, Batch};
 use crate::{Error, Result};
 use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
-use std::borrow::Borrow;
 use std::time::Instant;
 
 /// The arguments of `alphanet bench`.
@@ -263,8 +262,7 @@ fn bench_on<D: Device<T = f32>>(
     })?;
     // The predictions come back to the host: the pass has finished when it returns.
     let infer = median_seconds(opts.warmup, opts.steps, |_| {
-        let x = dev.copy(on_device.x.borrow())?;
-        std::hint::black_box(net.predict_on(dev, x, batch.len())?);
+        std::hint::black_box(net.predict_on(dev, &on_device.x, batch.len())?);
         Ok(())
     })?;
     Ok((train, infer, host_batch, vec![]))

@@ -116,12 +116,28 @@ enum Node<D: Device> {
     },
 }
 
-/// The recorded forward pass of one batch on device `D`.
+/// A value on the tape: made by a recorded op, or the batch's pictures, borrowed (the largest
+/// tensor of a step, read by the first layer only; a copy per step would buy nothing).
+enum Value<'d, B> {
+    Owned(B),
+    Input(&'d B),
+}
+
+impl<B> Value<'_, B> {
+    fn get(&self) -> &B {
+        match self {
+            Value::Owned(b) => b,
+            Value::Input(b) => b,
+        }
+    }
+}
+
+/// The recorded forward pass of one batch on device `D`; `'d` is the device's and the input's.
 pub struct Tape<'d, D: Device> {
     dev: &'d D,
     /// Training mode: batch statistics in BN (and moving-stat updates), dropout active.
     pub training: bool,
-    values: Vec<D::Buf>,
+    values: Vec<Value<'d, D::Buf>>,
     shapes: Vec<Vec<usize>>,
     /// Whether a gradient flows into each value (it depends on a parameter).
     needs_grad: Vec<bool>,
@@ -143,7 +159,11 @@ impl<'d, D: Device> Tape<'d, D> {
     }
 
     fn push(&mut self, data: D::Buf, shape: Vec<usize>, needs_grad: bool) -> Var {
-        debug_assert_eq!(D::len(data.borrow()), shape.iter().product::<usize>());
+        self.push_value(Value::Owned(data), shape, needs_grad)
+    }
+
+    fn push_value(&mut self, data: Value<'d, D::Buf>, shape: Vec<usize>, needs_grad: bool) -> Var {
+        debug_assert_eq!(D::len(data.get().borrow()), shape.iter().product::<usize>());
         self.values.push(data);
         self.shapes.push(shape);
         self.needs_grad.push(needs_grad);
@@ -158,12 +178,12 @@ impl<'d, D: Device> Tape<'d, D> {
     }
 
     fn val(&self, v: Var) -> &D::Slice {
-        self.values[v.0].borrow()
+        self.values[v.0].get().borrow()
     }
 
     /// A leaf (the batch of pictures); data, so it needs no gradient.
-    pub fn input(&mut self, data: D::Buf, shape: &[usize]) -> Var {
-        self.push(data, shape.to_vec(), false)
+    pub fn input(&mut self, data: &'d D::Buf, shape: &[usize]) -> Var {
+        self.push_value(Value::Input(data), shape.to_vec(), false)
     }
 
     pub fn value(&self, v: Var) -> &D::Slice {
@@ -484,7 +504,7 @@ impl<'d, D: Device> Tape<'d, D> {
                 dev.pool_backward(
                     dx.borrow_mut(),
                     dy.borrow(),
-                    self.values[x.0].borrow(),
+                    self.values[x.0].get().borrow(),
                     b,
                     *steps,
                     c,
@@ -512,7 +532,7 @@ impl<'d, D: Device> Tape<'d, D> {
                     dg,
                     db,
                     dy.borrow(),
-                    self.values[x.0].borrow(),
+                    self.values[x.0].get().borrow(),
                     mean.borrow(),
                     var.borrow(),
                     g,
@@ -540,7 +560,7 @@ impl<'d, D: Device> Tape<'d, D> {
                     dw,
                     dy.borrow(),
                     cache.borrow(),
-                    self.values[x.0].borrow(),
+                    self.values[x.0].get().borrow(),
                     wi,
                     wh,
                     b,
@@ -570,8 +590,8 @@ impl<'d, D: Device> Tape<'d, D> {
                     grads,
                     dy.borrow(),
                     cache.borrow(),
-                    self.values[x.0].borrow(),
-                    self.values[a.0].borrow(),
+                    self.values[x.0].get().borrow(),
+                    self.values[a.0].get().borrow(),
                     mean.borrow(),
                     var.borrow(),
                     *eps,
@@ -595,7 +615,7 @@ impl<'d, D: Device> Tape<'d, D> {
                     dw,
                     db,
                     dy.borrow(),
-                    self.values[x.0].borrow(),
+                    self.values[x.0].get().borrow(),
                     wv,
                     rows,
                     i,
@@ -609,7 +629,12 @@ impl<'d, D: Device> Tape<'d, D> {
                 let Some(dx) = self.grads[x.0].as_mut() else {
                     return Ok(());
                 };
-                dev.relu_backward(dx.borrow_mut(), dy.borrow(), self.values[x.0].borrow(), n)
+                dev.relu_backward(
+                    dx.borrow_mut(),
+                    dy.borrow(),
+                    self.values[x.0].get().borrow(),
+                    n,
+                )
             }
             Node::Dropout { x, y, mask } => {
                 let dy = self.take_dy(*y)?;

@@ -274,7 +274,7 @@ fn zscore(x: &[f32]) -> Option<Vec<f32>> {
 /// `out[b][f][k] = features[t−29+k][i][f]` for sample b = (t, i), straight from the panel.
 /// Panics if a sample has `t < 29` or lies outside the panel (a programming error: samples come
 /// from a [`SampleIndex`]).
-pub fn gather_pictures(p: PanelView, samples: &[(u32, u32)], out: &mut [f32]) {
+pub fn gather_pictures<T: From<f32> + Send>(p: PanelView, samples: &[(u32, u32)], out: &mut [T]) {
     assert_eq!(
         out.len(),
         samples.len() * PICTURE_LEN,
@@ -292,7 +292,7 @@ pub fn gather_pictures(p: PanelView, samples: &[(u32, u32)], out: &mut [f32]) {
                 let row = &p.features[((t + 1 - PICTURE_DAYS + k) * p.n_stocks + i) * N_FEATURES..]
                     [..N_FEATURES];
                 for (f, &x) in row.iter().enumerate() {
-                    pic[f * PICTURE_DAYS + k] = x;
+                    pic[f * PICTURE_DAYS + k] = T::from(x);
                 }
             }
         });

@@ -48,10 +48,6 @@ fn or_empty<T>(d: Option<&mut [T]>) -> &mut [T] {
     d.unwrap_or(&mut [])
 }
 
-fn to_t<T: Float>(v: &[f32]) -> Vec<T> {
-    v.iter().map(|&x| T::c(x as f64)).collect()
-}
-
 #[allow(clippy::too_many_arguments)]
 impl<T: Float> Device for Cpu<T> {
     type T = T;
@@ -142,9 +138,9 @@ impl<T: Float> Device for Cpu<T> {
     }
 
     fn gather_pictures(&self, _src: &(), panel: &Panel, samples: &[(u32, u32)]) -> Result<Vec<T>> {
-        let mut x = vec![0.0f32; samples.len() * N_FEATURES * PICTURE_DAYS];
+        let mut x = vec![T::zero(); samples.len() * N_FEATURES * PICTURE_DAYS];
         gather_pictures(panel.view(), samples, &mut x);
-        Ok(to_t(&x))
+        Ok(x)
     }
 
     fn batch(&self, host: &Batch<T>, x: Vec<T>) -> Result<DeviceBatch<Self>> {

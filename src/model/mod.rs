@@ -241,7 +241,7 @@ impl<T: Float> Model<T> {
     /// Predictions for a `[B, F, D]` batch in inference mode (moving BN statistics, no dropout).
     pub fn predict(&mut self, pictures: Vec<T>, b: usize) -> Vec<T> {
         let dev = Cpu::new();
-        self.predict_on(&dev, pictures, b)
+        self.predict_on(&dev, &pictures, b)
             .expect("the CPU backend does not fail")
     }
 
@@ -377,7 +377,7 @@ impl<D: Device> Net<D> {
     }
 
     /// Predictions for `b` pictures `[B, F, D]` already on the device, in inference mode.
-    pub fn predict_on(&mut self, dev: &D, pictures: D::Buf, b: usize) -> Result<Vec<D::T>> {
+    pub fn predict_on(&mut self, dev: &D, pictures: &D::Buf, b: usize) -> Result<Vec<D::T>> {
         let mut tape = Tape::new(dev, false);
         let x = tape.input(pictures, &[b, self.cfg.n_features, self.cfg.days]);
         let y = self.forward(&mut tape, x, 0)?;

@@ -74,7 +74,7 @@ pub fn predict_on<D: Device<T = f32>>(
         let pred = if keep.is_empty() {
             vec![]
         } else {
-            net.predict_on(dev, dev.upload(&xs)?, keep.len())?
+            net.predict_on(dev, &dev.upload(&xs)?, keep.len())?
         };
         for (&k, p) in keep.iter().zip(pred) {
             let (t, i) = pending[k];

@@ -7,7 +7,7 @@ use crate::device::{Cpu, Device, DeviceBatch};
 use crate::float::Float;
 use crate::model::{LossConfig, Model, Net};
 use crate::Result;
-use std::borrow::{Borrow, BorrowMut};
+use std::borrow::BorrowMut;
 
 /// A batch of whole dates (or chunks of one date): pictures `[B, F, D]`, z-scored labels,
 /// v2.3 weights, style exposures `[B, K]` and the row offsets of each date group.
@@ -44,7 +44,7 @@ pub fn loss_and_grad_on<D: Device>(
     dev.zero_grad(&mut net.store)?;
     let mut tape = Tape::new(dev, true);
     let shape = [batch.n, net.cfg.n_features, net.cfg.days];
-    let x = tape.input(dev.copy(batch.x.borrow())?, &shape);
+    let x = tape.input(&batch.x, &shape);
     let y = net.forward(&mut tape, x, dropout_seed)?;
     let mut dpred = dev.scratch(batch.n)?;
     let data = dev.loss(dpred.borrow_mut(), tape.value(y), batch, loss)?;
@@ -52,8 +52,40 @@ pub fn loss_and_grad_on<D: Device>(
     Ok((data, dev.l2_penalty(&mut net.store)?))
 }
 
+/// The scalars of a step queued on a device: its data loss and L2 term, which the device may
+/// still be computing.
+pub struct Queued<D: Device> {
+    data: D::Pending,
+    l2: D::Pending,
+}
+
+impl<D: Device> Queued<D> {
+    /// (loss including the L2 term, date groups that fell back to plain MSE); waits for the step.
+    pub fn read(self, dev: &D) -> Result<(f64, usize)> {
+        let (l, fallback) = dev.read(self.data)?;
+        Ok((l + dev.read(self.l2)?.0, fallback))
+    }
+}
+
+/// Queues one Adam step on one batch on `dev` and returns without waiting for it, so that the
+/// caller can prepare the next batch while a GPU computes this one.
+pub fn queue_train_step<D: Device>(
+    dev: &D,
+    net: &mut Net<D>,
+    batch: &DeviceBatch<D>,
+    loss: &LossConfig,
+    adam: &AdamConfig,
+    dropout_seed: u64,
+) -> Result<Queued<D>> {
+    dev.scope(|| {
+        let (data, l2) = loss_and_grad_on(dev, net, batch, loss, dropout_seed)?;
+        dev.adam_step(&mut net.store, adam)?;
+        Ok(Queued { data, l2 })
+    })
+}
+
 /// One Adam step on one batch on `dev`; returns (loss including the L2 term, date groups that
-/// fell back to plain MSE). The device's scalars are read only after Adam is queued.
+/// fell back to plain MSE).
 pub fn train_step_on<D: Device>(
     dev: &D,
     net: &mut Net<D>,
@@ -62,12 +94,7 @@ pub fn train_step_on<D: Device>(
     adam: &AdamConfig,
     dropout_seed: u64,
 ) -> Result<(f64, usize)> {
-    dev.scope(|| {
-        let (data, l2) = loss_and_grad_on(dev, net, batch, loss, dropout_seed)?;
-        dev.adam_step(&mut net.store, adam)?;
-        let (l, fallback) = dev.read(data)?;
-        Ok((l + dev.read(l2)?.0, fallback))
-    })
+    queue_train_step(dev, net, batch, loss, adam, dropout_seed)?.read(dev)
 }
 
 /// The data loss of a batch in inference mode (moving BN statistics, no dropout), with the
@@ -81,7 +108,7 @@ pub fn eval_predict_on<D: Device>(
 ) -> Result<(f64, Vec<D::T>)> {
     let mut tape = Tape::new(dev, false);
     let shape = [batch.n, net.cfg.n_features, net.cfg.days];
-    let x = tape.input(dev.copy(batch.x.borrow())?, &shape);
+    let x = tape.input(&batch.x, &shape);
     let y = net.forward(&mut tape, x, 0)?;
     let mut dpred = dev.scratch(batch.n)?;
     let pending = dev.loss(dpred.borrow_mut(), tape.value(y), batch, loss)?;

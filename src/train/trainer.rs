@@ -3,7 +3,7 @@
 //! with epoch, losses, validation RankIC and samples/s.
 
 use super::batches::{plan_epoch, plan_in_order, DateChunk};
-use super::step::{eval_predict_on, train_step_on, Batch};
+use super::step::{eval_predict_on, queue_train_step, Batch, Queued};
 use crate::autograd::adam::AdamConfig;
 use crate::cuda::Backend;
 use crate::data::panel::Panel;
@@ -271,11 +271,10 @@ pub fn train_on<D: Device<T = f32>>(
         let mut rng = stream(cfg.seed, &format!("epoch-{epoch}"));
         let plan = plan_epoch(&sizes, cfg.batch_size, &mut rng);
         let (mut sum, mut count) = (0.0, 0usize);
-        for (step, chunks) in plan.iter().enumerate() {
-            let (batch, _) = train_part.batch(dev, &src, panel, chunks)?;
-            let dropout_seed = cfg.seed ^ ((epoch as u64) << 32) ^ step as u64;
-            let (l, fallback) =
-                train_step_on(dev, &mut model, &batch, loss, &cfg.adam, dropout_seed)?;
+        // A step's loss is read once the next step is queued: on a GPU the host gathers the
+        // next batch while the device computes, instead of waiting for each step in turn.
+        let mut account = |step: usize, queued: Queued<D>, n: usize| -> Result<()> {
+            let (l, fallback) = queued.read(dev)?;
             if !l.is_finite() {
                 return Err(Error::Data(format!(
                     "training diverged at epoch {} step {step} (loss {l}); try a smaller --lr",
@@ -289,8 +288,21 @@ pub fn train_on<D: Device<T = f32>>(
                 fallback_said = true;
             }
             report.fallback_groups += fallback;
-            sum += l * batch.n as f64;
-            count += batch.n;
+            sum += l * n as f64;
+            count += n;
+            Ok(())
+        };
+        let mut in_flight = None;
+        for (step, chunks) in plan.iter().enumerate() {
+            let (batch, _) = train_part.batch(dev, &src, panel, chunks)?;
+            let dropout_seed = cfg.seed ^ ((epoch as u64) << 32) ^ step as u64;
+            let queued = queue_train_step(dev, &mut model, &batch, loss, &cfg.adam, dropout_seed)?;
+            if let Some((s, q, n)) = in_flight.replace((step, queued, batch.n)) {
+                account(s, q, n)?;
+            }
+        }
+        if let Some((s, q, n)) = in_flight {
+            account(s, q, n)?;
         }
         let (mut losses, mut ics) = (Vec::new(), Vec::new());
         for chunks in &val_plan {
