@@ -64,3 +64,26 @@ extern "C" __global__ void batchnorm_update_moving(float* moving_mean, float* mo
     moving_mean[ch] = m * moving_mean[ch] + keep * mean[ch];
     moving_var[ch] = m * moving_var[ch] + keep * var[ch];
 }
+
+// The parameter gradients of BN(data) → recurrent layer without the layer's input gradient
+// (bn_recurrent_fold in src/ops/batchnorm.rs): with N = x̂ᵀ·dZ [c, g] and q = db_local[..g],
+//   dγ_c += Σ_k W[c,k]·N[c,k], dβ_c += Σ_k W[c,k]·q_k, dW[c,k] += γ_c·N[c,k] + β_c·q_k,
+// and db += db_local [nb]. Thread t folds channel t (its sums over k in order, as the CPU) and
+// adds element t of db_local.
+extern "C" __global__ void bn_recurrent_fold(float* dgamma, float* dbeta, float* dwi, float* db,
+                                             const float* nmat, const float* db_local,
+                                             const float* gamma, const float* beta,
+                                             const float* wi, int c, int g, int nb) {
+    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t < nb) db[t] += db_local[t];
+    if (t >= c) return;
+    const float *w = wi + (size_t)t * g, *n = nmat + (size_t)t * g;
+    float sg = dgamma[t], sb = dbeta[t], gt = gamma[t], bt = beta[t];
+    for (int k = 0; k < g; k++) {
+        sg += w[k] * n[k];
+        sb += w[k] * db_local[k];
+        dwi[(size_t)t * g + k] += gt * n[k] + bt * db_local[k];
+    }
+    dgamma[t] = sg;
+    dbeta[t] = sb;
+}

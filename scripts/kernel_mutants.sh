@@ -163,6 +163,12 @@ add "concat forward: column offset ignored" kernels/elementwise.cu \
 add "concat backward: overwrites instead of accumulating" kernels/elementwise.cu \
     'dinp[k] += dout[(k / width) * (size_t)total + col + k % width];' \
     'dinp[k] = dout[(k / width) * (size_t)total + col + k % width];'
+add "bn_recurrent_fold: dβ from N instead of the bias gradient q" kernels/batchnorm.cu \
+    'sb += w[k] * db_local[k];' \
+    'sb += w[k] * n[k];'
+add "bn_recurrent_fold: the recurrent bias (past g) not added" kernels/batchnorm.cu \
+    'if (t < nb) db[t] += db_local[t];' \
+    'if (t < g) db[t] += db_local[t];'
 
 # Input normalisation (kernels/normalize.cu).
 add "normalize: window sum not divided by the days" kernels/normalize.cu \

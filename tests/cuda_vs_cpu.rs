@@ -227,7 +227,7 @@ fn cases() -> Vec<(String, Case)> {
             (name, case)
         })
         .collect();
-    let others: [(&str, CaseFn); 18] = [
+    let others: [(&str, CaseFn); 20] = [
         ("pool v1: 3 steps, window 3, stride 3", |g, r| {
             pool(g, r, 3, 285, 3, 3)
         }),
@@ -262,6 +262,14 @@ fn cases() -> Vec<(String, Case)> {
         (
             "gru hidden 64 (> 48 KB shared memory): 70 samples, 5 steps, 45 → 64",
             |g, r| recurrent(g, r, true, 5, 64),
+        ),
+        (
+            "bn_recurrent_fold lstm: 45 channels, 4·30 gates",
+            |g, r| fold(g, r, 45, 120, 120),
+        ),
+        (
+            "bn_recurrent_fold gru: 45 channels, 3·30 gates, 2 biases",
+            |g, r| fold(g, r, 45, 90, 180),
         ),
         ("relu", relu),
         ("concat: 3 inputs of 37 rows", concat),
@@ -691,6 +699,47 @@ fn batchnorm(gpu: &Gpu, r: &mut Rng, rows: usize, c: usize) -> Result<Vec<Out>> 
     ])
 }
 
+/// The fold of BN(data) → recurrent layer's parameter gradients, on random N, biases and weights,
+/// into gradients that already hold values (it adds).
+fn fold(gpu: &Gpu, r: &mut Rng, c: usize, g: usize, nb: usize) -> Result<Vec<Out>> {
+    let (nmat, wi) = (uniform(r, c * g, -1.0, 1.0), uniform(r, c * g, -0.3, 0.3));
+    let (db_local, gamma, beta) = (
+        uniform(r, nb, -1.0, 1.0),
+        uniform(r, c, 0.5, 1.5),
+        uniform(r, c, -0.5, 0.5),
+    );
+    let init = [c, c, c * g, nb].map(|n| uniform(r, n, -1.0, 1.0));
+    let [mut dg, mut dbeta, mut dwi, mut db] = init.clone();
+    bn_recurrent_fold(
+        &mut dg, &mut dbeta, &mut dwi, &mut db, &nmat, &db_local, &gamma, &beta, &wi, c, g,
+    );
+    let [mut dgd, mut dbetad, mut dwid, mut dbd] = [
+        up(gpu, &init[0])?,
+        up(gpu, &init[1])?,
+        up(gpu, &init[2])?,
+        up(gpu, &init[3])?,
+    ];
+    gpu.bn_recurrent_fold(
+        &mut dgd,
+        &mut dbetad,
+        &mut dwid,
+        &mut dbd,
+        &up(gpu, &nmat)?,
+        &up(gpu, &db_local)?,
+        &up(gpu, &gamma)?,
+        &up(gpu, &beta)?,
+        &up(gpu, &wi)?,
+        c,
+        g,
+    )?;
+    Ok(vec![
+        Out::windowed("dgamma (+=)", down(gpu, &dgd)?, &dg),
+        Out::windowed("dbeta (+=)", down(gpu, &dbetad)?, &dbeta),
+        Out::new("dw_ih (+=)", down(gpu, &dwid)?, &dwi, ELEMENT),
+        Out::new("dbias (+=)", down(gpu, &dbd)?, &db, EXACT),
+    ])
+}
+
 fn dense(gpu: &Gpu, r: &mut Rng, b: usize, i: usize, o: usize) -> Result<Vec<Out>> {
     let (x, w, bias) = (
         uniform(r, b * i, -1.0, 1.0),
@@ -762,12 +811,36 @@ fn recurrent(gpu: &Gpu, r: &mut Rng, gru: bool, s: usize, h: usize) -> Result<Ve
     if gru {
         gpu.gru_forward(&mut hd, &mut cd, &xd, &wid, &whd, &bd, b, s, i, h)?;
         gpu.gru_backward(
-            &mut dxd, &mut dwid, &mut dwhd, &mut dbd, &dhd, &cd, &xd, &wid, &whd, b, s, i, h,
+            Some(&mut dxd),
+            &mut dwid,
+            &mut dwhd,
+            &mut dbd,
+            &dhd,
+            &cd,
+            &xd,
+            &wid,
+            &whd,
+            b,
+            s,
+            i,
+            h,
         )?;
     } else {
         gpu.lstm_forward(&mut hd, &mut cd, &xd, &wid, &whd, &bd, b, s, i, h)?;
         gpu.lstm_backward(
-            &mut dxd, &mut dwid, &mut dwhd, &mut dbd, &dhd, &cd, &xd, &wid, &whd, b, s, i, h,
+            Some(&mut dxd),
+            &mut dwid,
+            &mut dwhd,
+            &mut dbd,
+            &dhd,
+            &cd,
+            &xd,
+            &wid,
+            &whd,
+            b,
+            s,
+            i,
+            h,
         )?;
     }
     Ok(vec![

@@ -515,8 +515,6 @@ impl Device for Gpu {
         i: usize,
         h: usize,
     ) -> Result<()> {
-        let mut tmp = None;
-        let dx = or_zeros(self, dx, b * s * i, &mut tmp)?;
         match kind {
             Recurrent::Lstm => self.lstm_backward(
                 dx, dw_ih, dw_hh, dbias, dh_out, cache, x, w_ih, w_hh, b, s, i, h,
@@ -527,8 +525,8 @@ impl Device for Gpu {
         }
     }
 
-    /// The recurrent layer's input gradient as a GEMM, then BN's parameter gradients from it
-    /// (on the GPU the GEMM is cheaper than the CPU's fold of it into the weight gradients).
+    /// As on the CPU: the layer's backward on x̂ with no input gradient, then the fold
+    /// (`bn_recurrent_fold`); the `[B·S, G] × [G, I]` product `dZ·W_ihᵀ` is never formed.
     fn bn_recurrent_backward(
         &self,
         kind: Recurrent,
@@ -536,25 +534,29 @@ impl Device for Gpu {
         dh_out: &Buf,
         cache: &Buf,
         bn_inp: &Buf,
-        bn_out: &Buf,
+        _bn_out: &Buf,
         mean: &Buf,
         var: &Buf,
         eps: f64,
-        [_gamma, _beta, wi, wh]: [&Buf; 4],
+        [gamma, beta, wi, wh]: [&Buf; 4],
         b: usize,
         s: usize,
         i: usize,
         h: usize,
     ) -> Result<()> {
-        let mut da = Gpu::zeros(self, b * s * i)?;
+        let (rows, g) = (b * s, kind.gates() * h);
+        let mut xhat = self.scratch(rows * i)?;
+        let (ones, zeros) = (Gpu::upload(self, &vec![1.0f32; i])?, Gpu::zeros(self, i)?);
+        self.batchnorm_inference(&mut xhat, bn_inp, &ones, &zeros, mean, var, rows, i, eps)?;
+        let (mut nmat, mut db_local) = (Gpu::zeros(self, i * g)?, Gpu::zeros(self, db.len())?);
         Device::recurrent_backward(
             self,
             kind,
-            Some(&mut da),
-            [dwi, dwh, db],
+            None,
+            [&mut nmat, dwh, &mut db_local],
             dh_out,
             cache,
-            bn_out,
+            &xhat,
             wi,
             wh,
             b,
@@ -562,8 +564,9 @@ impl Device for Gpu {
             i,
             h,
         )?;
-        self.batchnorm_param_grads(dgamma, dbeta, &da, bn_inp, mean, var, b * s, i, eps)
-            .map(drop)
+        self.bn_recurrent_fold(
+            dgamma, dbeta, dwi, db, &nmat, &db_local, gamma, beta, wi, i, g,
+        )
     }
 
     fn dense_forward(

@@ -374,17 +374,9 @@ impl<T: Float> Device for Cpu<T> {
             i,
             h,
         );
-        // Both layers put the input-side bias (the one added to x·W_ih) first.
-        let q = &db_local[..g];
-        for c in 0..i {
-            let (wrow, nrow) = (&wi[c * g..][..g], &nmat[c * g..][..g]);
-            for k in 0..g {
-                dgamma[c] += wrow[k] * nrow[k];
-                dbeta[c] += wrow[k] * q[k];
-                dwi[c * g + k] += gamma[c] * nrow[k] + beta[c] * q[k];
-            }
-        }
-        db.iter_mut().zip(&db_local).for_each(|(a, &d)| *a += d);
+        batchnorm::bn_recurrent_fold(
+            dgamma, dbeta, dwi, db, &nmat, &db_local, gamma, beta, wi, i, g,
+        );
         Ok(())
     }
 

@@ -223,6 +223,44 @@ pub fn batchnorm_update_moving<T: Float>(
     }
 }
 
+/// The parameter gradients of `BN(data) → recurrent layer`, folded so that the layer's input
+/// gradient `dZ·W_ihᵀ` (`[B·S, G] × [G, C]`, the largest product of a step) is never formed.
+/// With `a = γ·x̂ + β` the layer's input, `N = x̂ᵀ·dZ` (`nmat [C, G]`, the layer's `dW_ih` when it
+/// runs on `x̂`) and `q = Σ_r dZ_r` (`db_local[..G]`, its input-side bias gradient):
+///   `dγ_c += Σ_g W_ih[c,g]·N[c,g]`, `dβ_c += Σ_g W_ih[c,g]·q_g`, `dW_ih[c,g] += γ_c·N[c,g] + β_c·q_g`,
+/// and `db += db_local` (all of it: the GRU's recurrent bias follows the input-side one).
+/// Each channel's sums run over g in increasing order.
+#[allow(clippy::too_many_arguments)]
+pub fn bn_recurrent_fold<T: Float>(
+    dgamma: &mut [T],
+    dbeta: &mut [T],
+    dwi: &mut [T],
+    db: &mut [T],
+    nmat: &[T],
+    db_local: &[T],
+    gamma: &[T],
+    beta: &[T],
+    wi: &[T],
+    c: usize,
+    g: usize,
+) {
+    assert!(nmat.len() == c * g && wi.len() == c * g && dwi.len() == c * g);
+    assert!(db.len() == db_local.len() && db_local.len() >= g);
+    let q = &db_local[..g];
+    for ch in 0..c {
+        let (wrow, nrow) = (&wi[ch * g..][..g], &nmat[ch * g..][..g]);
+        let (mut sg, mut sb) = (dgamma[ch], dbeta[ch]);
+        for k in 0..g {
+            sg += wrow[k] * nrow[k];
+            sb += wrow[k] * q[k];
+            dwi[ch * g + k] += gamma[ch] * nrow[k] + beta[ch] * q[k];
+        }
+        dgamma[ch] = sg;
+        dbeta[ch] = sb;
+    }
+    db.iter_mut().zip(db_local).for_each(|(a, &d)| *a += d);
+}
+
 /// f64 central-difference checks of the training-mode gradients (inp, γ, β). R spans two row
 /// chunks so the ordered reduction is exercised too.
 pub fn checks() -> Vec<CheckResult> {

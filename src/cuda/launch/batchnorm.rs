@@ -1,7 +1,7 @@
 //! kernels/batchnorm.cu: batch normalisation over rows, the sums over rows two-phase (per chunk
 //! of SPLIT_ROWS rows, then the chunks in order, `splitk_combine` in dense.rs).
 
-use super::{chunked_columns, grid1, int, splits, Buf, Gpu};
+use super::{chunked_columns, grid1, int, ints, splits, Buf, Gpu};
 use crate::error::Result;
 
 impl Gpu {
@@ -146,6 +146,43 @@ impl Gpu {
         let nc = int(c)?;
         self.launch("batchnorm_update_moving", grid1(c), |l| {
             args!(l, moving_mean, moving_var, mean, var, &nc, &momentum);
+        })
+    }
+
+    /// BN(data) → recurrent layer's parameter gradients from the layer's run on x̂ (nmat, db_local),
+    /// without its input gradient: the CPU's `bn_recurrent_fold`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn bn_recurrent_fold(
+        &self,
+        dgamma: &mut Buf,
+        dbeta: &mut Buf,
+        dwi: &mut Buf,
+        db: &mut Buf,
+        nmat: &Buf,
+        db_local: &Buf,
+        gamma: &Buf,
+        beta: &Buf,
+        wi: &Buf,
+        c: usize,
+        g: usize,
+    ) -> Result<()> {
+        let nb = db_local.len();
+        check!(
+            "bn_recurrent_fold",
+            dgamma >= c,
+            dbeta >= c,
+            gamma >= c,
+            beta >= c,
+            dwi >= c * g,
+            nmat >= c * g,
+            wi >= c * g,
+            db >= nb,
+            db_local >= g,
+        );
+        let [nc, ng, nnb] = ints([c, g, nb])?;
+        self.launch("bn_recurrent_fold", grid1(c.max(nb)), |l| {
+            args!(l, dgamma, dbeta, dwi, db, nmat, db_local, gamma, beta, wi);
+            args!(l, &nc, &ng, &nnb);
         })
     }
 }

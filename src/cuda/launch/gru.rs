@@ -1,7 +1,7 @@
 //! kernels/gru.cu: the GRU layer (Keras reset_after), the recurrence fused over all steps.
 
 use super::recurrent::rnn_config;
-use super::{ints, view, Buf, Gpu};
+use super::{ints, Buf, Gpu};
 use crate::error::Result;
 use crate::kernel_consts::RNN_SAMPLES;
 
@@ -37,11 +37,11 @@ impl Gpu {
         })
     }
 
-    /// GRU backward through time; accumulates into dx, dw_ih, dw_hh, dbias [2, 3H].
+    /// GRU backward through time; accumulates into dx (when given), dw_ih, dw_hh, dbias [2, 3H].
     #[allow(clippy::too_many_arguments)]
     pub fn gru_backward(
         &self,
-        dx: &mut Buf,
+        dx: Option<&mut Buf>,
         dw_ih: &mut Buf,
         dw_hh: &mut Buf,
         dbias: &mut Buf,
@@ -58,7 +58,6 @@ impl Gpu {
         let (g, rows) = (3 * h, b * s);
         check!(
             "gru_backward",
-            dx >= rows * i,
             x >= rows * i,
             cache >= rows * 5 * h,
             dh_out >= b * h,
@@ -76,8 +75,7 @@ impl Gpu {
         self.launch("gru_backward_steps", cfg, |l| {
             args!(l, &mut dzx, &mut dzh, &mut hprev, dh_out, cache, w_hh, &nb, &ns, &nh);
         })?;
-        self.matmul_acc(dx, i, view(&dzx, g, 1)?, view(w_ih, 1, g)?, rows, i, g)?;
-        self.matmul_tn_acc(dw_ih, x, &dzx, i, g, rows, i, g)?;
+        self.input_side_backward(dx, dw_ih, &dzx, x, w_ih, rows, i, g)?;
         self.matmul_tn_acc(dw_hh, &hprev, &dzh, h, g, rows, h, g)?;
         self.colsum_acc(&mut dbias.slice_mut(..g), &dzx, rows, g, g)?;
         self.colsum_acc(&mut dbias.slice_mut(g..2 * g), &dzh, rows, g, g)

@@ -1,7 +1,7 @@
 //! kernels/lstm.cu: the LSTM layer, the recurrence fused over all steps.
 
 use super::recurrent::rnn_config;
-use super::{ints, view, Buf, Gpu};
+use super::{ints, Buf, Gpu};
 use crate::error::Result;
 use crate::kernel_consts::RNN_SAMPLES;
 
@@ -36,11 +36,11 @@ impl Gpu {
         })
     }
 
-    /// LSTM backward through time; accumulates into dx, dw_ih, dw_hh, dbias.
+    /// LSTM backward through time; accumulates into dx (when given), dw_ih, dw_hh, dbias.
     #[allow(clippy::too_many_arguments)]
     pub fn lstm_backward(
         &self,
-        dx: &mut Buf,
+        dx: Option<&mut Buf>,
         dw_ih: &mut Buf,
         dw_hh: &mut Buf,
         dbias: &mut Buf,
@@ -57,7 +57,6 @@ impl Gpu {
         let (g, rows) = (4 * h, b * s);
         check!(
             "lstm_backward",
-            dx >= rows * i,
             x >= rows * i,
             cache >= rows * 7 * h,
             dh_out >= b * h,
@@ -74,9 +73,7 @@ impl Gpu {
         self.launch("lstm_backward_steps", cfg, |l| {
             args!(l, &mut dz, &mut hprev, dh_out, cache, w_hh, &nb, &ns, &nh);
         })?;
-        // dx(row, c) += Σ_j dz(row, j)·w_ih(c, j): one GEMM over all B·S rows.
-        self.matmul_acc(dx, i, view(&dz, g, 1)?, view(w_ih, 1, g)?, rows, i, g)?;
-        self.matmul_tn_acc(dw_ih, x, &dz, i, g, rows, i, g)?;
+        self.input_side_backward(dx, dw_ih, &dz, x, w_ih, rows, i, g)?;
         self.matmul_tn_acc(dw_hh, &hprev, &dz, h, g, rows, h, g)?;
         self.colsum_acc(&mut dbias.slice_mut(..g), &dz, rows, g, g)
     }

@@ -4,7 +4,7 @@
 
 use cudarc::driver::LaunchConfig;
 
-use super::{blocks, Buf, Gpu};
+use super::{blocks, view, Buf, Gpu};
 use crate::error::Result;
 use crate::kernel_consts::RNN_SAMPLES;
 
@@ -42,5 +42,26 @@ impl Gpu {
         let mut zx = self.scratch(rows * g)?;
         self.dense_forward(&mut zx, x, w_ih, bias, rows, i, g)?;
         Ok(zx)
+    }
+
+    /// The input side's gradients, GEMMs over all (sample, step) rows: dw_ih += xᵀ·dz and, when
+    /// asked, dx += dz·w_ihᵀ.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn input_side_backward(
+        &self,
+        dx: Option<&mut Buf>,
+        dw_ih: &mut Buf,
+        dz: &Buf,
+        x: &Buf,
+        w_ih: &Buf,
+        rows: usize,
+        i: usize,
+        g: usize,
+    ) -> Result<()> {
+        if let Some(dx) = dx {
+            check!("input_side_backward", dx >= rows * i);
+            self.matmul_acc(dx, i, view(dz, g, 1)?, view(w_ih, 1, g)?, rows, i, g)?;
+        }
+        self.matmul_tn_acc(dw_ih, x, dz, i, g, rows, i, g)
     }
 }
