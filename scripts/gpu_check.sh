@@ -72,7 +72,7 @@ fi
 
 if wants bench; then
     stage "alphanet bench v2, cuda:0 (batches $batches)"
-    run "bench cuda" 120 $bin/alphanet bench --model v2 --device cuda:0 --batch "$batches" --steps 20 --json >"$logdir/bench_cuda.json"
+    run "bench cuda" 180 $bin/alphanet bench --model v2 --device cuda:0 --batch "$batches" --steps 20 --end-to-end --json >"$logdir/bench_cuda.json"
     cat "$logdir/bench_cuda.json"
     stage "alphanet bench v1, v3, v2.1+v2.2+v2.3 on cuda:0 (batch 16384)"
     for m in v1 v3 v2.1,v2.2,v2.3; do
@@ -81,7 +81,7 @@ if wants bench; then
 fi
 if wants bench-cpu; then
     stage "alphanet bench v2, cpu (batches $batches)"
-    run "bench cpu" 150 $bin/alphanet bench --model v2 --device cpu --batch "$batches" --steps 5 --json >"$logdir/bench_cpu.json"
+    run "bench cpu" 240 $bin/alphanet bench --model v2 --device cpu --batch "$batches" --steps 5 --end-to-end --json >"$logdir/bench_cpu.json"
     cat "$logdir/bench_cpu.json"
 fi
 

@@ -12,12 +12,17 @@
 use crate::app::args::{init_threads, ModelArgs, NetArgs};
 use crate::autograd::adam::AdamConfig;
 use crate::cuda::{Backend, DeviceChoice, Gpu, KernelTime};
+use crate::data::panel::Panel;
+use crate::data::samples::{SampleIndex, HORIZON, PICTURE_DAYS};
+use crate::data::synth::{write_synth, SynthConfig};
 use crate::device::{Cpu, Device};
 use crate::model::{LossConfig, Model, ModelConfig};
 use crate::ops::loss::long_side_weights;
 use crate::ops::ts_features::OpSet;
 use crate::rng::stream;
+use crate::train::split::split_train_val;
 use crate::train::step::{train_step_on, Batch};
+use crate::train::trainer::{train_on, TrainConfig};
 use crate::{Error, Result};
 use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
@@ -49,6 +54,10 @@ pub struct BenchCommand {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Also time training end to end (`alphanet train`'s loop: batch gathering, steps and
+    /// validation) on a synthetic market, for each batch size, beside the step.
+    #[arg(long)]
+    pub end_to_end: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -64,6 +73,7 @@ impl BenchCommand {
             steps: self.steps,
             warmup: self.warmup,
             seed: self.seed,
+            end_to_end: self.end_to_end,
         })
     }
 
@@ -102,6 +112,8 @@ pub struct BenchOptions {
     pub steps: usize,
     pub warmup: usize,
     pub seed: u64,
+    /// Also time the training loop end to end ([`end_to_end`]).
+    pub end_to_end: bool,
 }
 
 /// One (model, batch size) measurement.
@@ -126,6 +138,10 @@ pub struct BenchRow {
     /// KERNEL_TIMING_STEPS steps), from CUDA events around every launch, largest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kernels: Vec<KernelTime>,
+    /// With `--end-to-end`: training samples per second of the whole training loop (batch
+    /// gathering and validation included), median over the epochs after the first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_end_to_end_samples_per_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -155,7 +171,12 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
     };
     let mut rows = Vec::with_capacity(opts.batches.len());
     for &b in &opts.batches {
-        rows.push(bench_one(opts, &cfg, &loss, b, gpu)?);
+        let mut row = bench_one(opts, &cfg, &loss, b, gpu)?;
+        if opts.end_to_end {
+            row.train_end_to_end_samples_per_s =
+                Some(end_to_end(&backend, &cfg, &loss, b, opts.seed)?);
+        }
+        rows.push(row);
     }
     Ok(BenchReport {
         machine: cpu_name(),
@@ -231,7 +252,64 @@ fn bench_one(
         infer_samples_per_s: b as f64 / infer,
         train_host_batch_step_s: host_batch,
         kernels,
+        train_end_to_end_samples_per_s: None,
     })
+}
+
+/// Stocks of the synthetic market [`end_to_end`] trains on.
+const E2E_STOCKS: usize = 500;
+/// Training batches per epoch it aims at, and its epochs (the first one is not counted).
+const E2E_BATCHES: usize = 12;
+const E2E_EPOCHS: usize = 3;
+
+/// Training samples per second of the trainer's whole loop ([`train_on`]: batches of whole dates
+/// gathered from the panel, steps, validation every epoch) at batch size `b`, on a synthetic
+/// market of [`E2E_STOCKS`] stocks with about [`E2E_BATCHES`] training batches (purged 4:1
+/// split, every date): the median of the epochs after the first.
+fn end_to_end(
+    backend: &Backend,
+    cfg: &ModelConfig,
+    loss: &LossConfig,
+    b: usize,
+    seed: u64,
+) -> Result<f64> {
+    let train_dates = (E2E_BATCHES * b).div_ceil(E2E_STOCKS);
+    let synth = SynthConfig {
+        stocks: E2E_STOCKS,
+        days: (PICTURE_DAYS + HORIZON + train_dates * 5 / 4 + 2).max(100),
+        seed,
+    };
+    let dir = std::env::temp_dir().join(format!("alphanet-bench-{}-{b}", std::process::id()));
+    write_synth(&synth, &dir)?;
+    let fitted = (|| {
+        let panel = Panel::open(&dir)?;
+        let (tr, va) = split_train_val(PICTURE_DAYS - 1, panel.n_dates() - HORIZON, 4, 1)?;
+        let (tr, va) = (
+            SampleIndex::build(panel.view(), tr, 1)?,
+            SampleIndex::build(panel.view(), va, 1)?,
+        );
+        let train_cfg = TrainConfig {
+            epochs: E2E_EPOCHS,
+            patience: E2E_EPOCHS,
+            batch_size: b,
+            seed,
+            ..TrainConfig::default()
+        };
+        match backend {
+            Backend::Cpu => train_on(&Cpu::new(), &panel, cfg, loss, &train_cfg, &tr, &va, false),
+            Backend::Cuda(gpu) => train_on(&**gpu, &panel, cfg, loss, &train_cfg, &tr, &va, false),
+        }
+    })();
+    // The panel is scratch: removed whether training worked or not.
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut rates: Vec<f64> = (fitted?.1.epochs.iter().skip(1))
+        .map(|e| e.samples_per_s)
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    rates
+        .get(rates.len() / 2)
+        .copied()
+        .ok_or_else(|| Error::Config("bench --end-to-end: training stopped after one epoch".into()))
 }
 
 /// (training step, inference pass, training step with the batch uploaded from the host (when
@@ -376,6 +454,22 @@ pub fn render(r: &BenchReport) -> String {
             host.join(", ")
         );
     }
+    let e2e: Vec<String> = (r.rows.iter())
+        .filter_map(|row| {
+            let v = row.train_end_to_end_samples_per_s?;
+            Some(format!(
+                "batch {}: {v:.0} samples/s ({:.0}% of the step)",
+                row.batch,
+                100.0 * v / row.train_samples_per_s
+            ))
+        })
+        .collect();
+    if !e2e.is_empty() {
+        s += &format!(
+            "end to end (the training loop on a synthetic market: gathering, steps, validation): {}\n",
+            e2e.join(", ")
+        );
+    }
     for row in r.rows.iter().filter(|row| !row.kernels.is_empty()) {
         let total: f64 = row.kernels.iter().map(|k| k.ms).sum();
         s += &format!(
@@ -435,7 +529,19 @@ mod tests {
             steps: 1,
             warmup: 0,
             seed: 0,
+            end_to_end: false,
         }
+    }
+
+    #[test]
+    fn end_to_end_trains_on_a_synthetic_market() {
+        let mut o = opts("v2", "cpu");
+        o.batches = vec![300];
+        o.end_to_end = true;
+        let r = run(&o).unwrap();
+        let v = r.rows[0].train_end_to_end_samples_per_s.unwrap();
+        assert!(v.is_finite() && v > 0.0, "{v}");
+        assert!(render(&r).contains("end to end"), "{}", render(&r));
     }
 
     #[test]
