@@ -446,6 +446,27 @@ fn eval_and_enhance_commands_on_a_synthetic_panel() {
     }
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("| full |") && report.contains("| part |"));
+    assert!(report.contains("## Style exposure"), "{report}");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let exposure = &metrics["factors"][0]["style_exposure"];
+    for name in &panel.meta().style_names {
+        assert!(exposure[name].as_f64().unwrap().is_finite(), "{exposure}");
+    }
+
+    // A style itself, as a factor, is fully exposed to it (Spearman 1); its negative, −1.
+    let k = panel.n_styles();
+    let style = |s: usize, sign: f32| -> Vec<f32> {
+        (0..t_len * n)
+            .map(|c| sign * panel.styles()[c * k + s])
+            .collect()
+    };
+    let cfg = LayerConfig::default();
+    let e = evaluate(panel.view(), &style(0, 1.0), &cfg).unwrap();
+    assert!(e.style_exposure[0] > 0.999, "{:?}", e.style_exposure);
+    let e = evaluate(panel.view(), &style(1, -1.0), &cfg).unwrap();
+    assert!(e.style_exposure[1] < -0.999, "{:?}", e.style_exposure);
+    assert!(e.style_exposure[0].abs() < 0.999, "{:?}", e.style_exposure);
 
     let out = dir.path().join("enhance");
     let r = enhance_app::run(&enhance_app::EnhanceOptions {

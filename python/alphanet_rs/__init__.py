@@ -705,6 +705,8 @@ def evaluate(
         }
         for g, x in enumerate(s["group_excess"]):
             row[f"G{g + 1}_excess"] = x
+        for k, x in zip(res["style_names"], e["style_exposure"]):
+            row[f"{k}_exposure"] = np.nan if x is None else x
         rows[name] = row
         ics[name] = pd.Series({dates[t]: ic for t, ic in e["ic_series"]}, dtype=np.float64)
         lay = e["layers"]

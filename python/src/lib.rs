@@ -488,9 +488,10 @@ fn evaluate(
     };
     py.detach(|| -> alphanet::Result<String> {
         let evals = app_eval::run(&opts)?;
-        let dates = Panel::open(&panel)?.meta().dates.clone();
+        let meta = Panel::open(&panel)?.meta().clone();
         Ok(serde_json::json!({
-            "dates": dates,
+            "dates": meta.dates,
+            "style_names": meta.style_names,
             "factors": evals
                 .iter()
                 .map(|(name, e)| serde_json::json!({ "name": name, "eval": e }))

@@ -19,6 +19,8 @@ def test_synth_train_predict_evaluate(tmp_path):
     ev = an.evaluate(panel, {"v2": f}, tmp_path / "report", baselines=["reversal5"], progress=False)
     assert list(ev.summary.index) == ["v2", "reversal5"]
     assert np.isfinite(ev.summary.loc["v2", "rank_ic"])
+    exposures = [f"{k}_exposure" for k in panel.meta["style_names"]]
+    assert exposures and np.isfinite(ev.summary.loc["v2", exposures].astype(float)).all()
     assert set(ev.ic.columns) == {"v2", "reversal5"} and len(ev.ic) >= 2
     assert list(ev.groups["v2"].columns) == ["G1", "G2", "G3", "G4", "G5", "benchmark"]
     assert (tmp_path / "report" / "metrics.json").is_file()

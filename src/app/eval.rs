@@ -349,6 +349,8 @@ fn write_outputs(
             "rank_ic": e.ic,
             "raw_rank_ic": e.raw_ic,
             "rank_ic_series": e.ic_series.iter().map(|(t, ic)| (dates[*t].clone(), *ic)).collect::<Vec<_>>(),
+            "style_exposure": panel.meta().style_names.iter().zip(&e.style_exposure)
+                .map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
             "layers": e.summary,
             });
             if let (Some(entry), serde_json::Value::Object(extra)) = (entry.as_object_mut(), source.json()) {
@@ -487,7 +489,30 @@ fn render_report(
             num(e.raw_ic.ir)
         );
     }
-    s += "\n![cumulative RankIC](ic_cumulative.png)\n\n## Layered backtest\n\nAnnualized excess return of each group over the equal-weighted universe:\n\n| factor |";
+    s += "\n![cumulative RankIC](ic_cumulative.png)\n\n";
+    let styles = &panel.meta().style_names;
+    if !styles.is_empty() {
+        s += "## Style exposure\n\nMean over signal dates of the Spearman correlation between the factor as \
+              given (before neutralization) and each style exposure of the panel, over the date's \
+              universe: how much of the factor is a known style.\n\n| factor |";
+        for k in styles {
+            s += &format!(" {k} |");
+        }
+        s += &format!("\n|---|{}\n", "---|".repeat(styles.len()));
+        for (name, e) in evals {
+            s += &format!("| {name} |");
+            for v in &e.style_exposure {
+                s += &if v.is_finite() {
+                    format!(" {v:+.3} |")
+                } else {
+                    " – |".into()
+                };
+            }
+            s += "\n";
+        }
+        s += "\n";
+    }
+    s += "## Layered backtest\n\nAnnualized excess return of each group over the equal-weighted universe:\n\n| factor |";
     for k in 0..g {
         s += &format!(" {} |", group_name(k, g));
     }

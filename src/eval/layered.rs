@@ -22,7 +22,7 @@ use super::ic::{rank_ic_series, IcSummary};
 use super::neutralize::neutralize;
 use super::stats::{annualized_return, excess, max_drawdown, monthly_win_rate, nav, sharpe};
 use crate::data::panel::PanelView;
-use crate::data::samples::{raw_labels, SampleIndex, Universe, HORIZON};
+use crate::data::samples::{raw_labels, spearman, SampleIndex, Universe, HORIZON};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -53,6 +53,10 @@ pub struct FactorEval {
     pub raw_ic: IcSummary,
     /// (date index, neutralized RankIC) per signal date.
     pub ic_series: Vec<(usize, f64)>,
+    /// Per style of the panel: the mean over signal dates of the Spearman correlation between
+    /// the factor as given and the style exposure, over the date's universe (v2.2's loss aims
+    /// to bring these towards 0).
+    pub style_exposure: Vec<f64>,
     pub layers: Layers,
     pub summary: LayerSummary,
 }
@@ -120,6 +124,26 @@ pub fn evaluate(p: PanelView, factor: &[f32], cfg: &LayerConfig) -> Result<Facto
     let span = factor_span(factor, p.n_stocks)
         .ok_or_else(|| Error::Data("the factor has no finite value".into()))?;
     evaluate_on(p, factor, cfg, span)
+}
+
+/// Per style k: the mean over `index`'s dates (those with a defined correlation) of
+/// Spearman(factor, style k) over the date's stocks; NaN where no date has one.
+fn style_exposure(p: PanelView, factor: &[f32], index: &SampleIndex) -> Vec<f64> {
+    let (n, k) = (p.n_stocks, p.n_styles);
+    (0..k)
+        .map(|s| {
+            let ics: Vec<f64> = (index.dates.iter().zip(&index.per_date))
+                .map(|(&t, stocks)| {
+                    let at = |i: &u32| t as usize * n + *i as usize;
+                    let f: Vec<f32> = stocks.iter().map(|i| factor[at(i)]).collect();
+                    let x: Vec<f32> = stocks.iter().map(|i| p.styles[at(i) * k + s]).collect();
+                    spearman(&f, &x)
+                })
+                .filter(|c| c.is_finite())
+                .collect();
+            ics.iter().sum::<f64>() / ics.len() as f64
+        })
+        .collect()
 }
 
 /// [`evaluate`] on the signal dates of the span `(first, last)` — every `cfg.every` dates from
@@ -217,6 +241,7 @@ pub fn evaluate_on(
         ic: ics(&ic_series),
         raw_ic: ics(&raw_series),
         ic_series,
+        style_exposure: style_exposure(p, factor, &index),
         layers,
         summary,
     })
