@@ -808,39 +808,16 @@ fn recurrent(gpu: &Gpu, r: &mut Rng, gru: bool, s: usize, h: usize) -> Result<Ve
         up(gpu, &init[2])?,
         up(gpu, &init[3])?,
     ];
+    let dxs = Some(&mut dxd);
     if gru {
         gpu.gru_forward(&mut hd, &mut cd, &xd, &wid, &whd, &bd, b, s, i, h)?;
         gpu.gru_backward(
-            Some(&mut dxd),
-            &mut dwid,
-            &mut dwhd,
-            &mut dbd,
-            &dhd,
-            &cd,
-            &xd,
-            &wid,
-            &whd,
-            b,
-            s,
-            i,
-            h,
+            dxs, &mut dwid, &mut dwhd, &mut dbd, &dhd, &cd, &xd, &wid, &whd, b, s, i, h,
         )?;
     } else {
         gpu.lstm_forward(&mut hd, &mut cd, &xd, &wid, &whd, &bd, b, s, i, h)?;
         gpu.lstm_backward(
-            Some(&mut dxd),
-            &mut dwid,
-            &mut dwhd,
-            &mut dbd,
-            &dhd,
-            &cd,
-            &xd,
-            &wid,
-            &whd,
-            b,
-            s,
-            i,
-            h,
+            dxs, &mut dwid, &mut dwhd, &mut dbd, &dhd, &cd, &xd, &wid, &whd, b, s, i, h,
         )?;
     }
     Ok(vec![
