@@ -1,10 +1,12 @@
 //! `alphanet merge RUN`: assembles each variant's factor from the finished jobs of a run (the
-//! equal-weight mean over seeds, window by window) and writes the run manifest. An unsharded
+//! equal-weight mean over seeds, window by window) and writes the run manifest and the learning
+//! curves (`rolling::curves`). An unsharded
 //! `alphanet run` ends with the same step, so sharded and unsharded runs give the same bits.
 
 use super::run::{warn_legacy_identity, PanelIdentity, RunFile};
 use crate::data::panel::Panel;
 use crate::fsutil::{remove_stale_temps, write_dir_atomically, write_json_atomically};
+use crate::rolling::curves::write_learning_curves;
 use crate::rolling::ensemble::ensemble_mean;
 use crate::rolling::jobs::{
     all_jobs, is_finished, job_dir, read_prediction, read_record, JobRecord,
@@ -128,7 +130,9 @@ pub fn merge_run(run_dir: &Path, file: &RunFile, panel: &Panel) -> Result<()> {
             panel.meta().dates[span.end - 1]
         );
     }
-    write_manifest(run_dir, file, panel, &windows, &records)
+    write_manifest(run_dir, file, panel, &windows, &records)?;
+    let per_variant: Vec<&[String]> = ids.chunks(per_window).collect();
+    write_learning_curves(run_dir, &spec.variants, &per_variant)
 }
 
 /// Opens every prediction of one variant and checks its shape against its window.
