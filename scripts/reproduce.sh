@@ -85,6 +85,11 @@ rm -rf "$out/report"
     echo
     grep '^|' "$out/eval.txt"
     echo
+    # The style exposures (v2.2 aims them at 0) and where the learning curves are.
+    awk '/^## Style exposure/ {on = 1} /^## Layered/ {on = 0} on' "$out/report/report.md"
+    echo "Learning curves (mean over jobs per epoch): $out/run/learning_curves.json,"
+    echo "$out/run/learning_curves_rankic.png, $out/run/learning_curves_loss.png."
+    echo
     echo "The report (full A-share market, 2011-01-31 .. 2021-06-30, 10 seeds):"
     echo
     echo "| model | RankIC mean | RankIC std | IC_IR | IC>0 | top-group ann. excess | long-short ann. | LS Sharpe | TOP IR | TOP win |"
