@@ -566,6 +566,7 @@ def run(
     ops: str = DEFAULT_OPS,
     dropout: float = 0.0,
     hidden: int = 30,
+    input_norm: str = "none",
     epochs: int = 100,
     patience: int = 10,
     select_by: str = "rankic",
@@ -586,7 +587,7 @@ def run(
                 str(p.path), str(out), start=_date(start), variants=variants, seeds=seeds,
                 retrain_every=retrain_every, insample_days=insample_days, sample_every=sample_every,
                 split=split, shard=shard, device=device, ops=ops, dropout=dropout, hidden=hidden,
-                epochs=epochs, patience=patience, select_by=select_by, batch=batch, lr=lr, seed=seed,
+                input_norm=input_norm, epochs=epochs, patience=patience, select_by=select_by, batch=batch, lr=lr, seed=seed,
             )
         )
     out = Path(out)

@@ -366,8 +366,8 @@ fn train(
 #[pyo3(signature = (
     panel, out, *, start, variants="v2,v2.1,v2.2,v2.3", seeds=10, retrain_every="6M",
     insample_days=1500, sample_every=2, split="4:1", shard="0/1", device="auto", ops=DEFAULT_OPS,
-    dropout=0.0, hidden=30, epochs=100, patience=10, select_by="rankic", batch=1000, lr=1e-4,
-    seed=0, on_epoch=None
+    dropout=0.0, hidden=30, input_norm="none", epochs=100, patience=10, select_by="rankic",
+    batch=1000, lr=1e-4, seed=0, on_epoch=None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn run(
@@ -386,6 +386,7 @@ fn run(
     ops: &str,
     dropout: f64,
     hidden: usize,
+    input_norm: &str,
     epochs: usize,
     patience: usize,
     select_by: &str,
@@ -420,10 +421,9 @@ fn run(
         hidden,
         dropout,
         ops: ops.to_string(),
-        input_norm: Default::default(),
+        input_norm: input_norm.parse().py_err()?,
         train: train.config().py_err()?,
     };
-    // `run` takes the device already (validated there; its jobs train on the CPU for now).
     let opts = RunOptions {
         panel,
         out,

@@ -72,6 +72,8 @@ def test_cli_messages(panel, tmp_path):
         an.train(panel, split="4-1", progress=False)
     with pytest.raises(an.ConfigError, match="--select-by"):
         an.train(panel, select_by="sharpe", progress=False)
+    with pytest.raises(an.ConfigError, match="--input-norm"):
+        an.run(panel, tmp_path / "run", start=panel.meta["dates"][-20], input_norm="bogus", progress=False)
     with pytest.raises(an.PanelError, match="no such directory"):
         an.open_panel(tmp_path / "nope")
     with pytest.raises(an.DataError, match="is not a trading day of the panel|is outside the panel"):
