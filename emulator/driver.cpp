@@ -168,7 +168,13 @@ Result need_event(const char* call, const void* e) {
         if (r_ != emu::SUCCESS) return r_;        \
     } while (0)
 
-#define LOCKED std::lock_guard<std::mutex> lock_(api)
+// Driver calls made so far, by entry point (`__func__`: "cuMemAlloc_v2", …), counted under the
+// lock; read by alphanet_emulator_calls.
+std::map<std::string, unsigned long long> calls;
+
+#define LOCKED                              \
+    std::lock_guard<std::mutex> lock_(api); \
+    calls[__func__]++
 
 }  // namespace
 
@@ -182,6 +188,18 @@ __attribute__((visibility("default"))) extern const char alphanet_cuda_emulator[
 const char alphanet_cuda_emulator[] = "alphanet CUDA emulator 1";
 
 #define API __attribute__((visibility("default"))) int
+
+// The driver calls made so far by the process, one "name count\n" line per entry point, into
+// `buf` (at most `cap` bytes, NUL-terminated when it fits). Returns the text's length, so a
+// caller can size its buffer with a first call of cap 0. src/cuda/emulator.rs reads it to count
+// the allocations and launches of a training step (tests/device.rs, `alphanet bench`).
+__attribute__((visibility("default"))) size_t alphanet_emulator_calls(char* buf, size_t cap) {
+    std::lock_guard<std::mutex> lock(api);
+    std::string text;
+    for (const auto& c : calls) text += c.first + " " + std::to_string(c.second) + "\n";
+    if (cap > text.size()) memcpy(buf, text.c_str(), text.size() + 1);
+    return text.size();
+}
 
 API cuInit(unsigned flags) {
     LOCKED;

@@ -11,7 +11,7 @@
 
 use alphanet::autograd::adam::{adam_update, AdamConfig};
 use alphanet::autograd::tape::Recurrent;
-use alphanet::cuda::{CudaSlice, Gpu};
+use alphanet::cuda::{CudaSlice, Gpu, Pooled};
 use alphanet::data::panel::PanelView;
 use alphanet::data::samples::{gather_pictures, PICTURE_LEN};
 use alphanet::device::Device;
@@ -206,7 +206,7 @@ impl Out {
 }
 
 /// Host → device, device → host.
-fn up(gpu: &Gpu, x: &[f32]) -> Result<Buf> {
+fn up(gpu: &Gpu, x: &[f32]) -> Result<Pooled<f32>> {
     gpu.upload(x)
 }
 
@@ -511,7 +511,7 @@ fn features(gpu: &Gpu, r: &mut Rng, case: &FeatureCase) -> Result<Vec<Out>> {
     let gpu_pass = |dout: &[f32]| -> Result<(Vec<f32>, Vec<f32>)> {
         let (mut outd, mut dxd) = (gpu.zeros(dout.len())?, up(gpu, &data.dx0)?);
         gpu.ts_features_forward(&mut outd, &xd, b, &dspec)?;
-        gpu.ts_features_backward(&mut dxd, &up(gpu, dout)?, &xd, b, &dspec)?;
+        gpu.ts_features_backward(&mut dxd, &*up(gpu, dout)?, &xd, b, &dspec)?;
         Ok((down(gpu, &outd)?, down(gpu, &dxd)?))
     };
     let (outg, dxg) = gpu_pass(&data.dout)?;
@@ -724,11 +724,11 @@ fn fold(gpu: &Gpu, r: &mut Rng, c: usize, g: usize, nb: usize) -> Result<Vec<Out
         &mut dbetad,
         &mut dwid,
         &mut dbd,
-        &up(gpu, &nmat)?,
-        &up(gpu, &db_local)?,
-        &up(gpu, &gamma)?,
-        &up(gpu, &beta)?,
-        &up(gpu, &wi)?,
+        &*up(gpu, &nmat)?,
+        &*up(gpu, &db_local)?,
+        &*up(gpu, &gamma)?,
+        &*up(gpu, &beta)?,
+        &*up(gpu, &wi)?,
         c,
         g,
     )?;
@@ -808,7 +808,7 @@ fn recurrent(gpu: &Gpu, r: &mut Rng, gru: bool, s: usize, h: usize) -> Result<Ve
         up(gpu, &init[2])?,
         up(gpu, &init[3])?,
     ];
-    let dxs = Some(&mut dxd);
+    let dxs = Some(&mut *dxd);
     if gru {
         gpu.gru_forward(&mut hd, &mut cd, &xd, &wid, &whd, &bd, b, s, i, h)?;
         gpu.gru_backward(
@@ -865,7 +865,7 @@ fn concat(gpu: &Gpu, r: &mut Rng) -> Result<Vec<Out>> {
             uniform(r, rows * w, -1.0, 1.0),
         );
         concat_forward(&mut out, &x, rows, w, total, col);
-        gpu.concat_forward(&mut outd, &up(gpu, &x)?, rows, w, total, col)?;
+        gpu.concat_forward(&mut outd, &*up(gpu, &x)?, rows, w, total, col)?;
         let mut dx = dx0.clone();
         concat_backward(&mut dx, &dout, rows, w, total, col);
         let mut dxd = up(gpu, &dx0)?;
@@ -897,7 +897,7 @@ fn normalize(gpu: &Gpu, r: &mut Rng) -> Result<Vec<Out>> {
     let mut out = vec![0.0; x.len()];
     alphanet::ops::normalize::normalize_pictures(&mut out, &x, b);
     let mut outd = gpu.zeros(x.len())?;
-    gpu.normalize_pictures(&mut outd, &up(gpu, &x)?, b)?;
+    gpu.normalize_pictures(&mut outd, &*up(gpu, &x)?, b)?;
     Ok(vec![Out::new("out", down(gpu, &outd)?, &out, ELEMENT)])
 }
 
@@ -938,7 +938,7 @@ fn adam(gpu: &Gpu, r: &mut Rng) -> Result<Vec<Out>> {
         &mut pd,
         &mut md,
         &mut vd,
-        &up(gpu, &grad)?,
+        &*up(gpu, &grad)?,
         N,
         lr_t,
         b1,
@@ -982,9 +982,9 @@ fn gather(gpu: &Gpu, r: &mut Rng) -> Result<Vec<Out>> {
     let flat: Vec<u32> = samples.iter().flat_map(|&(t, i)| [t, i]).collect();
     let mut outd = gpu.zeros(b * PICTURE_LEN)?;
     gpu.gather_pictures(
-        &up(gpu, &features)?,
+        &*up(gpu, &features)?,
         n_stocks,
-        &gpu.upload(&flat)?,
+        &*gpu.upload(&flat)?,
         &mut outd,
     )?;
     Ok(vec![Out::new("pictures", down(gpu, &outd)?, &out, EXACT)])
@@ -1004,7 +1004,7 @@ fn mse(gpu: &Gpu, r: &mut Rng) -> Result<Vec<Out>> {
         let mut dpred = dpred0.clone();
         let loss = mse_loss(&mut dpred, &pred, &y, weights, n);
         let mut dpredd = up(gpu, &dpred0)?;
-        let lossd = gpu.mse_loss(&mut dpredd, &pd, &yd, weights.map(|_| &wd), n)?;
+        let lossd = gpu.mse_loss(&mut dpredd, &pd, &yd, weights.map(|_| &*wd), n)?;
         outs.push(Out::windowed(&format!("{name} loss"), vec![lossd], &[loss]));
         outs.push(Out::new(
             &format!("{name} dpred (=)"),
@@ -1036,11 +1036,11 @@ fn neutralized(gpu: &Gpu, r: &mut Rng) -> Result<Vec<Out>> {
     let mut dpredd = up(gpu, &dpred0)?;
     let lossd = gpu.neutralized_mse_loss(
         &mut dpredd,
-        &up(gpu, &pred)?,
-        &up(gpu, &y)?,
-        Some(&up(gpu, &w)?),
-        &up(gpu, &styles)?,
-        &gpu.upload(&offsets32)?,
+        &*up(gpu, &pred)?,
+        &*up(gpu, &y)?,
+        Some(&*up(gpu, &w)?),
+        &*up(gpu, &styles)?,
+        &*gpu.upload(&offsets32)?,
         n,
         k,
     )?;
@@ -1532,5 +1532,34 @@ fn gpu_reruns_are_bit_identical() {
         {
             assert_eq!(bits(p), bits(q), "step {step}: training differs");
         }
+    }
+}
+
+/// Every device buffer comes from the GPU's memory pool and returns to it (docs/engine.md#memory),
+/// so once a batch shape has been trained on, further steps at that shape allocate nothing from
+/// the driver: here the first step of each setup allocates, the next ones only reuse.
+#[test]
+fn steps_at_a_seen_batch_shape_allocate_no_device_memory() {
+    let gpu = gpu("steps_at_a_seen_batch_shape_allocate_no_device_memory");
+    for setup in [SETUPS[0], SETUPS[1], SETUPS[4]] {
+        let (model, batch, loss, adam) = setup_of(setup, 64);
+        let mut net = model.to_device(&gpu).unwrap();
+        let on_device = gpu
+            .batch(&batch, Device::upload(&gpu, &batch.x).unwrap())
+            .unwrap();
+        train_step_on(&gpu, &mut net, &on_device, &loss, &adam, 0).unwrap();
+        let before = gpu.pool_stats();
+        for t in 1..3 {
+            train_step_on(&gpu, &mut net, &on_device, &loss, &adam, t).unwrap();
+        }
+        let after = gpu.pool_stats();
+        assert_eq!(
+            after.allocated, before.allocated,
+            "{setup}: steps 2 and 3 allocated device memory ({before:?} → {after:?})"
+        );
+        assert!(
+            after.reused > before.reused + 20,
+            "{setup}: the steps took too few buffers from the pool to be real steps ({before:?} → {after:?})"
+        );
     }
 }

@@ -106,7 +106,7 @@ fn child_process_entry() {
             say("not device memory", launch_from(0xdead_0000));
             say("one past the end", launch_from(base + 4 * n as u64));
             say("misaligned", launch_from(base + 2));
-            let gone = gpu.upload(&[1.0f32; 16]).unwrap().leak();
+            let gone = unsafe { s.alloc::<f32>(16) }.unwrap().leak();
             unsafe { result::free_sync(gone) }.unwrap();
             say("freed", launch_from(gone));
             say("valid", launch_from(base));

@@ -12,6 +12,7 @@ use cudarc::driver::{
 use cudarc::nvrtc::{CompileOptions, Ptx};
 
 use super::kernel_times::KernelTimer;
+use super::pool::{Pool, PoolStats, Pooled};
 use crate::error::{Error, Result};
 
 /// One `kernels/*.cu` file as embedded by build.rs.
@@ -190,6 +191,8 @@ pub struct Gpu {
     /// "fatbin" when every module came from the nvcc build, else "nvrtc" for those that did not.
     pub kernels_from: &'static str,
     pub(crate) stream: Arc<CudaStream>,
+    /// Where every device buffer comes from and returns to (`pool.rs`).
+    pool: Arc<Pool>,
     functions: HashMap<&'static str, CudaFunction>,
     /// Per-kernel timing, off unless turned on (`alphanet bench`).
     pub timer: KernelTimer,
@@ -220,10 +223,12 @@ impl Gpu {
                 functions.insert(name, module.load_function(name).map_err(cuda_err)?);
             }
         }
+        let stream = ctx.default_stream();
         Ok(Gpu {
+            pool: Pool::new(stream.clone(), info.emulated, info.total_mem / 4),
             info,
             kernels_from,
-            stream: ctx.default_stream(),
+            stream,
             functions,
             timer: KernelTimer::default(),
         })
@@ -240,18 +245,30 @@ impl Gpu {
             .unwrap_or_else(|| panic!("kernel {name} not loaded"))
     }
 
-    pub fn upload<T: DeviceRepr>(&self, host: &[T]) -> Result<CudaSlice<T>> {
-        self.stream.clone_htod(host).map_err(cuda_err)
+    /// A copy of `host` on the device.
+    pub fn upload<T: DeviceRepr>(&self, host: &[T]) -> Result<Pooled<T>> {
+        let mut dev = self.pool.take::<T>(host.len()).map_err(cuda_err)?;
+        if !host.is_empty() {
+            self.stream.memcpy_htod(host, &mut *dev).map_err(cuda_err)?;
+        }
+        Ok(dev)
     }
 
-    pub fn zeros<T: DeviceRepr + ValidAsZeroBits>(&self, n: usize) -> Result<CudaSlice<T>> {
-        self.stream.alloc_zeros(n).map_err(cuda_err)
+    /// `n` zeros (at least one element: the driver allocates no empty buffer).
+    pub fn zeros<T: DeviceRepr + ValidAsZeroBits>(&self, n: usize) -> Result<Pooled<T>> {
+        let mut dev = self.pool.take::<T>(n).map_err(cuda_err)?;
+        self.stream.memset_zeros(&mut *dev).map_err(cuda_err)?;
+        Ok(dev)
     }
 
     /// An uninitialised buffer, for scratch that a kernel overwrites in full before any read.
-    pub(crate) fn scratch(&self, n: usize) -> Result<CudaSlice<f32>> {
-        // SAFETY: f32 has no invalid bit patterns; callers only read what a kernel wrote.
-        unsafe { self.stream.alloc::<f32>(n.max(1)) }.map_err(cuda_err)
+    pub(crate) fn scratch(&self, n: usize) -> Result<Pooled<f32>> {
+        self.pool.take(n).map_err(cuda_err)
+    }
+
+    /// What the memory pool has done since the GPU was opened.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
     }
 
     pub fn download<T: DeviceRepr>(&self, dev: &CudaSlice<T>) -> Result<Vec<T>> {

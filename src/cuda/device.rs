@@ -10,6 +10,7 @@ use cudarc::driver::{CudaSlice, DevicePtr};
 
 use super::context::{cuda_err, Gpu};
 use super::launch::{mse_from_partials, neutralized_from_partials};
+use super::pool::Pooled;
 use super::DeviceFeatureSpec;
 use crate::autograd::adam::AdamConfig;
 use crate::autograd::params::{ParamEntry, ParamId};
@@ -23,7 +24,9 @@ use crate::ops::ts_features::FeatureSpec;
 use crate::ops::{gru, lstm};
 use crate::train::step::Batch;
 
+/// A borrowed device tensor (the ops' arguments) and an owned one (from the pool).
 type Buf = CudaSlice<f32>;
+type Owned = Pooled<f32>;
 
 /// Each tensor starts on a multiple of this many floats (256 bytes) of the flat buffers, so every
 /// view is as aligned as a fresh allocation.
@@ -62,10 +65,10 @@ pub struct GpuParams {
     entries: Vec<ParamEntry>,
     /// Each tensor's range in the flat device buffers.
     ranges: Vec<Range<usize>>,
-    data: Buf,
-    grad: Buf,
-    m: Buf,
-    v: Buf,
+    data: Owned,
+    grad: Owned,
+    m: Owned,
+    v: Owned,
     step: u64,
 }
 
@@ -106,7 +109,7 @@ impl Gpu {
         &self,
         entries: &[ParamEntry],
         ranges: Vec<Range<usize>>,
-        flat: [Buf; 4],
+        flat: [Owned; 4],
         step: u64,
     ) -> GpuParams {
         let [data, grad, m, v] = flat;
@@ -131,11 +134,11 @@ impl Gpu {
 }
 
 /// The neutralized loss's date groups as the kernel reads them: offsets [groups + 1] as `int`.
-pub struct Groups(Option<CudaSlice<i32>>);
+pub struct Groups(Option<Pooled<i32>>);
 
 /// The panel's features `[T', N, 15]` on the device for dates `first..`, where pictures are cut.
 pub struct Source {
-    features: Buf,
+    features: Owned,
     first: usize,
     n_stocks: usize,
 }
@@ -143,9 +146,9 @@ pub struct Source {
 /// A scalar the GPU may still be computing: a loss from its partial sums, or the L2 term from the
 /// Σθ² of each regularised tensor and its weight.
 pub enum Pending {
-    Mse(Buf, usize),
-    Neutralized(Buf, usize),
-    L2(Option<Buf>, Vec<f64>),
+    Mse(Owned, usize),
+    Neutralized(Owned, usize),
+    L2(Option<Owned>, Vec<f64>),
 }
 
 /// `d`, or for an input gradient the model does not need, a zeroed buffer in `tmp` (the wrapper
@@ -154,7 +157,7 @@ fn or_zeros<'a>(
     gpu: &Gpu,
     d: Option<&'a mut Buf>,
     n: usize,
-    tmp: &'a mut Option<Buf>,
+    tmp: &'a mut Option<Owned>,
 ) -> Result<&'a mut Buf> {
     match d {
         Some(d) => Ok(d),
@@ -166,7 +169,7 @@ fn or_zeros<'a>(
 impl Device for Gpu {
     type T = f32;
     type Slice = Buf;
-    type Buf = Buf;
+    type Buf = Owned;
     type Spec = DeviceFeatureSpec;
     type Params = GpuParams;
     type Groups = Groups;
@@ -181,15 +184,15 @@ impl Device for Gpu {
         x.len()
     }
 
-    fn zeros(&self, n: usize) -> Result<Buf> {
+    fn zeros(&self, n: usize) -> Result<Owned> {
         Gpu::zeros(self, n.max(1))
     }
 
-    fn scratch(&self, n: usize) -> Result<Buf> {
+    fn scratch(&self, n: usize) -> Result<Owned> {
         Gpu::scratch(self, n)
     }
 
-    fn upload(&self, host: &[f32]) -> Result<Buf> {
+    fn upload(&self, host: &[f32]) -> Result<Owned> {
         if host.is_empty() {
             return Gpu::zeros(self, 1);
         }
@@ -200,13 +203,15 @@ impl Device for Gpu {
         Gpu::download(self, x)
     }
 
-    fn copy(&self, x: &Buf) -> Result<Buf> {
-        self.stream().clone_dtod(x).map_err(cuda_err)
+    fn copy(&self, x: &Buf) -> Result<Owned> {
+        let mut out = Gpu::scratch(self, x.len())?;
+        self.stream().memcpy_dtod(x, &mut *out).map_err(cuda_err)?;
+        Ok(out)
     }
 
     fn params(&self, entries: &[ParamEntry], flat: [&[f32]; 4], step: u64) -> Result<GpuParams> {
         let (ranges, len) = layout(entries);
-        let upload = |host: &[f32]| -> Result<Buf> {
+        let upload = |host: &[f32]| -> Result<Owned> {
             let mut padded = vec![0.0f32; len];
             for (e, r) in entries.iter().zip(&ranges) {
                 padded[r.clone()].copy_from_slice(&host[e.range.clone()]);
@@ -305,7 +310,12 @@ impl Device for Gpu {
         })
     }
 
-    fn gather_pictures(&self, src: &Source, panel: &Panel, samples: &[(u32, u32)]) -> Result<Buf> {
+    fn gather_pictures(
+        &self,
+        src: &Source,
+        panel: &Panel,
+        samples: &[(u32, u32)],
+    ) -> Result<Owned> {
         let dates = src.features.len() / (src.n_stocks * N_FEATURES);
         let mut flat = Vec::with_capacity(2 * samples.len());
         for &(t, i) in samples {
@@ -332,7 +342,7 @@ impl Device for Gpu {
         Ok(out)
     }
 
-    fn batch(&self, host: &Batch<f32>, x: Buf) -> Result<DeviceBatch<Self>> {
+    fn batch(&self, host: &Batch<f32>, x: Owned) -> Result<DeviceBatch<Self>> {
         let groups = if host.k > 0 {
             let offsets = (host.offsets.iter())
                 .map(|&o| {
@@ -655,7 +665,7 @@ impl Device for Gpu {
         loss: &LossConfig,
     ) -> Result<Pending> {
         let n = batch.n;
-        let w = loss.long_weight.map(|_| &batch.w);
+        let w = loss.long_weight.map(|_| &*batch.w);
         if !loss.neutralize {
             return Ok(Pending::Mse(
                 self.mse_loss_partials(dpred, pred, &batch.y, w, n)?,

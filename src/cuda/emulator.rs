@@ -162,3 +162,39 @@ fn real_driver_usable() -> std::result::Result<(), String> {
         verdict
     }
 }
+
+/// The driver calls this process has made so far, by entry point (`cuLaunchKernel`,
+/// `cuMemAlloc_v2`, …), when it runs on the stand-in, which counts them; `None` on a real driver.
+/// The difference of two readings is what the code between them called.
+pub fn driver_calls() -> Option<std::collections::BTreeMap<String, u64>> {
+    type Calls = unsafe extern "C" fn(*mut c_char, usize) -> usize;
+    if CHOSEN.get().cloned() != Some(Ok(Driver::Emulator)) {
+        return None;
+    }
+    // SAFETY: the stand-in is loaded (chosen above), so NOLOAD finds it, and it exports the
+    // symbol with this signature (emulator/driver.cpp), which writes at most `buf.len()` bytes.
+    let text = unsafe {
+        let h = dlopen(c"libcuda.so".as_ptr(), RTLD_NOW | RTLD_NOLOAD);
+        if h.is_null() {
+            return None;
+        }
+        let f = dlsym(h, c"alphanet_emulator_calls".as_ptr());
+        // A few dozen entry points: far below 64 KiB.
+        let mut buf = vec![0u8; 1 << 16];
+        let n = match f.is_null() {
+            true => 0,
+            false => {
+                std::mem::transmute::<*mut c_void, Calls>(f)(buf.as_mut_ptr().cast(), buf.len())
+            }
+        };
+        dlclose(h);
+        buf.truncate(if n < buf.len() { n } else { 0 });
+        String::from_utf8_lossy(&buf).into_owned()
+    };
+    Some(
+        text.lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter_map(|(name, n)| Some((name.to_string(), n.parse().ok()?)))
+            .collect(),
+    )
+}

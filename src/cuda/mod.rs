@@ -14,6 +14,7 @@ mod emulator;
 pub mod host_maths;
 mod kernel_times;
 mod launch;
+mod pool;
 
 use std::fmt;
 use std::str::FromStr;
@@ -23,9 +24,10 @@ pub use context::{
 };
 pub use cudarc::driver::CudaSlice;
 pub use device::GpuParams;
-pub use emulator::open_for_tests;
+pub use emulator::{driver_calls, open_for_tests};
 pub use kernel_times::KernelTime;
 pub use launch::{DeviceFeatureSpec, MAX_STYLES};
+pub use pool::{block_bytes, PoolStats, Pooled};
 
 use crate::error::{Error, Result};
 

@@ -1,7 +1,7 @@
 //! kernels/batchnorm.cu: batch normalisation over rows, the sums over rows two-phase (per chunk
 //! of SPLIT_ROWS rows, then the chunks in order, `splitk_combine` in dense.rs).
 
-use super::{chunked_columns, grid1, int, ints, splits, Buf, Gpu};
+use super::{chunked_columns, grid1, int, ints, splits, Buf, Gpu, Owned};
 use crate::error::Result;
 
 impl Gpu {
@@ -103,7 +103,7 @@ impl Gpu {
         r: usize,
         c: usize,
         eps: f64,
-    ) -> Result<Buf> {
+    ) -> Result<Owned> {
         check!(
             "batchnorm_param_grads",
             inp >= r * c,

@@ -3,7 +3,7 @@
 
 use cudarc::driver::{CudaSlice, LaunchConfig};
 
-use super::{blocks, grid1, int, ints, Buf, Gpu, BLOCK, MAX_STYLES};
+use super::{blocks, grid1, int, ints, Buf, Gpu, Owned, BLOCK, MAX_STYLES};
 use crate::error::{Error, Result};
 use crate::ops::loss::NeutralizedLoss;
 
@@ -30,7 +30,7 @@ impl Gpu {
         y: &Buf,
         w: Option<&Buf>,
         n: usize,
-    ) -> Result<Buf> {
+    ) -> Result<Owned> {
         check!("mse_loss", dpred >= n, pred >= n, y >= n);
         if let Some(w) = w {
             check!("mse_loss", w >= n);
@@ -76,7 +76,7 @@ impl Gpu {
         offsets: &CudaSlice<i32>,
         n: usize,
         k: usize,
-    ) -> Result<Buf> {
+    ) -> Result<Owned> {
         if k > MAX_STYLES {
             return Err(Error::Config(format!(
                 "the neutralized loss takes at most {MAX_STYLES} style factors, got {k}"

@@ -59,6 +59,8 @@ pub(crate) use loss::{mse_from_partials, neutralized_from_partials};
 pub use ts_features::DeviceFeatureSpec;
 
 type Buf = CudaSlice<f32>;
+/// A buffer a wrapper allocates and returns (from the memory pool).
+type Owned = super::pool::Pooled<f32>;
 
 /// Shapes shared with the kernels (src/kernel_consts.rs), as the launch code uses them.
 const BLOCK: u32 = kernel_consts::BLOCK as u32;

@@ -4,7 +4,7 @@
 
 use cudarc::driver::LaunchConfig;
 
-use super::{blocks, view, Buf, Gpu};
+use super::{blocks, view, Buf, Gpu, Owned};
 use crate::error::Result;
 use crate::kernel_consts::RNN_SAMPLES;
 
@@ -32,7 +32,7 @@ impl Gpu {
         i: usize,
         h: usize,
         g: usize,
-    ) -> Result<Buf> {
+    ) -> Result<Owned> {
         check!(
             "input_projection",
             x >= rows * i,

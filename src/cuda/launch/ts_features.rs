@@ -1,9 +1,10 @@
 //! kernels/ts_features.cu: the feature extraction layer.
 
-use cudarc::driver::{CudaSlice, LaunchArgs, LaunchConfig};
+use cudarc::driver::{LaunchArgs, LaunchConfig};
 
 use super::{ints, Buf, Gpu};
 use crate::cuda::host_maths::ops_mask;
+use crate::cuda::pool::Pooled;
 use crate::error::Result;
 use crate::ops::ts_features::FeatureSpec;
 
@@ -12,7 +13,7 @@ use crate::ops::ts_features::FeatureSpec;
 pub struct DeviceFeatureSpec {
     pub spec: FeatureSpec,
     /// The spec's pairs (i, j) as 2·n_pairs u16.
-    pairs: CudaSlice<u16>,
+    pairs: Pooled<u16>,
 }
 
 /// The feature kernels' launch (one block per sample, the picture and every window's centered
@@ -38,7 +39,7 @@ fn ts_launch(b: usize, s: &FeatureSpec) -> Result<(LaunchConfig, [i32; 7])> {
     Ok((cfg, args))
 }
 
-fn push_ts_args<'a>(l: &mut LaunchArgs<'a>, args: &'a [i32; 7], pairs: &'a CudaSlice<u16>) {
+fn push_ts_args<'a>(l: &mut LaunchArgs<'a>, args: &'a [i32; 7], pairs: &'a Pooled<u16>) {
     for a in args {
         args!(l, a);
     }
