@@ -267,3 +267,33 @@ fn on_the_demo_market_cuda_learns_as_the_cpu_does() {
         "cuda {gpu} < 40% of the oracle {oracle}"
     );
 }
+
+/// `bench --device cuda:0` counts what a training step at a seen batch shape asks of the driver:
+/// no device allocation (the memory pool, docs/engine.md#memory), and on the stand-in, which
+/// counts every driver call, no `cuMemAlloc*`/`cuMemFree*` call at all and a launch per kernel.
+#[test]
+fn bench_counts_no_device_allocation_per_step() {
+    let out = ok(alphanet(&[
+        "bench", "--device", "cuda:0", "--batch", "64", "--steps", "1", "--warmup", "1", "--json",
+    ])
+    .output()
+    .unwrap());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = &report["rows"][0];
+    assert_eq!(row["device_allocations_per_step"], 0.0, "{row}");
+    let calls = row["driver_calls_per_step"].as_object();
+    match emulated() {
+        true => {
+            let calls = calls.expect("the stand-in counts driver calls");
+            let alloc: Vec<&String> = (calls.keys())
+                .filter(|k| k.starts_with("cuMemAlloc") || k.starts_with("cuMemFree"))
+                .collect();
+            assert!(alloc.is_empty(), "allocation calls in a step: {alloc:?}");
+            assert!(
+                calls["cuLaunchKernel"].as_f64().unwrap() >= 20.0,
+                "{calls:?}"
+            );
+        }
+        false => assert!(calls.is_none(), "a real driver's calls are not counted"),
+    }
+}

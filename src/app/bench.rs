@@ -11,7 +11,7 @@
 
 use crate::app::args::{init_threads, ModelArgs, NetArgs};
 use crate::autograd::adam::AdamConfig;
-use crate::cuda::{Backend, DeviceChoice, Gpu, KernelTime};
+use crate::cuda::{driver_calls, Backend, DeviceChoice, Gpu, KernelTime};
 use crate::data::panel::Panel;
 use crate::data::samples::{SampleIndex, HORIZON, PICTURE_DAYS};
 use crate::data::synth::{write_synth, SynthConfig};
@@ -26,6 +26,7 @@ use crate::train::trainer::{train_on, TrainConfig};
 use crate::{Error, Result};
 use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// The arguments of `alphanet bench`.
@@ -101,6 +102,8 @@ const DATE_GROUP: usize = 1000;
 const STYLES: usize = 3;
 /// GPU training steps run with per-kernel timing, after the timed ones.
 const KERNEL_TIMING_STEPS: usize = 3;
+/// Steps whose device allocations and driver calls `bench` counts, on a GPU.
+const COUNTED_STEPS: usize = 2;
 
 pub struct BenchOptions {
     /// Variant list as for `--variant` (`v2`, `v2.1`, `v2.1,v2.3`, `v1`, `v3`, …).
@@ -138,6 +141,14 @@ pub struct BenchRow {
     /// KERNEL_TIMING_STEPS steps), from CUDA events around every launch, largest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kernels: Vec<KernelTime>,
+    /// GPU only: device allocations per training step at a batch shape already trained on (the
+    /// memory pool's count; 0 when every buffer is reused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_allocations_per_step: Option<f64>,
+    /// On the CPU stand-in of the driver only (which counts them): driver calls per training
+    /// step by entry point, in the same steps.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_calls_per_step: BTreeMap<String, f64>,
     /// With `--end-to-end`: training samples per second of the whole training loop (batch
     /// gathering and validation included), median over the epochs after the first.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -215,45 +226,84 @@ fn bench_one(
 ) -> Result<BenchRow> {
     let model = Model::<f32>::new(cfg)?;
     let batch = synthetic_batch(cfg, b, opts.seed);
-    let (train, infer, host_batch, kernels) = match gpu {
-        None => bench_on(&Cpu::new(), opts, &model, &batch, loss, false)?,
-        Some(gpu) => {
-            let mut r = bench_on(gpu, opts, &model, &batch, loss, true)?;
-            // Kernel times from CUDA events, in extra steps so the events do not slow the above.
-            let mut net = model.to_device(gpu)?;
-            let on_device = gpu.batch(&batch, Device::upload(gpu, &batch.x)?)?;
-            gpu.timer.start();
-            for step in 0..KERNEL_TIMING_STEPS {
-                train_step_on(
-                    gpu,
-                    &mut net,
-                    &on_device,
-                    loss,
-                    &AdamConfig::default(),
-                    step as u64,
-                )?;
-            }
-            r.3 = gpu.timer.take()?;
-            for k in &mut r.3 {
-                k.ms /= KERNEL_TIMING_STEPS as f64;
-            }
-            r
-        }
-    };
-    Ok(BenchRow {
+    let mut row = BenchRow {
         model: opts.model.clone(),
         ops: cfg.ops.to_string(),
         channels: model.specs[0].channels(),
         batch: b,
         steps: opts.steps,
-        train_step_s: train,
-        train_samples_per_s: b as f64 / train,
-        infer_step_s: infer,
-        infer_samples_per_s: b as f64 / infer,
-        train_host_batch_step_s: host_batch,
-        kernels,
+        train_step_s: 0.0,
+        train_samples_per_s: 0.0,
+        infer_step_s: 0.0,
+        infer_samples_per_s: 0.0,
+        train_host_batch_step_s: None,
+        kernels: vec![],
+        device_allocations_per_step: None,
+        driver_calls_per_step: BTreeMap::new(),
         train_end_to_end_samples_per_s: None,
-    })
+    };
+    let (train, infer) = match gpu {
+        None => {
+            let r = bench_on(&Cpu::new(), opts, &model, &batch, loss, false)?;
+            (r.0, r.1)
+        }
+        Some(gpu) => {
+            let r = bench_on(gpu, opts, &model, &batch, loss, true)?;
+            row.train_host_batch_step_s = r.2;
+            // Kernel times from CUDA events, in extra steps so the events do not slow the above;
+            // then the driver's work per step, counted in steps without the events.
+            let mut net = model.to_device(gpu)?;
+            let on_device = gpu.batch(&batch, Device::upload(gpu, &batch.x)?)?;
+            let mut step = 0;
+            let mut steps = |n: usize| -> Result<()> {
+                for _ in 0..n {
+                    train_step_on(
+                        gpu,
+                        &mut net,
+                        &on_device,
+                        loss,
+                        &AdamConfig::default(),
+                        step,
+                    )?;
+                    step += 1;
+                }
+                Ok(())
+            };
+            gpu.timer.start();
+            steps(KERNEL_TIMING_STEPS)?;
+            row.kernels = gpu.timer.take()?;
+            for k in &mut row.kernels {
+                k.ms /= KERNEL_TIMING_STEPS as f64;
+            }
+            let (pool, calls) = (gpu.pool_stats(), driver_calls());
+            steps(COUNTED_STEPS)?;
+            let per_step = |before: u64, after: u64| (after - before) as f64 / COUNTED_STEPS as f64;
+            row.device_allocations_per_step =
+                Some(per_step(pool.allocated, gpu.pool_stats().allocated));
+            if let (Some(before), Some(after)) = (calls, driver_calls()) {
+                // The stand-in's pool fills each reused block with NaN (one memset), which a GPU
+                // does not: those memsets are listed apart.
+                let poison = per_step(pool.poisoned, gpu.pool_stats().poisoned);
+                row.driver_calls_per_step = (after.into_iter())
+                    .map(|(name, n)| {
+                        let d = per_step(before.get(&name).copied().unwrap_or(0), n);
+                        match name == "cuMemsetD8Async" {
+                            true => (name, d - poison),
+                            false => (name, d),
+                        }
+                    })
+                    .chain([("stand-in poison memsets".to_string(), poison)])
+                    .filter(|&(_, d)| d > 0.0)
+                    .collect();
+            }
+            (r.0, r.1)
+        }
+    };
+    row.train_step_s = train;
+    row.train_samples_per_s = b as f64 / train;
+    row.infer_step_s = infer;
+    row.infer_samples_per_s = b as f64 / infer;
+    Ok(row)
 }
 
 /// Stocks of the synthetic market [`end_to_end`] trains on.
@@ -323,7 +373,7 @@ fn bench_on<D: Device<T = f32>>(
     batch: &Batch<f32>,
     loss: &LossConfig,
     host_batch: bool,
-) -> Result<(f64, f64, Option<f64>, Vec<KernelTime>)> {
+) -> Result<(f64, f64, Option<f64>)> {
     let adam = AdamConfig::default();
     let mut net = model.to_device(dev)?;
     let on_device = dev.batch(batch, dev.upload(&batch.x)?)?;
@@ -343,7 +393,7 @@ fn bench_on<D: Device<T = f32>>(
         std::hint::black_box(net.predict_on(dev, &on_device.x, batch.len())?);
         Ok(())
     })?;
-    Ok((train, infer, host_batch, vec![]))
+    Ok((train, infer, host_batch))
 }
 
 /// A batch like the peer's: pictures `N(0,1) + 3` (positive, so return is smooth), labels
@@ -469,6 +519,24 @@ pub fn render(r: &BenchReport) -> String {
             "end to end (the training loop on a synthetic market: gathering, steps, validation): {}\n",
             e2e.join(", ")
         );
+    }
+    for row in &r.rows {
+        if let Some(a) = row.device_allocations_per_step {
+            s += &format!(
+                "batch {}: {a} device allocations per training step",
+                row.batch
+            );
+            if !row.driver_calls_per_step.is_empty() {
+                let calls: Vec<String> = (row.driver_calls_per_step.iter())
+                    .map(|(name, n)| format!("{name} {n}"))
+                    .collect();
+                s += &format!(
+                    "; driver calls per step (the stand-in's count): {}",
+                    calls.join(", ")
+                );
+            }
+            s += "\n";
+        }
     }
     for row in r.rows.iter().filter(|row| !row.kernels.is_empty()) {
         let total: f64 = row.kernels.iter().map(|k| k.ms).sum();

@@ -43,6 +43,8 @@ pub struct PoolStats {
     pub reused: u64,
     /// Blocks freed to the driver because the free blocks would have exceeded the limit.
     pub freed: u64,
+    /// Reused blocks filled with all-ones bytes (one `cuMemsetD8Async` each; the stand-in only).
+    pub poisoned: u64,
 }
 
 pub struct Pool {
@@ -99,6 +101,7 @@ impl Pool {
                 Some(_) => {
                     s.free_bytes -= size;
                     s.stats.reused += 1;
+                    s.stats.poisoned += self.emulated as u64;
                 }
                 None => s.stats.allocated += 1,
             }
