@@ -5,7 +5,8 @@
 //! A buffer of `n` elements is a view of `n` elements at the start of a block whose size is `n`'s
 //! size class ([`block_bytes`]): sizes are rounded up to 1/8 of their power of two (at most 12.5%
 //! unused), so whole-date batches of slightly different sizes share blocks. The pool keeps free
-//! blocks up to a limit (a quarter of the device's memory) and frees the rest.
+//! blocks up to a limit (a quarter of the device's memory) and frees the rest, and frees all of
+//! them when the driver runs out of memory, before trying again.
 //!
 //! On the CPU stand-in of the driver the pool keeps exact sizes instead, so that the stand-in's
 //! guard page still follows each buffer's last element, and fills a reused block with all-ones
@@ -124,7 +125,12 @@ impl Pool {
                 block
             }
             // SAFETY: u8 has no invalid bit patterns; the buffer's users write before they read.
-            None => unsafe { self.stream.alloc::<u8>(size) }?,
+            None => match unsafe { self.stream.alloc::<u8>(size) } {
+                Ok(block) => block,
+                // Out of memory, perhaps because of the free blocks kept here: free them, try again.
+                Err(_) if self.release() > 0 => unsafe { self.stream.alloc::<u8>(size) }?,
+                Err(e) => return Err(e),
+            },
         };
         let p = block.device_ptr(&self.stream).0;
         // SAFETY: the view lies inside the block (n·size_of::<T>() ≤ size bytes, from its start,
@@ -136,6 +142,18 @@ impl Pool {
             block: ManuallyDrop::new(block),
             pool: Arc::clone(self),
         })
+    }
+
+    /// Frees every free block; returns how many there were.
+    fn release(&self) -> usize {
+        let free = {
+            let mut s = self.lock();
+            s.free_bytes = 0;
+            std::mem::take(&mut s.free)
+        };
+        let n = free.values().map(Vec::len).sum();
+        self.lock().stats.freed += n as u64;
+        n
     }
 
     fn give(&self, block: CudaSlice<u8>) {
