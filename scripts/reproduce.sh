@@ -7,8 +7,9 @@
 #
 # Budgets (the report: 10 seeds, retrain every 6 months on 1500 in-sample days):
 #   default  CPU: 10 seeds (as the report), retrain every year on 1000 in-sample days, at most
-#            15 epochs (patience 4), lr 1e-3, two shards side by side, one thread each; about
-#            45 minutes on the 2-core build machine (README.md shows its output);
+#            15 epochs (patience 4), lr 1e-3, two shards side by side, one thread each; 440 jobs,
+#            80 minutes on the 2-core build machine shared with other work (README.md shows
+#            its output);
 #   --gpu    the report's budget on cuda:0: 10 seeds, every 6 months, 1500 days, lr 1e-3;
 #   --smoke  a few minutes, to check the pipeline: 1 seed, from 2025-06, 250 days, 1 epoch.
 #
