@@ -1535,7 +1535,7 @@ fn gpu_reruns_are_bit_identical() {
     }
 }
 
-/// Every device buffer comes from the GPU's memory pool and returns to it (docs/engine.md#memory),
+/// Every device buffer comes from the GPU's memory pool and returns to it (docs/engine.md, "Memory"),
 /// so once a batch shape has been trained on, further steps at that shape allocate nothing from
 /// the driver: here the first step of each setup allocates, the next ones only reuse.
 #[test]

@@ -269,7 +269,7 @@ fn on_the_demo_market_cuda_learns_as_the_cpu_does() {
 }
 
 /// `bench --device cuda:0` counts what a training step at a seen batch shape asks of the driver:
-/// no device allocation (the memory pool, docs/engine.md#memory), and on the stand-in, which
+/// no device allocation (the memory pool, docs/engine.md, "Memory"), and on the stand-in, which
 /// counts every driver call, no `cuMemAlloc*`/`cuMemFree*` call at all and a launch per kernel.
 #[test]
 fn bench_counts_no_device_allocation_per_step() {

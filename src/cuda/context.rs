@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DeviceRepr, ValidAsZeroBits,
@@ -193,10 +193,16 @@ pub struct Gpu {
     pub(crate) stream: Arc<CudaStream>,
     /// Where every device buffer comes from and returns to (`pool.rs`).
     pool: Arc<Pool>,
+    /// γ = 1 and β = 0 for at least `.0` channels, uploaded once ([`Gpu::with_unit_affine`]).
+    unit_affine: Mutex<Option<UnitAffine>>,
     functions: HashMap<&'static str, CudaFunction>,
     /// Per-kernel timing, off unless turned on (`alphanet bench`).
     pub timer: KernelTimer,
 }
+
+/// Channels, γ = 1, β = 0. Allocated outside the pool: a buffer held for good, taken from the pool
+/// in the middle of a step, would leave the step's own peak one block short the next time.
+type UnitAffine = (usize, CudaSlice<f32>, CudaSlice<f32>);
 
 pub(crate) fn cuda_err(e: impl fmt::Display) -> Error {
     Error::Cuda(e.to_string())
@@ -226,6 +232,7 @@ impl Gpu {
         let stream = ctx.default_stream();
         Ok(Gpu {
             pool: Pool::new(stream.clone(), info.emulated, info.total_mem / 4),
+            unit_affine: Mutex::new(None),
             info,
             kernels_from,
             stream,
@@ -264,6 +271,22 @@ impl Gpu {
     /// An uninitialised buffer, for scratch that a kernel overwrites in full before any read.
     pub(crate) fn scratch(&self, n: usize) -> Result<Pooled<f32>> {
         self.pool.take(n).map_err(cuda_err)
+    }
+
+    /// Runs `f` with a BatchNorm γ = 1 and β = 0 of at least `c` channels (BatchNorm as plain
+    /// standardization, x̂), kept on the device after the first call so that a step uploads none.
+    pub(crate) fn with_unit_affine<R>(
+        &self,
+        c: usize,
+        f: impl FnOnce(&CudaSlice<f32>, &CudaSlice<f32>) -> Result<R>,
+    ) -> Result<R> {
+        let mut unit = self.unit_affine.lock().unwrap_or_else(|e| e.into_inner());
+        if unit.as_ref().is_none_or(|(n, ..)| *n < c) {
+            let ones = self.stream.clone_htod(&vec![1.0f32; c]).map_err(cuda_err)?;
+            *unit = Some((c, ones, self.stream.alloc_zeros(c).map_err(cuda_err)?));
+        }
+        let (_, ones, zeros) = unit.as_ref().expect("set above");
+        f(ones, zeros)
     }
 
     /// What the memory pool has done since the GPU was opened.

@@ -556,8 +556,9 @@ impl Device for Gpu {
     ) -> Result<()> {
         let (rows, g) = (b * s, kind.gates() * h);
         let mut xhat = self.scratch(rows * i)?;
-        let (ones, zeros) = (Gpu::upload(self, &vec![1.0f32; i])?, Gpu::zeros(self, i)?);
-        self.batchnorm_inference(&mut xhat, bn_inp, &ones, &zeros, mean, var, rows, i, eps)?;
+        self.with_unit_affine(i, |ones, zeros| {
+            self.batchnorm_inference(&mut xhat, bn_inp, ones, zeros, mean, var, rows, i, eps)
+        })?;
         let (mut nmat, mut db_local) = (Gpu::zeros(self, i * g)?, Gpu::zeros(self, db.len())?);
         Device::recurrent_backward(
             self,

@@ -1,6 +1,7 @@
-//! Device memory, reused. Every buffer the engine allocates on the GPU comes from the [`Pool`] and
-//! goes back to it when dropped, so a training step at a batch shape seen before makes no
-//! driver allocation (`cuMemAllocAsync`) and no free (docs/engine.md#memory).
+//! Device memory, reused. Every buffer the engine allocates on the GPU (but two constant vectors
+//! kept for good, `Gpu::with_unit_affine`) comes from the [`Pool`] and goes back to it when
+//! dropped, so a training step at a batch shape seen before makes no driver allocation
+//! (`cuMemAllocAsync`) and no free (docs/engine.md, "Memory").
 //!
 //! A buffer of `n` elements is a view of `n` elements at the start of a block whose size is `n`'s
 //! size class ([`block_bytes`]): sizes are rounded up to 1/8 of their power of two (at most 12.5%
