@@ -277,13 +277,13 @@ fn bench_one(
             }
             let (pool, calls) = (gpu.pool_stats(), driver_calls());
             steps(COUNTED_STEPS)?;
+            let (pool_after, calls_after) = (gpu.pool_stats(), driver_calls());
             let per_step = |before: u64, after: u64| (after - before) as f64 / COUNTED_STEPS as f64;
-            row.device_allocations_per_step =
-                Some(per_step(pool.allocated, gpu.pool_stats().allocated));
-            if let (Some(before), Some(after)) = (calls, driver_calls()) {
+            row.device_allocations_per_step = Some(per_step(pool.allocated, pool_after.allocated));
+            if let (Some(before), Some(after)) = (calls, calls_after) {
                 // The stand-in's pool fills each reused block with NaN (one memset), which a GPU
                 // does not: those memsets are listed apart.
-                let poison = per_step(pool.poisoned, gpu.pool_stats().poisoned);
+                let poison = per_step(pool.reused, pool_after.reused);
                 row.driver_calls_per_step = (after.into_iter())
                     .map(|(name, n)| {
                         let d = per_step(before.get(&name).copied().unwrap_or(0), n);

@@ -185,7 +185,7 @@ impl Device for Gpu {
     }
 
     fn zeros(&self, n: usize) -> Result<Owned> {
-        Gpu::zeros(self, n.max(1))
+        Gpu::zeros(self, n)
     }
 
     fn scratch(&self, n: usize) -> Result<Owned> {

@@ -43,10 +43,9 @@ pub struct PoolStats {
     pub allocated: u64,
     /// Buffers served from a free block.
     pub reused: u64,
-    /// Blocks freed to the driver because the free blocks would have exceeded the limit.
+    /// Blocks freed to the driver: beyond the limit of free blocks, or all of them when the
+    /// driver ran out of memory. (On the stand-in each reuse is also one `cuMemsetD8Async`.)
     pub freed: u64,
-    /// Reused blocks filled with all-ones bytes (one `cuMemsetD8Async` each; the stand-in only).
-    pub poisoned: u64,
 }
 
 pub struct Pool {
@@ -91,7 +90,8 @@ impl Pool {
 
     /// `n` elements of uninitialised memory (all-ones bytes on the stand-in).
     pub fn take<T: DeviceRepr>(self: &Arc<Self>, n: usize) -> Result<Pooled<T>, DriverError> {
-        let bytes = (n.max(1) * std::mem::size_of::<T>()).max(1);
+        let n = n.max(1);
+        let bytes = n * std::mem::size_of::<T>();
         let size = match self.emulated {
             true => bytes,
             false => block_bytes(bytes),
@@ -103,7 +103,6 @@ impl Pool {
                 Some(_) => {
                     s.free_bytes -= size;
                     s.stats.reused += 1;
-                    s.stats.poisoned += self.emulated as u64;
                 }
                 None => s.stats.allocated += 1,
             }
@@ -137,7 +136,7 @@ impl Pool {
         // SAFETY: the view lies inside the block (n·size_of::<T>() ≤ size bytes, from its start,
         // 256-byte aligned like every driver allocation), which the Pooled owns and outlives it:
         // the view is leaked, never freed, when the Pooled drops.
-        let view = unsafe { self.stream.upgrade_device_ptr::<T>(p, n.max(1)) };
+        let view = unsafe { self.stream.upgrade_device_ptr::<T>(p, n) };
         Ok(Pooled {
             view: ManuallyDrop::new(view),
             block: ManuallyDrop::new(block),
@@ -150,11 +149,11 @@ impl Pool {
         let free = {
             let mut s = self.lock();
             s.free_bytes = 0;
+            s.stats.freed += s.free.values().map(|b| b.len() as u64).sum::<u64>();
             std::mem::take(&mut s.free)
         };
-        let n = free.values().map(Vec::len).sum();
-        self.lock().stats.freed += n as u64;
-        n
+        // Dropped here, outside the lock: each drop is a driver call.
+        free.values().map(Vec::len).sum()
     }
 
     fn give(&self, block: CudaSlice<u8>) {
