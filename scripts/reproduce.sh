@@ -1,33 +1,59 @@
 #!/usr/bin/env bash
 # The report's headline study on the shared qlib data (docs/protocol.md, docs/evaluation.md):
-# the CSI300 panel, the rolling protocol for v2, v2.1, v2.2, v2.3 from 2016 on, every factor
-# evaluated beside the one-line baselines, and a side-by-side table with the report's numbers.
+# the rolling protocol for v2, v2.1, v2.2, v2.3, every factor evaluated beside the one-line
+# baselines, and a side-by-side table with the report's numbers.
 #
-#   bash scripts/reproduce.sh [--gpu | --smoke] OUT
+#   bash scripts/reproduce.sh [--market] [--gpu | --smoke] OUT
 #
-# Budgets (the report: 10 seeds, retrain every 6 months on 1500 in-sample days):
-#   default  CPU: 10 seeds (as the report), retrain every year on 1000 in-sample days, at most
-#            15 epochs (patience 4), lr 1e-3, two shards side by side, one thread each; 440 jobs,
-#            80 minutes on the 2-core build machine shared with other work (README.md shows
-#            its output);
-#   --gpu    the report's budget on cuda:0: 10 seeds, every 6 months, 1500 days, lr 1e-3;
-#   --smoke  a few minutes, to check the pipeline: 1 seed, from 2025-06, 250 days, 1 epoch.
+# Universes:
+#   default   CSI300 members of ../shared/data/ashare-qlib, predictions 2016-01 .. 2026-05;
+#   --market  the report's universe and span: every stock of ashare-qlib-market.tar.zst (unpacked
+#             once into cache/market, git-ignored), predictions 2011-01-31 .. 2021-06-30, plus the
+#             weekly CSI500 enhancement on a proxy of the index (docs/evaluation.md#csi500-proxy).
+# Budgets (the report: 10 seeds, retrain every 6 months on 1500 in-sample days, every 2nd date):
+#   default  CPU. CSI300: 10 seeds, retrain every year on 1000 in-sample days, at most 15 epochs
+#            (patience 4), lr 1e-3, two shards of one thread: 440 jobs, 80 minutes on the 2-core
+#            build machine. Market: 4 seeds, retrain every year on 750 in-sample days, every 4th
+#            date, at most 12 epochs (patience 4), lr 1e-3, rank labels, per-picture scaling,
+#            two shards of one thread: 176 jobs (README.md shows the output and its wall time);
+#   --gpu    the report's budget on cuda:0: 10 seeds, every 6 months, 1500 days, every 2nd date;
+#   --smoke  a few minutes, to check the pipeline: 1 seed, one short window, 1 epoch.
 #
 # ALPHANET_SHARED: the shared data folder (default ../shared); ALPHANET_BIN: the binary (default:
-# built here with cargo). Rerunning with the same OUT resumes the run where it stopped.
+# built here with cargo); ALPHANET_CACHE: where the market tarball is unpacked (default cache).
+# Rerunning with the same OUT resumes the run where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+usage() {
+    echo "usage: scripts/reproduce.sh [--market] [--gpu | --smoke] OUT" >&2
+    exit 2
+}
+universe=csi300
 budget=cpu
-case "${1:-}" in
---gpu) budget=gpu; shift ;;
---smoke) budget=smoke; shift ;;
-esac
-out=${1:?usage: scripts/reproduce.sh [--gpu | --smoke] OUT}
+while [[ $# -gt 1 ]]; do
+    case $1 in
+    --market) universe=market ;;
+    --gpu) budget=gpu ;;
+    --smoke) budget=smoke ;;
+    *) usage ;;
+    esac
+    shift
+done
+[[ $# -eq 1 && $1 != --* ]] || usage
+out=$1
 shared=${ALPHANET_SHARED:-../shared}
-qlib="$shared/data/ashare-qlib"
 industry="$shared/data/industry/stock_industry_csrc.csv"
-for p in "$qlib/calendars/day.txt" "$industry"; do
+if [[ $universe == market ]]; then
+    tarball="$shared/data/ashare-qlib-market.tar.zst"
+    cache=${ALPHANET_CACHE:-cache}
+    qlib="$cache/market"
+    need=("$tarball" "$industry")
+else
+    qlib="$shared/data/ashare-qlib"
+    need=("$qlib/calendars/day.txt" "$industry")
+fi
+for p in "${need[@]}"; do
     [[ -e "$p" ]] || { echo "reproduce.sh: $p not found: set ALPHANET_SHARED to the shared data's parent folder" >&2; exit 2; }
 done
 if [[ -z "${ALPHANET_BIN:-}" ]]; then
@@ -39,34 +65,66 @@ variants=v2,v2.1,v2.2,v2.3
 mkdir -p "$out"
 t0=$SECONDS
 
-# 1. The panel: CSI300 point-in-time universe, CSRC industries; history from 2012 so that the
-#    first window (2016) has its in-sample days and pictures.
-panel="$out/panel-csi300"
-[[ -d "$panel" ]] || "$bin" import qlib --src "$qlib" --out "$panel" --instruments csi300 \
-    --start 2012-01-04 --industry "$industry"
+# 1. The panel.
+if [[ $universe == market ]]; then
+    # The whole market, point in time as listed (delisted stocks are absent upstream); history
+    # from 2010-01-04 (the data's first date: the first windows have less than their in-sample
+    # days, run.json says how many), labels for the last prediction dates up to 2021-12-31.
+    if [[ ! -e "$qlib/calendars/day.txt" ]]; then
+        mkdir -p "$cache"
+        echo "unpacking $tarball into $cache"
+        tar --zstd -xf "$tarball" -C "$cache"
+    fi
+    panel="$out/panel-market"
+    range=(--start 2010-01-04 --end 2021-12-31)
+    [[ -d "$panel" ]] || "$bin" import qlib --src "$qlib" --out "$panel" --instruments all \
+        "${range[@]}" --industry "$industry"
+else
+    # CSI300 point-in-time universe; history from 2012 so that the first window (2016) has its
+    # in-sample days and pictures.
+    panel="$out/panel-csi300"
+    [[ -d "$panel" ]] || "$bin" import qlib --src "$qlib" --out "$panel" --instruments csi300 \
+        --start 2012-01-04 --industry "$industry"
+fi
 
 # 2. The rolling protocol.
-common=(--panel "$panel" --out "$out/run" --variants "$variants" --sample-every 2 --split 4:1
-    --select-by rankic --lr 1e-3)
+common=(--panel "$panel" --out "$out/run" --variants "$variants" --split 4:1 --select-by rankic
+    --lr 1e-3)
+if [[ $universe == market ]]; then
+    common+=(--label rank --input-norm picture)
+    span=(--start 2011-01-31 --end 2021-06-30)
+    case $budget in
+    cpu) args=(--seeds 4 --retrain-every 1Y --insample-days 750 --sample-every 4 --epochs 12
+        --patience 4) ;;
+    gpu) args=(--seeds 10 --retrain-every 6M --insample-days 1500 --sample-every 2) ;;
+    smoke) span=(--start 2021-01-04 --end 2021-03-31)
+        args=(--seeds 1 --retrain-every 6M --insample-days 120 --sample-every 4 --epochs 1) ;;
+    esac
+else
+    # The settings of the CSI300 study in README.md (before rank labels and picture scaling).
+    common+=(--label zscore --input-norm none --sample-every 2)
+    case $budget in
+    cpu) span=(--start 2016-01-04)
+        args=(--seeds 10 --retrain-every 1Y --insample-days 1000 --epochs 15 --patience 4) ;;
+    gpu) span=(--start 2016-01-04)
+        args=(--seeds 10 --retrain-every 6M --insample-days 1500) ;;
+    smoke) span=(--start 2025-06-02)
+        args=(--seeds 1 --retrain-every 6M --insample-days 250 --epochs 1) ;;
+    esac
+fi
+args=("${common[@]}" "${span[@]}" "${args[@]}")
 case $budget in
 cpu)
-    args=("${common[@]}" --start 2016-01-04 --seeds 10 --retrain-every 1Y --insample-days 1000
-        --epochs 15 --patience 4 --device cpu --threads 1)
-    "$bin" run "${args[@]}" --shard 0/2 &
+    "$bin" run "${args[@]}" --device cpu --threads 1 --shard 0/2 &
     first=$!
-    "$bin" run "${args[@]}" --shard 1/2
+    "$bin" run "${args[@]}" --device cpu --threads 1 --shard 1/2
     wait "$first"
     "$bin" merge "$out/run"
     ;;
-gpu)
-    "$bin" run "${common[@]}" --start 2016-01-04 --seeds 10 --retrain-every 6M \
-        --insample-days 1500 --device cuda:0
-    ;;
-smoke)
-    "$bin" run "${common[@]}" --start 2025-06-02 --seeds 1 --retrain-every 6M \
-        --insample-days 250 --epochs 1 --device cpu
-    ;;
+gpu) "$bin" run "${args[@]}" --device cuda:0 ;;
+smoke) "$bin" run "${args[@]}" --device cpu ;;
 esac
+train_s=$((SECONDS - t0))
 
 # 3. Every variant's ensemble factor beside the baselines, on the same dates and stocks.
 factors=()
@@ -76,28 +134,20 @@ done
 rm -rf "$out/report"
 "$bin" eval --panel "$panel" "${factors[@]}" --baselines --out "$out/report" | tee "$out/eval.txt"
 
-# 4. Side by side with the report (full A-share market, 2011-01-31 .. 2021-06-30).
-{
-    echo "# Reproduction on CSI300 of the shared qlib data ($budget budget)"
-    echo
-    echo "Budget: $budget (scripts/reproduce.sh). Settings in $out/run/run.json, every job in"
-    echo "$out/run/manifest.json; $((SECONDS - t0)) s in all. Factors industry + size neutralized,"
-    echo "RankIC every 10 days; the seed ensemble of each variant, beside the one-line baselines."
-    echo
-    grep '^|' "$out/eval.txt"
-    echo
-    # The style exposures (v2.2 aims them at 0) and where the learning curves are.
-    awk '/^## Style exposure/ {on = 1} /^## Layered/ {on = 0} on' "$out/report/report.md"
-    echo "Learning curves (mean over jobs per epoch): $out/run/learning_curves.json,"
-    echo "$out/run/learning_curves_rankic.png, $out/run/learning_curves_loss.png."
-    echo
-    echo "The report (full A-share market, 2011-01-31 .. 2021-06-30, 10 seeds):"
-    echo
-    echo "| model | RankIC mean | RankIC std | IC_IR | IC>0 | top-group ann. excess | long-short ann. | LS Sharpe | TOP IR | TOP win |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
-    echo "| v2   | 11.25% | 9.87% | 1.14 | 88.51% | 15.03% | 52.19% | 6.18 | 3.45 | 82.40% |"
-    echo "| v2.1 | 11.45% | 10.44% | 1.10 | 88.89% | 15.79% | 54.29% | 6.14 | 3.42 | 79.20% |"
-    echo "| v2.2 | 7.99% | 6.96% | 1.15 | 89.66% | 10.79% | 37.72% | 6.05 | 3.55 | 76.00% |"
-    echo "| v2.3 | 11.70% | 10.78% | 1.09 | 86.97% | 16.90% | 56.05% | 6.03 | 3.79 | 81.60% |"
-} >"$out/reproduction.md"
+# 4. The weekly CSI500 enhancement of each variant and of the best one-line baseline's factor.
+if [[ $universe == market ]]; then
+    # The same market with the CSI500 proxy as its benchmark.
+    enhance_panel="$out/panel-market-csi500"
+    [[ -d "$enhance_panel" ]] || "$bin" import qlib --src "$qlib" --out "$enhance_panel" \
+        --instruments all "${range[@]}" --industry "$industry" --benchmark csi500-proxy
+    for v in ${variants//,/ }; do
+        rm -rf "$out/enhance-$v"
+        "$bin" enhance --panel "$enhance_panel" --factor "$v=$out/run/factors/$v/factor.csv" \
+            --out "$out/enhance-$v" | tail -n 3
+    done
+fi
+
+# 5. Side by side with the report (full A-share market, 2011-01-31 .. 2021-06-30).
+scripts/reproduction_tables.py --universe "$universe" --budget "$budget" --out "$out" \
+    --wall-s "$((SECONDS - t0))" --train-s "$train_s" >"$out/reproduction.md"
 echo "reproduction: $out/reproduction.md"

@@ -22,3 +22,32 @@ pub fn keep_freed_memory() {
         }
     }
 }
+
+/// Starts a new peak of the process's resident memory (Linux: writing 5 to
+/// `/proc/self/clear_refs` resets `VmHWM`); a no-op where that is not possible.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The process's peak resident memory since start or the last [`reset_peak_rss`], in MiB
+/// (`VmHWM` of `/proc/self/status`); `None` where the system does not tell.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn peak_rss_follows_an_allocation() {
+        super::reset_peak_rss();
+        let before = super::peak_rss_mib().expect("Linux reports VmHWM");
+        let block = vec![1u8; 64 << 20];
+        std::hint::black_box(&block);
+        let after = super::peak_rss_mib().unwrap();
+        assert!(after >= before + 60.0, "{before} -> {after} MiB");
+    }
+}

@@ -88,6 +88,7 @@ fn import_qlib_slice(tmp: &Path) -> Panel {
             start: None,
             end: None,
             industry: Some(shared("industry/stock_industry_csrc.csv")),
+            benchmark: None,
         },
         &ProgressBar::hidden(),
     )
@@ -468,6 +469,7 @@ fn try_qlib(src: &Path, out: &Path) -> Result<(), String> {
             start: None,
             end: None,
             industry: None,
+            benchmark: None,
         },
         &ProgressBar::hidden(),
     )
@@ -627,4 +629,55 @@ fn empty_directories_are_clear_errors() {
     );
     let e = try_baostock(&empty, &tmp.path().join("o2")).unwrap_err();
     assert!(e.contains("no .csv files"), "{e}");
+}
+
+#[test]
+fn the_csi500_proxy_is_built_from_the_data_and_refused_where_it_cannot_be() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = qlib_slice(tmp.path());
+    let opts = |instruments: &str, benchmark: &str, out: &str| QlibOptions {
+        src: src.clone(),
+        out: tmp.path().join(out),
+        instruments: instruments.into(),
+        start: Some("2012-01-04".into()),
+        end: Some("2013-12-31".into()),
+        industry: None,
+        benchmark: Some(benchmark.into()),
+    };
+    let hidden = ProgressBar::hidden();
+    let err = import_qlib(&opts("csi300", "csi500-proxy", "a"), &hidden)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("needs --instruments all"), "{err}");
+    let err = import_qlib(&opts("all", "csi800", "b"), &hidden)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("csi800") && err.contains("csi500-proxy"),
+        "{err}"
+    );
+    // The slice's 20 stocks are all CSI300 members at some time: members are those that are not
+    // that day, fewer than 500; the dump has no SH000905, and the import says so.
+    let s = import_qlib(&opts("all", "csi500-proxy", "c"), &hidden).unwrap();
+    assert!(
+        s.warnings.iter().any(|w| w.contains("no SH000905")),
+        "{:?}",
+        s.warnings
+    );
+    let panel = Panel::open(&tmp.path().join("c")).unwrap();
+    assert_eq!(panel.meta().benchmarks[0].name, "csi500-proxy");
+    let (t_len, n) = (panel.n_dates(), panel.n_stocks());
+    let w = panel.benchmark_weights("csi500-proxy").unwrap();
+    let june = panel
+        .meta()
+        .dates
+        .iter()
+        .position(|d| d.as_str() >= "2012-06-01")
+        .unwrap();
+    assert!(w[..june * n].iter().all(|&x| x == 0.0));
+    for t in june..t_len {
+        let total: f64 = w[t * n..(t + 1) * n].iter().map(|&x| f64::from(x)).sum();
+        assert!(total == 0.0 || (total - 1.0).abs() < 1e-4, "{total}");
+    }
+    assert!(w[june * n..].iter().any(|&x| x > 0.0));
 }

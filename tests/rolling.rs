@@ -316,6 +316,7 @@ fn purge_holds_for_every_window() {
     let dates = business_days("2005-01-03", "2021-01-01");
     let report = ScheduleConfig {
         start: "2011-01-31".into(),
+        end: None,
         every: Period::Months(6),
         insample_days: 1500,
         split: (4, 1),
@@ -338,6 +339,7 @@ fn purge_holds_for_every_window() {
     ] {
         let cfg = ScheduleConfig {
             start: "2016-09-03".into(), // a Saturday
+            end: None,
             every,
             insample_days: days,
             split: (4, 1),
@@ -368,6 +370,7 @@ fn a_start_without_enough_history_is_refused() {
     let dates = business_days("2016-01-04", "2017-01-01");
     let cfg = ScheduleConfig {
         start: "2016-02-20".into(),
+        end: None,
         every: Period::Months(6),
         insample_days: 1500,
         split: (4, 1),

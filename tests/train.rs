@@ -7,8 +7,9 @@ use alphanet::data::samples::{SampleIndex, HORIZON};
 use alphanet::data::synth::{write_synth, SynthConfig};
 use alphanet::model::{LossConfig, ModelConfig};
 use alphanet::train::checkpoint;
+use alphanet::train::predict::Output;
 use alphanet::train::split::{insample_end, split_train_val};
-use alphanet::train::trainer::{SelectBy, TrainConfig};
+use alphanet::train::trainer::{LabelNorm, SelectBy, TrainConfig};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -41,6 +42,7 @@ fn quick(epochs: usize) -> TrainConfig {
         adam: Default::default(),
         seed: 1,
         select_by: SelectBy::DEFAULT,
+        label: LabelNorm::DEFAULT,
     }
 }
 
@@ -146,8 +148,26 @@ fn checkpoint_round_trip_predicts_the_same_factor() {
     let (loaded, cfg2) = checkpoint::load(&ck).unwrap();
     assert_eq!(cfg2.drawn_features, f.model.drawn);
     assert_eq!(cfg2.loss, loss);
-    let a = held_out(&Backend::Cpu, &panel, &f.model, 200..240, 1, 1000).unwrap();
-    let b = held_out(&Backend::Cpu, &panel, &loaded, 200..240, 1, 1000).unwrap();
+    let a = held_out(
+        &Backend::Cpu,
+        &panel,
+        &f.model,
+        200..240,
+        1,
+        1000,
+        Output::Raw,
+    )
+    .unwrap();
+    let b = held_out(
+        &Backend::Cpu,
+        &panel,
+        &loaded,
+        200..240,
+        1,
+        1000,
+        Output::Raw,
+    )
+    .unwrap();
     assert_eq!(
         a.factor.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
         b.factor.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
@@ -234,7 +254,7 @@ fn training_recovers_the_planted_alpha() {
         false,
     )
     .unwrap();
-    let ho = held_out(&Backend::Cpu, &panel, &f.model, test, 1, 1000).unwrap();
+    let ho = held_out(&Backend::Cpu, &panel, &f.model, test, 1, 1000, Output::Raw).unwrap();
     let (oracle, _) = ho.oracle.expect("synthetic panels carry the oracle");
     eprintln!(
         "held-out RankIC {:.4} vs oracle {:.4}",
@@ -295,7 +315,17 @@ fn neutralized_loss_lowers_the_factors_style_exposure() {
             false,
         )
         .unwrap();
-        let ho = held_out(&Backend::Cpu, &panel, &f.model, test.clone(), 1, 1000).unwrap();
+        // The network's own ŷ: its style part is what the neutralized loss leaves untrained.
+        let ho = held_out(
+            &Backend::Cpu,
+            &panel,
+            &f.model,
+            test.clone(),
+            1,
+            1000,
+            Output::Raw,
+        )
+        .unwrap();
         exposures.push(size_exposure(&panel, &ho.factor, test.clone()));
     }
     eprintln!(
@@ -327,10 +357,21 @@ fn select_by_rejects_an_unknown_metric_clearly() {
         seed: 0,
         threads: None,
         select_by: "ic".into(),
+        label: "rank".into(),
     };
     let err = args.config().unwrap_err().to_string();
     assert!(
         err.contains("--select-by") && err.contains("rankic") && err.contains("mse"),
+        "{err}"
+    );
+    let args = alphanet::app::args::TrainArgs {
+        select_by: "rankic".into(),
+        label: "ranks".into(),
+        ..args
+    };
+    let err = args.config().unwrap_err().to_string();
+    assert!(
+        err.contains("--label") && err.contains("rank") && err.contains("zscore"),
         "{err}"
     );
     // And on the command line, before any data is read.
@@ -388,6 +429,7 @@ fn select_by_rankic_keeps_the_epoch_with_the_best_validation_rankic() {
         &f.model,
         f.val_dates.clone(),
         1000,
+        Output::Raw,
     )
     .unwrap();
     let n = panel.n_stocks();
@@ -490,4 +532,78 @@ fn history_records_validation_rankic_and_the_metric() {
     let r: alphanet::train::trainer::TrainReport = serde_json::from_value(old).unwrap();
     assert_eq!(r.select_by, SelectBy::Mse);
     assert!(r.epochs.iter().all(|e| e.val_rank_ic.is_none()));
+}
+
+#[test]
+fn rank_labels_are_centred_unit_variance_ranks() {
+    // Ties share their average rank; an outlier weighs no more than the next rank.
+    let z = [0.3f32, -1.0, 0.3, 25.0, -0.2, 0.1];
+    let r = LabelNorm::Rank.apply(&z);
+    let n = z.len() as f64;
+    let mean = r.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let var = r.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / n;
+    assert!(mean.abs() < 1e-6, "mean {mean}");
+    // (n² − 1)/n² for distinct ranks, a little less with one tie.
+    assert!((0.9..=1.0).contains(&var), "variance {var}");
+    assert_eq!(r[0], r[2]);
+    for (a, b) in [(1, 4), (4, 5), (5, 0), (0, 3)] {
+        assert!(r[a] < r[b], "{r:?}");
+    }
+    let gap = |a: usize, b: usize| r[b] - r[a];
+    assert!((gap(0, 3) - gap(5, 0)).abs() < 0.5, "{r:?}");
+    assert_eq!(LabelNorm::Zscore.apply(&z), z.to_vec());
+}
+
+#[test]
+fn style_residual_is_orthogonal_to_every_style_and_the_mean() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("panel");
+    write_synth(
+        &SynthConfig {
+            stocks: 60,
+            days: 80,
+            seed: 4,
+        },
+        &dir,
+    )
+    .unwrap();
+    let panel = Panel::open(&dir).unwrap();
+    let (t_all, n, k) = (panel.n_dates(), panel.n_stocks(), panel.n_styles());
+    assert!(k > 0);
+    let styles = panel.view().styles;
+    // A factor made of the styles plus a part of its own, NaN for a few stocks.
+    let mut factor = vec![f32::NAN; t_all * n];
+    for t in 40..45 {
+        for i in 3..n {
+            let s = &styles[(t * n + i) * k..(t * n + i + 1) * k];
+            let own = ((i * 7919 + t) % 13) as f32 / 13.0;
+            let s0 = if s[0].is_finite() { s[0] } else { 0.0 };
+            factor[t * n + i] = 1.5 + 2.0 * s0 + own;
+        }
+    }
+    let before = factor.clone();
+    alphanet::train::predict::style_residual(&mut factor, &panel, 40..45);
+    for t in 40..45 {
+        let row = &factor[t * n..(t + 1) * n];
+        assert!(row[..3].iter().all(|v| v.is_nan()));
+        let live: Vec<usize> = (3..n).collect();
+        let sum: f64 = live.iter().map(|&i| f64::from(row[i])).sum();
+        assert!(sum.abs() < 1e-3, "date {t}: residual sums to {sum}");
+        for c in 0..k {
+            let dot: f64 = live
+                .iter()
+                .map(|&i| {
+                    let x = styles[(t * n + i) * k + c];
+                    f64::from(row[i]) * if x.is_finite() { f64::from(x) } else { 0.0 }
+                })
+                .sum();
+            assert!(
+                dot.abs() < 1e-2,
+                "date {t}, style {c}: residual·style = {dot}"
+            );
+        }
+        assert_ne!(&row[3..], &before[t * n + 3..(t + 1) * n]);
+    }
+    // Dates outside the range are untouched.
+    assert!(factor[..40 * n].iter().all(|v| v.is_nan()));
 }

@@ -215,12 +215,14 @@ def import_qlib(
     start: Optional[str] = None,
     end: Optional[str] = None,
     industry: Optional[PathLike] = None,
+    benchmark: Optional[str] = None,
 ) -> Panel:
-    """``alphanet import qlib``: a panel from a qlib ``dump_bin`` directory."""
+    """``alphanet import qlib``: a panel from a qlib ``dump_bin`` directory. ``benchmark=
+    "csi500-proxy"`` (with ``instruments="all"``) adds the CSI500 proxy as its benchmark."""
     out, tmp = _out_dir(path, "alphanet-qlib-")
     summary = json.loads(
         _rs.import_qlib(str(src), str(out), instruments, _date(start), _date(end),
-                        None if industry is None else str(industry))
+                        None if industry is None else str(industry), benchmark)
     )
     for w in summary["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
@@ -495,6 +497,7 @@ def train(
     epochs: int = 100,
     patience: int = 10,
     select_by: str = "rankic",
+    label: Optional[str] = None,
     batch: int = 1000,
     lr: float = 1e-4,
     seed: int = 0,
@@ -518,7 +521,7 @@ def train(
             variant=variant, model=model, pair_sample=pair_sample, neutralize_loss=neutralize_loss,
             long_weight=long_weight, ops=ops, dropout=dropout, hidden=hidden,
             input_norm=input_norm, epochs=epochs,
-            patience=patience, select_by=select_by, batch=batch, lr=lr, seed=seed,
+            patience=patience, select_by=select_by, **_label(label), batch=batch, lr=lr, seed=seed,
             start=_date(start), end=_date(end), sample_every=sample_every, split=split,
             device=device, progress=terminal, on_epoch=bar,
         )
@@ -550,11 +553,17 @@ def _read_factor_csv(path: Path, code_names: Mapping[str, str]) -> pd.Series:
     return df.set_index(["date", "code"])["factor"]
 
 
+def _label(label: Optional[str]) -> Dict[str, str]:
+    """The engine's default training target (``--label``) unless one is named."""
+    return {} if label is None else {"label": label}
+
+
 def run(
     panel: PanelLike,
     out: PathLike,
     *,
     start,
+    end=None,
     variants: Union[str, Sequence[str]] = ("v2", "v2.1", "v2.2", "v2.3"),
     seeds: int = 10,
     retrain_every: str = "6M",
@@ -570,13 +579,15 @@ def run(
     epochs: int = 100,
     patience: int = 10,
     select_by: str = "rankic",
+    label: Optional[str] = None,
     batch: int = 1000,
     lr: float = 1e-4,
     seed: int = 0,
     progress: bool = True,
 ) -> RunResult:
     """``alphanet run``: the rolling protocol (docs/protocol.md) into the run folder ``out``
-    (created, or resumed). Returns the seed-ensemble factor of each variant. ``progress=False``
+    (created, or resumed), predicting from ``start`` to ``end`` (default: the panel's end).
+    Returns the seed-ensemble factor of each variant. ``progress=False``
     silences everything the engine prints."""
     p = _panel(panel)
     if not isinstance(variants, str):
@@ -584,10 +595,11 @@ def run(
     with _quiet(not progress):
         summary = json.loads(
             _rs.run(
-                str(p.path), str(out), start=_date(start), variants=variants, seeds=seeds,
+                str(p.path), str(out), start=_date(start),
+                end=None if end is None else _date(end), variants=variants, seeds=seeds,
                 retrain_every=retrain_every, insample_days=insample_days, sample_every=sample_every,
                 split=split, shard=shard, device=device, ops=ops, dropout=dropout, hidden=hidden,
-                input_norm=input_norm, epochs=epochs, patience=patience, select_by=select_by, batch=batch, lr=lr, seed=seed,
+                input_norm=input_norm, epochs=epochs, patience=patience, select_by=select_by, **_label(label), batch=batch, lr=lr, seed=seed,
             )
         )
     out = Path(out)

@@ -23,7 +23,7 @@ use alphanet::model::{Arch, LossConfig, Model};
 use alphanet::rolling::jobs::Shard;
 use alphanet::rolling::schedule::{Period, ScheduleConfig};
 use alphanet::train::checkpoint;
-use alphanet::train::predict::predict_factor;
+use alphanet::train::predict::{predict_factor, Output};
 use alphanet::train::progress::with_epoch_observer;
 use alphanet::train::trainer::{EpochLog, TrainReport};
 use alphanet::Error;
@@ -34,6 +34,7 @@ use pyo3::prelude::*;
 
 /// The default feature-layer ops of `alphanet train` / `run` (`--ops`).
 const DEFAULT_OPS: &str = "corr,cov,stddev,zscore,return,decaylinear,mean";
+const DEFAULT_LABEL: &str = alphanet::train::trainer::LabelNorm::DEFAULT.name();
 /// Samples per prediction batch, as `alphanet predict`.
 const PREDICT_BATCH: usize = 4096;
 
@@ -128,7 +129,7 @@ fn synth(py: Python<'_>, out: PathBuf, stocks: usize, days: usize, seed: u64) ->
 
 /// `alphanet import qlib`; returns the import summary as JSON.
 #[pyfunction]
-#[pyo3(signature = (src, out, instruments="all", start=None, end=None, industry=None))]
+#[pyo3(signature = (src, out, instruments="all", start=None, end=None, industry=None, benchmark=None))]
 fn import_qlib(
     py: Python<'_>,
     src: PathBuf,
@@ -137,6 +138,7 @@ fn import_qlib(
     start: Option<String>,
     end: Option<String>,
     industry: Option<PathBuf>,
+    benchmark: Option<String>,
 ) -> PyResult<String> {
     let o = QlibOptions {
         src,
@@ -145,6 +147,7 @@ fn import_qlib(
         start,
         end,
         industry,
+        benchmark,
     };
     let s = py
         .detach(|| qlib_import(&o, &indicatif::ProgressBar::hidden()))
@@ -209,7 +212,14 @@ impl PyModel {
                 let backend = Backend::open(device)?;
                 let model = self.model.lock().expect("model lock");
                 let mut factor =
-                    predict_factor(&backend, &panel, &model, range.clone(), PREDICT_BATCH)?;
+                    predict_factor(
+                    &backend,
+                    &panel,
+                    &model,
+                    range.clone(),
+                    PREDICT_BATCH,
+                    Output::of(&self.loss),
+                )?;
                 let n = panel.n_stocks();
                 factor.truncate(range.end * n);
                 factor.drain(..range.start * n);
@@ -275,7 +285,7 @@ impl PyModel {
 #[pyo3(signature = (
     panel, *, variant="v2", model=None, pair_sample=None, neutralize_loss=false,
     long_weight=None, ops=DEFAULT_OPS, dropout=0.0, hidden=30, input_norm="none", epochs=100,
-    patience=10, select_by="rankic", batch=1000, lr=1e-4, seed=0, start=None, end=None,
+    patience=10, select_by="rankic", label=DEFAULT_LABEL, batch=1000, lr=1e-4, seed=0, start=None, end=None,
     sample_every=1, split="4:1", device="auto", progress=false, on_epoch=None
 ))]
 #[allow(clippy::too_many_arguments)]
@@ -294,6 +304,7 @@ fn train(
     epochs: usize,
     patience: usize,
     select_by: &str,
+    label: &str,
     batch: usize,
     lr: f64,
     seed: u64,
@@ -323,6 +334,7 @@ fn train(
         epochs,
         patience,
         select_by: select_by.to_string(),
+        label: label.to_string(),
         batch,
         lr,
         seed,
@@ -364,9 +376,9 @@ fn train(
 /// JSON (jobs, ran, skipped, by_others).
 #[pyfunction]
 #[pyo3(signature = (
-    panel, out, *, start, variants="v2,v2.1,v2.2,v2.3", seeds=10, retrain_every="6M",
+    panel, out, *, start, end=None, variants="v2,v2.1,v2.2,v2.3", seeds=10, retrain_every="6M",
     insample_days=1500, sample_every=2, split="4:1", shard="0/1", device="auto", ops=DEFAULT_OPS,
-    dropout=0.0, hidden=30, input_norm="none", epochs=100, patience=10, select_by="rankic",
+    dropout=0.0, hidden=30, input_norm="none", epochs=100, patience=10, select_by="rankic", label=DEFAULT_LABEL,
     batch=1000, lr=1e-4, seed=0, on_epoch=None
 ))]
 #[allow(clippy::too_many_arguments)]
@@ -375,6 +387,7 @@ fn run(
     panel: PathBuf,
     out: PathBuf,
     start: String,
+    end: Option<String>,
     variants: &str,
     seeds: usize,
     retrain_every: &str,
@@ -390,6 +403,7 @@ fn run(
     epochs: usize,
     patience: usize,
     select_by: &str,
+    label: &str,
     batch: usize,
     lr: f64,
     seed: u64,
@@ -399,6 +413,7 @@ fn run(
         epochs,
         patience,
         select_by: select_by.to_string(),
+        label: label.to_string(),
         batch,
         lr,
         seed,
@@ -413,6 +428,7 @@ fn run(
         seeds,
         schedule: ScheduleConfig {
             start,
+            end,
             every: retrain_every.parse::<Period>().py_err()?,
             insample_days,
             split: parse_ratio(split).py_err()?,

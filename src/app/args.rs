@@ -4,7 +4,7 @@ use crate::autograd::adam::AdamConfig;
 use crate::cuda::DeviceChoice;
 use crate::model::{apply_variant, Arch, InputNorm, LossConfig, ModelConfig};
 use crate::ops::ts_features::OpSet;
-use crate::train::trainer::{SelectBy, TrainConfig};
+use crate::train::trainer::{LabelNorm, SelectBy, TrainConfig};
 use crate::{Error, Result};
 use clap::Args;
 
@@ -127,6 +127,10 @@ pub struct TrainArgs {
     /// higher is better) or mse (the configured loss, the report's formulation).
     #[arg(long, default_value = SelectBy::DEFAULT.name())]
     pub select_by: String,
+    /// Training targets per date: rank (percentile ranks scaled to unit variance, qlib's
+    /// CSRankNorm) or zscore (the report's standardized returns).
+    #[arg(long, default_value = LabelNorm::DEFAULT.name())]
+    pub label: String,
     /// Samples per batch (whole dates, filled to about this size).
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
@@ -163,6 +167,7 @@ impl TrainArgs {
             },
             seed: self.seed,
             select_by: self.select_by.parse()?,
+            label: self.label.parse()?,
         })
     }
 }

@@ -13,6 +13,7 @@ use crate::fsutil::{write_file_atomically, write_json_atomically};
 use crate::model::{LossConfig, ModelConfig};
 use crate::train::checkpoint;
 use crate::train::predict::write_factor;
+use crate::train::predict::Output;
 use crate::train::split::insample_end;
 use crate::train::trainer::{fmt_ic, TrainConfig};
 use crate::{Error, Result};
@@ -136,6 +137,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         test.clone(),
         1,
         opts.train.batch_size.max(1000),
+        Output::of(&opts.loss),
     )?;
     let (oracle, oracle_series) = ho
         .oracle

@@ -10,6 +10,7 @@ use crate::data::panel::{Panel, PanelView};
 use crate::eval::baselines::{restrict, Baseline};
 use crate::eval::chart::{line_chart, Line};
 use crate::eval::factor::FactorSpec;
+use crate::eval::ic::{by_year, IcSummary};
 use crate::eval::layered::{evaluate, evaluate_on, factor_span, FactorEval, LayerConfig};
 use crate::fsutil::{write_dir_atomically, write_file_atomically, write_json_atomically};
 use crate::{Error, Result};
@@ -348,6 +349,8 @@ fn write_outputs(
             "last_signal": dates[e.layers.signal_dates[e.layers.signal_dates.len() - 1]],
             "rank_ic": e.ic,
             "raw_rank_ic": e.raw_ic,
+            "rank_ic_by_year": by_year(&e.ic_series, dates).into_iter()
+                .map(|(y, v)| (y, serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
             "rank_ic_series": e.ic_series.iter().map(|(t, ic)| (dates[*t].clone(), *ic)).collect::<Vec<_>>(),
             "style_exposure": panel.meta().style_names.iter().zip(&e.style_exposure)
                 .map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
@@ -363,6 +366,36 @@ fn write_outputs(
     write_json_atomically(&dir.join("metrics.json"), &metrics)?;
     let report = render_report(panel, opts, evals, sources, &charts, neutralization);
     write_file_atomically(&dir.join("report.md"), report.as_bytes())
+}
+
+/// Mean neutralized RankIC per calendar year, one row per factor, one column per year that
+/// any factor has signal dates in (`–` where a factor has none).
+fn year_table(evals: &[(String, FactorEval)], dates: &[String]) -> String {
+    let per: Vec<Vec<(String, IcSummary)>> = evals
+        .iter()
+        .map(|(_, e)| by_year(&e.ic_series, dates))
+        .collect();
+    let mut years: Vec<&str> = per.iter().flatten().map(|(y, _)| y.as_str()).collect();
+    years.sort_unstable();
+    years.dedup();
+    let mut s = String::from(
+        "\n### RankIC by year\n\nMean neutralized RankIC of each year's signal dates:\n\n| factor |",
+    );
+    for y in &years {
+        s += &format!(" {y} |");
+    }
+    s += &format!("\n|---|{}\n", "---|".repeat(years.len()));
+    for ((name, _), rows) in evals.iter().zip(&per) {
+        s += &format!("| {name} |");
+        for y in &years {
+            s += &match rows.iter().find(|(r, _)| r == y) {
+                Some((_, v)) => format!(" {} |", pct(v.mean)),
+                None => " – |".into(),
+            };
+        }
+        s += "\n";
+    }
+    s
 }
 
 fn group_name(k: usize, groups: usize) -> String {
@@ -489,6 +522,7 @@ fn render_report(
             num(e.raw_ic.ir)
         );
     }
+    s += &year_table(evals, dates);
     s += "\n![cumulative RankIC](ic_cumulative.png)\n\n";
     let styles = &panel.meta().style_names;
     if !styles.is_empty() {

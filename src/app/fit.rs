@@ -8,7 +8,7 @@ use crate::data::samples::PICTURE_DAYS;
 use crate::data::samples::{raw_labels, SampleIndex};
 use crate::eval::ic::{rank_ic_series, IcSummary};
 use crate::model::{LossConfig, Model, ModelConfig};
-use crate::train::predict::predict_factor;
+use crate::train::predict::{predict_factor, Output};
 use crate::train::split::split_train_val;
 use crate::train::trainer::{train, TrainConfig, TrainReport};
 use crate::{Error, Result};
@@ -84,8 +84,9 @@ pub fn held_out(
     dates: Range<usize>,
     every: usize,
     batch: usize,
+    output: Output,
 ) -> Result<HeldOut> {
-    let factor = predict_factor(backend, panel, model, dates.clone(), batch)?;
+    let factor = predict_factor(backend, panel, model, dates.clone(), batch, output)?;
     let index = SampleIndex::build(panel.view(), dates, 1)?;
     let labels = raw_labels(panel.view());
     let n = panel.n_stocks();

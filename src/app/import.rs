@@ -38,6 +38,10 @@ pub enum ImportSource {
         /// Industry snapshot CSV (updateDate,code,code_name,industry,...).
         #[arg(long)]
         industry: Option<PathBuf>,
+        /// A benchmark rebuilt from the data: csi500-proxy (with --instruments all; needs
+        /// instruments/csi300.txt, checked against the SH000905 index when the dump has it).
+        #[arg(long)]
+        benchmark: Option<String>,
     },
     /// A directory of baostock daily CSVs, one per stock (sh.600000.csv).
     Baostock {
@@ -64,6 +68,7 @@ impl ImportCommand {
                 start,
                 end,
                 industry,
+                benchmark,
             } => qlib(&QlibOptions {
                 src,
                 out,
@@ -71,6 +76,7 @@ impl ImportCommand {
                 start,
                 end,
                 industry,
+                benchmark,
             }),
             ImportSource::Baostock {
                 src,

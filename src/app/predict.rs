@@ -2,12 +2,12 @@
 
 use super::args::{init_threads, DeviceArg};
 use super::fit::{date_range, held_out, warn_empty_dates};
-use crate::cuda::{Backend, DeviceChoice};
+use crate::cuda::Backend;
 use crate::data::panel::Panel;
 use crate::data::samples::PICTURE_DAYS;
 use crate::fsutil::check_output_creatable;
 use crate::train::checkpoint;
-use crate::train::predict::{predict_factor, write_factor};
+use crate::train::predict::{predict_factor, write_factor, Output};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -30,6 +30,10 @@ pub struct PredictCommand {
     /// Also print the factor's daily RankIC against the labels (training universe).
     #[arg(long)]
     pub eval: bool,
+    /// For a model trained with the neutralized loss (v2.2): write ŷ as the network outputs it
+    /// instead of its residual on the styles (the default, docs/models.md).
+    #[arg(long)]
+    pub raw: bool,
     #[command(flatten)]
     pub device: DeviceArg,
 }
@@ -37,36 +41,28 @@ pub struct PredictCommand {
 impl PredictCommand {
     pub fn run(self) -> Result<()> {
         init_threads(self.threads)?;
-        predict(
-            self.device.choice()?,
-            &self.checkpoint,
-            &self.panel,
-            &self.from,
-            &self.to,
-            &self.out,
-            self.eval,
-        )
+        predict(&self)
     }
 }
 
-/// Writes the factor of a checkpoint over `from..=to`; with `eval`, also prints its daily
+/// Writes the factor of a checkpoint over `--from ..= --to`; with `--eval`, also prints its daily
 /// RankIC against the labels on the training universe (docs/data.md).
-pub fn predict(
-    device: DeviceChoice,
-    checkpoint_dir: &Path,
-    panel_dir: &Path,
-    from: &str,
-    to: &str,
-    out: &Path,
-    eval: bool,
-) -> Result<()> {
+pub fn predict(cmd: &PredictCommand) -> Result<()> {
+    let (checkpoint_dir, panel_dir, out) = (&cmd.checkpoint, &cmd.panel, &cmd.out);
+    let (from, to, eval, raw) = (cmd.from.as_str(), cmd.to.as_str(), cmd.eval, cmd.raw);
+    let device = cmd.device.choice()?;
     check_output_creatable(out)?;
     let (model, cfg) = checkpoint::load(checkpoint_dir)?;
     let panel = Panel::open(panel_dir)?;
     let dates = prediction_dates(&panel, &cfg.feature_names, checkpoint_dir, from, to)?;
     let backend = Backend::open(device)?;
+    let output = if raw {
+        Output::Raw
+    } else {
+        Output::of(&cfg.loss)
+    };
     let factor = if eval {
-        let ho = held_out(&backend, &panel, &model, dates.clone(), 1, 4096)?;
+        let ho = held_out(&backend, &panel, &model, dates.clone(), 1, 4096, output)?;
         println!(
             "RankIC {from} .. {to}: mean {:.4}, std {:.4}, IR {:.2}, positive {:.1}% over {} dates",
             ho.ic.mean,
@@ -77,7 +73,7 @@ pub fn predict(
         );
         ho.factor
     } else {
-        predict_factor(&backend, &panel, &model, dates.clone(), 4096)?
+        predict_factor(&backend, &panel, &model, dates.clone(), 4096, output)?
     };
     crate::fsutil::write_dir_atomically(out, |tmp| {
         write_factor(tmp, &panel, &factor, dates.clone())

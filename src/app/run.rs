@@ -15,7 +15,7 @@ use crate::rolling::claim::{try_claim, ClaimOutcome, HeldBy, LOCKS};
 use crate::rolling::jobs::{all_jobs, is_finished, job_seed, write_job, Job, JobRecord, Shard};
 use crate::rolling::manifest::{code_version, host, unix_now};
 use crate::rolling::schedule::{plan_windows, Period, ScheduleConfig, Window};
-use crate::train::predict::predict_factor;
+use crate::train::predict::{predict_factor, Output};
 use crate::train::trainer::TrainConfig;
 use crate::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -41,6 +41,9 @@ pub struct RunCommand {
     /// First prediction date (the first trading date on or after it).
     #[arg(long)]
     pub start: String,
+    /// Last prediction date (the last trading date on or before it; default: the panel's end).
+    #[arg(long)]
+    pub end: Option<String>,
     /// Retraining period: months (6M), years (1Y) or trading days (120d).
     #[arg(long, default_value = "6M")]
     pub retrain_every: String,
@@ -77,6 +80,7 @@ impl RunCommand {
             seeds: self.seeds,
             schedule: ScheduleConfig {
                 start: self.start,
+                end: self.end,
                 every: self.retrain_every.parse::<Period>()?,
                 insample_days: self.insample_days,
                 split: parse_ratio(&self.split)?,
@@ -458,13 +462,19 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
             let eta = indicatif::HumanDuration(bar.eta());
             let done = bar.position();
             bar.suspend(|| {
+                let peak = record
+                    .peak_rss_mib
+                    .map_or(String::new(), |m| format!(", peak memory {m:.0} MiB"));
                 eprintln!(
-                    "[{}/{}] {id}: best epoch {}/{}, validation loss {:.4}, {:.1} s; ETA {}",
+                    "[{}/{}] {id}: best epoch {}/{}, validation loss {:.4}, {} samples/epoch, \
+                     {:.1} s/epoch, {:.1} s{peak}; ETA {}",
                     done,
                     todo.len(),
                     l.best_epoch,
                     l.epochs_run,
                     l.best_val_loss,
+                    l.train_samples,
+                    record.s_per_epoch.unwrap_or(f64::NAN),
                     record.train_s + record.predict_s,
                     eta
                 )
@@ -619,6 +629,7 @@ fn run_job(
         seed,
         ..spec.train.clone()
     };
+    crate::sysmem::reset_peak_rss();
     let t0 = Instant::now();
     let fitted = fit(
         backend,
@@ -639,6 +650,7 @@ fn run_job(
         &fitted.model,
         window.predict.clone(),
         PREDICT_BATCH,
+        Output::of(&loss),
     )?;
     let n = panel.n_stocks();
     let rows = &factor[window.predict.start * n..window.predict.end * n];
@@ -658,7 +670,9 @@ fn run_job(
         predict: window.predict.clone(),
         losses: (&fitted.report).into(),
         train_s,
+        s_per_epoch: Some(train_s / fitted.report.epochs.len().max(1) as f64),
         predict_s: t1.elapsed().as_secs_f64(),
+        peak_rss_mib: crate::sysmem::peak_rss_mib(),
         host: host(),
         pid: std::process::id(),
         device: backend.describe(),

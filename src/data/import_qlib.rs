@@ -26,8 +26,11 @@ use super::builder::{
     Provenance, RowAudit, StockHistory,
 };
 use super::calendar::parse_date;
+use super::index_proxy::{
+    check_against, csi500_weights, CSI500_INDEX, CSI500_PROXY, CSI500_WEIGHTING,
+};
 use super::industry::industries_for;
-use super::panel::write_panel;
+use super::panel::{write_panel, BenchmarkMeta, PanelArrays, PanelMeta, PRICE_FIELDS};
 use crate::error::{Error, Result};
 
 /// Trailing window (traded days) of the turnover and size proxies, and the fewest traded days
@@ -62,6 +65,8 @@ pub struct QlibOptions {
     pub end: Option<String>,
     /// CSRC industry snapshot CSV (codes like `sh.600000`).
     pub industry: Option<PathBuf>,
+    /// A benchmark rebuilt from the data ([`CSI500_PROXY`]), with `instruments` `all`.
+    pub benchmark: Option<String>,
 }
 
 fn data_err(msg: String) -> Error {
@@ -71,6 +76,32 @@ fn data_err(msg: String) -> Error {
 /// Imports the qlib directory `o.src` into a new panel at `o.out`, one stock at a time.
 pub fn import_qlib(o: &QlibOptions, progress: &ProgressBar) -> Result<ImportSummary> {
     crate::fsutil::check_output_creatable(&o.out)?;
+    let csi300 = match o.benchmark.as_deref() {
+        None => None,
+        Some(CSI500_PROXY) if o.instruments == "all" => {
+            let path = o.src.join("instruments").join("csi300.txt");
+            if !path.is_file() {
+                return Err(data_err(format!(
+                    "--benchmark {CSI500_PROXY} excludes the CSI300 members, but {} is missing",
+                    path.display()
+                )));
+            }
+            Some(read_instruments(&path)?)
+        }
+        Some(CSI500_PROXY) => {
+            return Err(Error::Config(format!(
+                "--benchmark {CSI500_PROXY} needs --instruments all (the CSI500 lies outside the \
+                 {} universe)",
+                o.instruments
+            )))
+        }
+        Some(other) => {
+            return Err(Error::Config(format!(
+                "--benchmark {other:?}: the benchmark this importer can rebuild is {CSI500_PROXY} \
+                 (a universe file given to --instruments is its own benchmark)"
+            )))
+        }
+    };
     let cal_path = o.src.join("calendars").join("day.txt");
     if !cal_path.is_file() {
         return Err(data_err(format!(
@@ -145,7 +176,7 @@ pub fn import_qlib(o: &QlibOptions, progress: &ProgressBar) -> Result<ImportSumm
     let mut proxies: Vec<String> = PROXIES.iter().map(|s| s.to_string()).collect();
     proxies.push(industry_note);
     let n_stocks = codes.len();
-    let (meta, arrays) = builder.finish(
+    let (mut meta, mut arrays) = builder.finish(
         market,
         Provenance {
             source: "qlib".into(),
@@ -164,6 +195,12 @@ pub fn import_qlib(o: &QlibOptions, progress: &ProgressBar) -> Result<ImportSumm
             }),
         },
     );
+    if let Some(csi300) = &csi300 {
+        let index = feature_dir(&o.src, CSI500_INDEX)
+            .map(|dir| index_returns(&dir, calendar.len(), range.clone()))
+            .transpose()?;
+        warnings.push(add_csi500_proxy(&mut meta, &mut arrays, csi300, index));
+    }
     write_panel(&o.out, &meta, &arrays)?;
     Ok(ImportSummary {
         n_dates: meta.n_dates(),
@@ -173,6 +210,62 @@ pub fn import_qlib(o: &QlibOptions, progress: &ProgressBar) -> Result<ImportSumm
         audit,
         warnings,
     })
+}
+
+/// Writes the [`CSI500_PROXY`] benchmark into the panel's arrays and meta, its check against the
+/// index's returns (when the dump has them) into the provenance; returns the line that says how
+/// close it is.
+fn add_csi500_proxy(
+    meta: &mut PanelMeta,
+    arrays: &mut PanelArrays,
+    csi300: &Intervals,
+    index: Option<Vec<f64>>,
+) -> String {
+    let (dates, n) = (&meta.dates, meta.codes.len());
+    let mut excluded = vec![false; dates.len() * n];
+    for (i, code) in meta.codes.iter().enumerate() {
+        for (a, b) in csi300.get(code).into_iter().flatten() {
+            let from = dates.partition_point(|d| d < a);
+            let to = dates.partition_point(|d| d <= b);
+            for t in from..to {
+                excluded[t * n + i] = true;
+            }
+        }
+    }
+    let w = csi500_weights(dates, &arrays.tradable, &arrays.size, &excluded, n);
+    let p = PRICE_FIELDS.len();
+    let close_field = PRICE_FIELDS
+        .iter()
+        .position(|f| *f == "close")
+        .expect("close");
+    let close: Vec<f32> = arrays.price.chunks(p).map(|c| c[close_field]).collect();
+    let check = index.and_then(|r| check_against(dates, &w, &close, n, CSI500_INDEX, &r));
+    arrays.index = Some(w);
+    meta.benchmarks = vec![BenchmarkMeta {
+        name: CSI500_PROXY.into(),
+        weighting: CSI500_WEIGHTING.into(),
+    }];
+    let line = match &check {
+        Some(c) => format!(
+            "{CSI500_PROXY} is a proxy of the CSI500 (no membership file): its daily return against \
+             {CSI500_INDEX}'s over {} .. {}: correlation {:.3}, tracking error {:.1}% a year, \
+             annual return {:.1}% vs {:.1}% (meta.json provenance.benchmark_check)",
+            c.first_date,
+            c.last_date,
+            c.correlation,
+            100.0 * c.tracking_error,
+            100.0 * c.proxy_annual_return,
+            100.0 * c.index_annual_return
+        ),
+        None => format!(
+            "{CSI500_PROXY} is a proxy of the CSI500 (no membership file), and the dump has no \
+             {CSI500_INDEX} returns to check it against"
+        ),
+    };
+    if let Some(obj) = meta.provenance.as_object_mut() {
+        obj.insert("benchmark_check".into(), serde_json::json!(check));
+    }
+    line
 }
 
 /// `calendars/day.txt`: strictly increasing dates, one per line.

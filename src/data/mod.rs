@@ -7,6 +7,7 @@ pub mod features;
 pub mod fingerprint;
 pub mod import_baostock;
 pub mod import_qlib;
+pub mod index_proxy;
 pub mod industry;
 pub mod limits;
 pub mod npy;

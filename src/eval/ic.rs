@@ -60,3 +60,36 @@ pub fn rank_ic_series(
     }
     out
 }
+
+/// The RankIC summary of each calendar year of `series` (`(date index, IC)` as from
+/// [`rank_ic_series`]), by the `YYYY` of `dates`, in date order.
+pub fn by_year(series: &[(usize, f64)], dates: &[String]) -> Vec<(String, IcSummary)> {
+    let mut out: Vec<(String, Vec<f64>)> = Vec::new();
+    for &(t, ic) in series {
+        let year = &dates[t][..4];
+        match out.last_mut() {
+            Some((y, ics)) if y == year => ics.push(ic),
+            _ => out.push((year.to_string(), vec![ic])),
+        }
+    }
+    out.into_iter()
+        .map(|(y, ics)| (y, IcSummary::of(&ics)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn years_split_the_series_in_order() {
+        let dates: Vec<String> = ["2011-12-30", "2012-01-04", "2012-06-01", "2013-01-04"]
+            .map(String::from)
+            .to_vec();
+        let years = by_year(&[(0, 0.1), (1, 0.2), (2, 0.4), (3, -0.1)], &dates);
+        let got: Vec<(&str, usize)> = years.iter().map(|(y, s)| (y.as_str(), s.dates)).collect();
+        assert_eq!(got, [("2011", 1), ("2012", 2), ("2013", 1)]);
+        assert!((years[1].1.mean - 0.3).abs() < 1e-12);
+        assert!((years[2].1.mean + 0.1).abs() < 1e-12);
+    }
+}

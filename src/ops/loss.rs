@@ -89,7 +89,7 @@ pub fn neutralized_mse_loss<T: Float>(
 }
 
 /// `v ← v − S(SᵀS + λI)⁻¹Sᵀv` for `S = [1, styles]` of one group (`styles` is `[n, k]`).
-fn project_out<T: Float>(v: &mut [T], styles: &[T], k: usize) {
+pub fn project_out<T: Float>(v: &mut [T], styles: &[T], k: usize) {
     let p = k + 1;
     let s = |row: usize, col: usize| -> T {
         if col == 0 {

@@ -117,7 +117,14 @@ pub struct JobRecord {
     pub predict_dates: (String, String),
     pub losses: Losses,
     pub train_s: f64,
+    /// `train_s` per epoch run (absent in records of older builds).
+    #[serde(default)]
+    pub s_per_epoch: Option<f64>,
     pub predict_s: f64,
+    /// Peak resident memory of the process while the job ran, MiB (Linux; absent elsewhere
+    /// and in records of older builds).
+    #[serde(default)]
+    pub peak_rss_mib: Option<f64>,
     pub host: String,
     pub pid: u32,
     pub device: String,

@@ -61,6 +61,10 @@ impl fmt::Display for Period {
 pub struct ScheduleConfig {
     /// First prediction date (`YYYY-MM-DD`; the first trading date on or after it is used).
     pub start: String,
+    /// Last prediction date (`YYYY-MM-DD`; the last trading date on or before it is used); `None`
+    /// runs to the panel's end. Runs started before the option existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
     pub every: Period,
     /// Trading dates of in-sample history per window (before sampling every `sample_every`).
     pub insample_days: usize,
@@ -108,12 +112,31 @@ pub fn plan_windows(dates: &[String], cfg: &ScheduleConfig) -> Result<Vec<Window
         }
         _ => {}
     }
+    // One past the last prediction date.
+    let stop = match &cfg.end {
+        None => dates.len(),
+        Some(end) if parse_date(end).is_none() => {
+            return Err(Error::Config(format!("--end {end}: not a YYYY-MM-DD date")))
+        }
+        Some(end) if end.as_str() < cfg.start.as_str() => {
+            return Err(Error::Config(format!(
+                "--end {end} is before --start {}",
+                cfg.start
+            )))
+        }
+        Some(end) => dates.partition_point(|d| d.as_str() <= end.as_str()),
+    };
     let first = first_on_or_after(dates, &cfg.start);
-    if first >= dates.len() {
+    if first >= stop {
         return Err(Error::Data(format!(
-            "--start {} is after the panel's last date {}",
+            "--start {} is after the panel's last date {}{}",
             cfg.start,
-            dates.last().map_or("(none)", String::as_str)
+            dates[..stop].last().map_or("(none)", String::as_str),
+            if stop < dates.len() {
+                " on or before --end"
+            } else {
+                ""
+            }
         )));
     }
     let mut starts = vec![first];
@@ -125,7 +148,7 @@ pub fn plan_windows(dates: &[String], cfg: &ScheduleConfig) -> Result<Vec<Window
             },
             Period::TradingDays(d) => first.saturating_add(k.saturating_mul(d)),
         };
-        if p >= dates.len() {
+        if p >= stop {
             break;
         }
         // A calendar gap longer than the period maps two anchors onto one trading date.
@@ -133,7 +156,7 @@ pub fn plan_windows(dates: &[String], cfg: &ScheduleConfig) -> Result<Vec<Window
             starts.push(p);
         }
     }
-    let ends = starts.iter().skip(1).copied().chain([dates.len()]);
+    let ends = starts.iter().skip(1).copied().chain([stop]);
     starts
         .iter()
         .zip(ends)
@@ -207,6 +230,32 @@ mod tests {
         assert_eq!(add("2011-12-15", 1), "2012-01-15");
         assert_eq!(add("2011-07-31", 0), "2011-07-31");
         assert_eq!(add_months("2011-07-31", 12 * 8000), None);
+    }
+
+    #[test]
+    fn end_caps_the_last_window() {
+        let dates: Vec<String> = (0..400)
+            .map(|k| {
+                let (m, d) = (1 + k / 28, 1 + k % 28);
+                format!("{:04}-{:02}-{d:02}", 2011 + (m - 1) / 12, (m - 1) % 12 + 1)
+            })
+            .collect();
+        let cfg = |end: Option<&str>| ScheduleConfig {
+            start: "2011-06-01".into(),
+            end: end.map(String::from),
+            every: Period::Months(3),
+            insample_days: 100,
+            split: (4, 1),
+        };
+        let all = plan_windows(&dates, &cfg(None)).unwrap();
+        assert_eq!(all.last().unwrap().predict.end, dates.len());
+        let capped = plan_windows(&dates, &cfg(Some("2011-12-15"))).unwrap();
+        let last = capped.last().unwrap();
+        assert_eq!(dates[last.predict.end - 1], "2011-12-15");
+        assert_eq!(dates[last.predict.start], "2011-12-01");
+        assert_eq!(capped.len(), 3);
+        assert!(plan_windows(&dates, &cfg(Some("2011-05-01"))).is_err());
+        assert!(plan_windows(&dates, &cfg(Some("2011-13-01"))).is_err());
     }
 
     #[test]

@@ -6,11 +6,33 @@ use crate::data::npy::write_npy;
 use crate::data::panel::{flags, Panel};
 use crate::data::samples::{gather_pictures, N_FEATURES, PICTURE_DAYS};
 use crate::device::{Cpu, Device};
-use crate::model::Model;
+use crate::model::{LossConfig, Model};
+use crate::ops::loss::project_out;
 use crate::{Error, Result};
 use std::io::Write;
 use std::ops::Range;
 use std::path::Path;
+
+/// What a model's factor is (docs/models.md#v22-neutralized-loss).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// ŷ as the network outputs it.
+    Raw,
+    /// `ŷ_res = ŷ − S(SᵀS + λI)⁻¹Sᵀŷ` per date, `S = [1, styles]` over the date's predicted
+    /// stocks: the part of ŷ that the v2.2 loss trains. Its style part gets no gradient and drifts.
+    StyleResidual,
+}
+
+impl Output {
+    /// The factor of a model trained with `loss`: the style residual for the v2.2 loss.
+    pub fn of(loss: &LossConfig) -> Output {
+        if loss.neutralize {
+            Output::StyleResidual
+        } else {
+            Output::Raw
+        }
+    }
+}
 
 /// Predictions for every (date in `dates`, stock) that is listed, not suspended and has a fully
 /// finite picture; NaN elsewhere. Returned as `[T, N]` over the whole panel.
@@ -20,10 +42,43 @@ pub fn predict_factor(
     model: &Model<f32>,
     dates: Range<usize>,
     batch_size: usize,
+    output: Output,
 ) -> Result<Vec<f32>> {
-    match backend {
-        Backend::Cpu => predict_on(&Cpu::new(), panel, model, dates, batch_size),
-        Backend::Cuda(gpu) => predict_on(&**gpu, panel, model, dates, batch_size),
+    let mut factor = match backend {
+        Backend::Cpu => predict_on(&Cpu::new(), panel, model, dates.clone(), batch_size),
+        Backend::Cuda(gpu) => predict_on(&**gpu, panel, model, dates.clone(), batch_size),
+    }?;
+    if output == Output::StyleResidual {
+        style_residual(&mut factor, panel, dates);
+    }
+    Ok(factor)
+}
+
+/// Replaces each date's finite values of `factor` (`[T, N]`) by their residual on `[1, styles]`
+/// as the v2.2 loss computes it ([`project_out`], a non-finite exposure counting as 0). A date
+/// with fewer than `2(K + 1)` values is left as it is, as the loss leaves such a group.
+pub fn style_residual(factor: &mut [f32], panel: &Panel, dates: Range<usize>) {
+    let p = panel.view();
+    let (n, k) = (p.n_stocks, p.n_styles);
+    if k == 0 {
+        return;
+    }
+    for t in dates {
+        let row = &mut factor[t * n..(t + 1) * n];
+        let stocks: Vec<usize> = (0..n).filter(|&i| row[i].is_finite()).collect();
+        if stocks.len() < 2 * (k + 1) {
+            continue;
+        }
+        let mut v: Vec<f64> = stocks.iter().map(|&i| f64::from(row[i])).collect();
+        let s: Vec<f64> = stocks
+            .iter()
+            .flat_map(|&i| &p.styles[(t * n + i) * k..(t * n + i + 1) * k])
+            .map(|&x| f64::from(x))
+            .collect();
+        project_out(&mut v, &s, k);
+        for (&i, r) in stocks.iter().zip(v) {
+            row[i] = r as f32;
+        }
     }
 }
 

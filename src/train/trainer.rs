@@ -7,7 +7,7 @@ use super::step::{eval_predict_on, queue_train_step, Batch, Queued};
 use crate::autograd::adam::AdamConfig;
 use crate::cuda::Backend;
 use crate::data::panel::Panel;
-use crate::data::samples::{gather_styles, spearman, SampleIndex};
+use crate::data::samples::{average_ranks, gather_styles, spearman, SampleIndex};
 use crate::device::{Cpu, Device, DeviceBatch};
 use crate::model::{LossConfig, Model, ModelConfig};
 use crate::ops::loss::long_side_weights;
@@ -66,6 +66,63 @@ impl std::str::FromStr for SelectBy {
     }
 }
 
+/// How a date's raw labels become training targets (docs/training.md#labels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelNorm {
+    /// `(r − mean) / std` over the date's universe.
+    Zscore,
+    /// qlib's `CSRankNorm`: `(rank_pct − ½)·√12`, the date's percentile ranks (ties averaged)
+    /// centred and scaled to unit variance, so a few extreme returns cannot dominate the loss.
+    Rank,
+}
+
+impl LabelNorm {
+    /// The CLI default (`--label`), chosen by measurement (docs/training.md#labels).
+    pub const DEFAULT: LabelNorm = LabelNorm::Zscore;
+
+    /// What files written before the option existed trained on.
+    pub fn legacy() -> LabelNorm {
+        LabelNorm::Zscore
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            LabelNorm::Zscore => "zscore",
+            LabelNorm::Rank => "rank",
+        }
+    }
+
+    /// The training targets of one date from its z-scored labels (ranks are the same).
+    pub fn apply(self, z: &[f32]) -> Vec<f32> {
+        match self {
+            LabelNorm::Zscore => z.to_vec(),
+            LabelNorm::Rank => {
+                let n = z.len() as f64;
+                let z: Vec<f64> = z.iter().map(|&v| f64::from(v)).collect();
+                average_ranks(&z)
+                    .into_iter()
+                    .map(|r| (((r - 0.5) / n - 0.5) * 12f64.sqrt()) as f32)
+                    .collect()
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for LabelNorm {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "zscore" => Ok(LabelNorm::Zscore),
+            "rank" => Ok(LabelNorm::Rank),
+            _ => Err(Error::Config(format!(
+                "--label {s:?}: expected rank (cross-sectional percentile ranks, qlib's CSRankNorm) or zscore"
+            ))),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub epochs: usize,
@@ -77,6 +134,9 @@ pub struct TrainConfig {
     /// the option existed were selected by the loss, and read back that way.
     #[serde(default = "SelectBy::legacy")]
     pub select_by: SelectBy,
+    /// The training targets. Files written before the option existed trained on z-scores.
+    #[serde(default = "LabelNorm::legacy")]
+    pub label: LabelNorm,
 }
 
 impl Default for TrainConfig {
@@ -88,6 +148,7 @@ impl Default for TrainConfig {
             adam: AdamConfig::default(),
             seed: 0,
             select_by: SelectBy::DEFAULT,
+            label: LabelNorm::DEFAULT,
         }
     }
 }
@@ -122,21 +183,24 @@ pub struct TrainReport {
     pub fallback_groups: usize,
 }
 
-/// Samples of one part (train or validation) with the per-date v2.3 weights precomputed.
+/// Samples of one part (train or validation) with the per-date targets and v2.3 weights
+/// precomputed.
 struct Part<'a> {
     index: &'a SampleIndex,
+    labels: Vec<Vec<f32>>,
     weights: Vec<Vec<f32>>,
 }
 
 impl<'a> Part<'a> {
-    fn new(index: &'a SampleIndex, loss: &LossConfig) -> Self {
+    fn new(index: &'a SampleIndex, loss: &LossConfig, label: LabelNorm) -> Self {
         let high = loss.long_weight.unwrap_or(1.0) as f32;
-        let weights = index
-            .labels_z
-            .iter()
-            .map(|y| long_side_weights(y, high))
-            .collect();
-        Part { index, weights }
+        let labels: Vec<Vec<f32>> = index.labels_z.iter().map(|z| label.apply(z)).collect();
+        let weights = labels.iter().map(|y| long_side_weights(y, high)).collect();
+        Part {
+            index,
+            labels,
+            weights,
+        }
     }
 
     fn samples(&self) -> usize {
@@ -158,7 +222,7 @@ impl<'a> Part<'a> {
             let date = self.index.dates[c.date];
             for &r in &c.rows {
                 pairs.push((date, self.index.per_date[c.date][r]));
-                y.push(self.index.labels_z[c.date][r]);
+                y.push(self.labels[c.date][r]);
                 w.push(self.weights[c.date][r]);
             }
             offsets.push(pairs.len());
@@ -239,7 +303,10 @@ pub fn train_on<D: Device<T = f32>>(
         ));
     }
     let mut model = Model::<f32>::new(model_cfg)?.to_device(dev)?;
-    let (train_part, val_part) = (Part::new(train, loss), Part::new(val, loss));
+    let (train_part, val_part) = (
+        Part::new(train, loss, cfg.label),
+        Part::new(val, loss, cfg.label),
+    );
     let span = match (train_part.span(), val_part.span()) {
         (Some(a), Some(b)) => a.start.min(b.start)..a.end.max(b.end),
         (a, b) => a.or(b).unwrap_or(0..0),
