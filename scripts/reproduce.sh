@@ -148,6 +148,6 @@ if [[ $universe == market ]]; then
 fi
 
 # 5. Side by side with the report (full A-share market, 2011-01-31 .. 2021-06-30).
-scripts/reproduction_tables.py --universe "$universe" --budget "$budget" --out "$out" \
+python3 scripts/reproduction_tables.py --universe "$universe" --budget "$budget" --out "$out" \
     --wall-s "$((SECONDS - t0))" --train-s "$train_s" >"$out/reproduction.md"
 echo "reproduction: $out/reproduction.md"
