@@ -3,13 +3,16 @@
 //! oracle's (the planted signal itself), writing everything into one output folder.
 
 use super::args::{init_threads, FitArgs};
+use super::eval::neutralization_industries;
 use super::fit::{fit, held_out};
 use crate::cuda::{Backend, DeviceChoice};
 use crate::data::panel::Panel;
 use crate::data::samples::HORIZON;
 use crate::data::synth::{write_synth, SynthConfig};
 use crate::eval::chart::{line_chart, Line};
+use crate::eval::layered::{evaluate, LayerConfig};
 use crate::fsutil::{write_file_atomically, write_json_atomically};
+use crate::model::config::display_name;
 use crate::model::{LossConfig, ModelConfig};
 use crate::train::checkpoint;
 use crate::train::predict::write_factor;
@@ -73,11 +76,19 @@ pub struct DemoOptions {
 }
 
 pub struct DemoResult {
+    /// The raw factor's RankIC on every held-out date.
     pub ic_mean: f64,
     pub ic_ir: f64,
     pub oracle_mean: f64,
     pub oracle_ir: f64,
+    /// As `alphanet eval` reports it: industry + size neutralized, every 10th signal date.
+    pub neutral_ic_mean: f64,
+    pub neutral_ic_ir: f64,
 }
+
+/// How the second RankIC figure differs from the first (docs/evaluation.md#rankic).
+const NEUTRAL_NOTE: &str =
+    "as `alphanet eval` scores it (industry + size neutralized, every 10th date)";
 
 pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     let t0 = Instant::now();
@@ -101,8 +112,8 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     let insample = 29..insample_end(first_test);
     let dates = &panel.meta().dates;
     eprintln!(
-        "[2/4] training {:?} on {} .. {} (purged 4:1 split)",
-        opts.model.arch,
+        "[2/4] training {} on {} .. {} (purged 4:1 split)",
+        display_name(&opts.model, &opts.loss),
         dates[insample.start],
         dates[insample.end - 1]
     );
@@ -158,17 +169,30 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         &ho.series,
         &oracle_series,
     )?;
+    // The same factor as `alphanet eval` scores it: neutralized, every 10th signal date.
+    let (one_industry, _) = neutralization_industries(&panel);
+    let view = match &one_industry {
+        Some(industry) => crate::data::panel::PanelView {
+            industry,
+            ..panel.view()
+        },
+        None => panel.view(),
+    };
+    let neutral = evaluate(view, &ho.factor, &LayerConfig::default())?.ic;
     let result = DemoResult {
         ic_mean: ho.ic.mean,
         ic_ir: ho.ic.ir,
         oracle_mean: oracle.mean,
         oracle_ir: oracle.ir,
+        neutral_ic_mean: neutral.mean,
+        neutral_ic_ir: neutral.ir,
     };
     let elapsed = t0.elapsed().as_secs_f64();
     let metrics = serde_json::json!({
         "model": opts.model, "loss": opts.loss, "train": opts.train, "synth": {
             "stocks": opts.synth.stocks, "days": opts.synth.days, "seed": opts.synth.seed },
-        "held_out": { "from": dates[test.start], "to": dates[test.end - 1], "rank_ic": ho.ic, "oracle_rank_ic": oracle },
+        "held_out": { "from": dates[test.start], "to": dates[test.end - 1], "rank_ic": ho.ic, "oracle_rank_ic": oracle,
+            "neutralized_rank_ic_every_10_days": neutral },
         "training": fitted.report, "elapsed_s": elapsed,
     });
     write_json_atomically(&opts.out.join("metrics.json"), &metrics)?;
@@ -177,11 +201,16 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         &fitted.report,
         &ho.ic,
         &oracle,
+        &neutral,
         (&dates[test.start], &dates[test.end - 1]),
         elapsed,
     );
     write_file_atomically(&opts.out.join("report.md"), report.as_bytes())?;
     println!("{}", summary_line(&result));
+    println!(
+        "{NEUTRAL_NOTE}: RankIC mean {:.4} (IC_IR {:.2}); the line above scores the raw factor on every held-out date",
+        result.neutral_ic_mean, result.neutral_ic_ir
+    );
     println!("report: {}", opts.out.join("report.md").display());
     Ok(result)
 }
@@ -237,13 +266,17 @@ fn render_report(
     report: &crate::train::trainer::TrainReport,
     ic: &crate::eval::ic::IcSummary,
     oracle: &crate::eval::ic::IcSummary,
+    neutral: &crate::eval::ic::IcSummary,
     span: (&str, &str),
     elapsed: f64,
 ) -> String {
     let mut s = String::from("# alphanet demo\n\n");
     s += &format!(
-        "Synthetic market: {} stocks × {} days, seed {}. Model {:?} (pair sample {:?}, neutralized loss {}, long weight {:?}).\n\n",
-        opts.synth.stocks, opts.synth.days, opts.synth.seed, opts.model.arch, opts.model.pair_sample, opts.loss.neutralize, opts.loss.long_weight
+        "Synthetic market: {} stocks × {} days, seed {}. Model {}.\n\n",
+        opts.synth.stocks,
+        opts.synth.days,
+        opts.synth.seed,
+        display_name(&opts.model, &opts.loss)
     );
     s += &format!(
         "Held-out dates {} .. {}, RankIC on every date against the raw 10-day VWAP return.\n\n",
@@ -261,6 +294,12 @@ fn render_report(
             v.dates
         );
     }
+    s += &format!(
+        "\n{NEUTRAL_NOTE}: RankIC mean {:.2}%, IC_IR {:.2} over {} dates.\n",
+        100.0 * neutral.mean,
+        neutral.ir,
+        neutral.dates
+    );
     s += &format!(
         "\nTraining: {} samples, {} validation samples, {} epochs run, best epoch {} by validation {} (validation loss {:.4}, RankIC {}). Total time {elapsed:.1} s.\n\n",
         report.train_samples,
@@ -287,11 +326,31 @@ fn render_report(
     s
 }
 
-/// A fresh default output folder `out/demo-<unix seconds>` so reruns never collide.
+/// A fresh default output folder `out/demo-YYYY-MM-DD-HHMMSS` (UTC), so reruns never collide.
 pub fn default_out() -> PathBuf {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    Path::new("out").join(format!("demo-{secs}"))
+    Path::new("out").join(format!("demo-{}", utc_stamp(secs)))
+}
+
+/// `YYYY-MM-DD-HHMMSS` of a Unix time (UTC; days to civil date by Howard Hinnant's algorithm).
+pub fn utc_stamp(secs: u64) -> String {
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }

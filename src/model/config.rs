@@ -130,6 +130,32 @@ pub struct LossConfig {
     pub long_weight: Option<f64>,
 }
 
+/// The name users know a model by: the architecture (`v1`, `v2`, `v3`) and the improvements it
+/// carries joined with `+`, e.g. `v2`, `v2.1+v2.3`, `v3+v2.2`; options that differ from the
+/// named variants' values are spelled out (`v2.1(pairs 6)`, `v2.3(weight 3)`).
+pub fn display_name(model: &ModelConfig, loss: &LossConfig) -> String {
+    let arch = match model.arch {
+        Arch::V1 => "v1",
+        Arch::V2 => "v2",
+        Arch::V3 => "v3",
+    };
+    let mut parts = vec![arch.to_string()];
+    match model.pair_sample {
+        Some(8) => parts.push("v2.1".into()),
+        Some(n) => parts.push(format!("v2.1(pairs {n})")),
+        None => {}
+    }
+    if loss.neutralize {
+        parts.push("v2.2".into());
+    }
+    match loss.long_weight {
+        Some(2.0) => parts.push("v2.3".into()),
+        Some(w) => parts.push(format!("v2.3(weight {w})")),
+        None => {}
+    }
+    parts.join("+")
+}
+
 /// The report's named variants, as shorthand for the flags.
 pub fn apply_variant(name: &str, model: &mut ModelConfig, loss: &mut LossConfig) -> Result<()> {
     match name {

@@ -15,6 +15,7 @@ use crate::rng::stream;
 use crate::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
+use std::io::IsTerminal;
 use std::ops::Range;
 use std::time::Instant;
 
@@ -319,6 +320,9 @@ pub fn train_on<D: Device<T = f32>>(
     let val_plan = plan_in_order(&val_sizes, cfg.batch_size);
     let n_train = train_part.samples();
     let bar = progress_bar(progress, cfg.epochs as u64);
+    // Where the bar cannot draw (a pipe, a log file), one line per epoch instead.
+    let lines = progress && !std::io::stderr().is_terminal();
+    let started = Instant::now();
     let mut report = TrainReport {
         epochs: vec![],
         best_epoch: 0,
@@ -401,6 +405,21 @@ pub fn train_on<D: Device<T = f32>>(
             log.samples_per_s
         ));
         bar.inc(1);
+        if lines {
+            let left = started.elapsed().as_secs_f64() / (epoch + 1) as f64
+                * (cfg.epochs - epoch - 1) as f64;
+            eprintln!(
+                "epoch {}/{}: loss {:.4}, val loss {:.4}, val RankIC {}, {:.0} samples/s, \
+                 at most {} left",
+                epoch + 1,
+                cfg.epochs,
+                log.train_loss,
+                log.val_loss,
+                fmt_ic(log.val_rank_ic),
+                log.samples_per_s,
+                indicatif::HumanDuration(std::time::Duration::from_secs_f64(left))
+            );
+        }
         super::progress::epoch_done(&log, cfg.epochs);
         report.epochs.push(log);
         let score = match cfg.select_by {
