@@ -17,9 +17,16 @@ export LD_LIBRARY_PATH="$CUDA_HOME/lib:${LD_LIBRARY_PATH:-}"
 # A kernel that stops compiling fails the build instead of falling back to NVRTC at run time.
 export KERNELS_REQUIRE_NVCC=1
 
-# NumPy: the panel tests load every .npy file the engine writes with NumPy.
+# NumPy: the panel tests load every .npy file the engine writes with NumPy. The system Python's
+# when it has it, else a virtual environment of the checkout (target/test-venv): nothing is
+# installed into the system. Passed to the tests as ALPHANET_TEST_PYTHON, not through PATH, which
+# build.rs watches (a changed PATH would rebuild the crate).
+py=python3
 if ! python3 -c "import numpy" 2>/dev/null; then
-    python3 -m pip install -q numpy
+    py=target/test-venv/bin/python
+    [[ -x $py ]] || python3 -m venv target/test-venv
+    "$py" -c "import numpy" 2>/dev/null || "$py" -m pip install -q --disable-pip-version-check numpy
 fi
+export ALPHANET_TEST_PYTHON=$py
 
 cargo test --release "$@"

@@ -98,9 +98,14 @@ fn date_index_errors_name_the_panel_range() {
     assert!(err.contains("not a YYYY-MM-DD date"), "{err}");
 }
 
+/// The Python with NumPy that scripts/test.sh chose (`ALPHANET_TEST_PYTHON`), else `python3`.
+fn python() -> Command {
+    Command::new(std::env::var("ALPHANET_TEST_PYTHON").unwrap_or_else(|_| "python3".into()))
+}
+
 #[test]
 fn numpy_loads_every_file() {
-    let probe = Command::new("python3")
+    let probe = python()
         .args(["-c", "import numpy"])
         .output();
     match probe {
@@ -142,7 +147,7 @@ print("numpy ok", len(meta["dates"]))
 "#;
     let (_, a) = small();
     let vwap = format!("{:e}", a.price[5 * 20 * 6 + 4]);
-    let out = Command::new("python3")
+    let out = python()
         .arg("-c")
         .arg(script)
         .arg(&dir)

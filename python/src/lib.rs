@@ -538,6 +538,7 @@ fn is_panel_dir(path: PathBuf) -> bool {
 
 #[pymodule]
 fn _alphanet_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    alphanet::cuda::word_for_python();
     m.add_class::<PyModel>()?;
     m.add_function(wrap_pyfunction!(panel_meta, m)?)?;
     m.add_function(wrap_pyfunction!(synth, m)?)?;

@@ -54,12 +54,12 @@ def test_too_little_data_to_train():
 
 
 def test_unknown_device(panel):
-    with pytest.raises(ValueError, match=r'--device "gpu": expected auto, cpu, cuda or cuda:K'):
+    with pytest.raises(ValueError, match=r'device="gpu": expected auto, cpu, cuda or cuda:K'):
         an.train(panel, device="gpu", progress=False)
     try:  # trains on a GPU where there is one; elsewhere the CLI's error
         an.train(panel, device="cuda:0", epochs=1, progress=False)
     except an.CudaError as e:
-        assert isinstance(e, RuntimeError) and "--device cuda:0 cannot be used" in str(e)
+        assert isinstance(e, RuntimeError) and 'device="cuda:0" cannot be used' in str(e)
     with pytest.raises(ValueError, match="expected auto, cpu"):
         an.run(panel, "/nonexistent/run", start=panel.meta["dates"][100], device="tpu", progress=False)
     assert an.parse_device("CUDA") == "cuda:0"
@@ -88,3 +88,13 @@ def test_cli_messages(panel, tmp_path):
         model.predict(panel, start=panel.meta["dates"][0], end=panel.meta["dates"][10])
     with pytest.raises(ValueError, match="--every 0"):
         an.evaluate(panel, {"f": model.predict(panel)}, every=0)
+
+
+def test_device_notes_are_worded_for_python_and_said_once(panel, capfd):
+    for _ in range(3):
+        an.train(panel, epochs=1, device="auto", progress=False)
+    err = capfd.readouterr().err
+    assert "--device" not in err, err
+    notes = [l for l in err.splitlines() if l.startswith("note: device=")]
+    assert len(notes) <= 1, err
+    assert len([l for l in err.splitlines() if l.startswith("device: ")]) <= 1, err

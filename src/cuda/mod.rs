@@ -46,8 +46,13 @@ impl FromStr for DeviceChoice {
 
     fn from_str(s: &str) -> Result<Self> {
         let bad = || {
+            let flag = if PYTHON_WORDING.load(std::sync::atomic::Ordering::Relaxed) {
+                "device="
+            } else {
+                "--device "
+            };
             Error::Config(format!(
-                "--device {s:?}: expected auto, cpu, cuda or cuda:K (K a GPU index, e.g. cuda:0)"
+                "{flag}{s:?}: expected auto, cpu, cuda or cuda:K (K a GPU index, e.g. cuda:0)"
             ))
         };
         match s.trim().to_ascii_lowercase().as_str() {
@@ -79,6 +84,26 @@ pub enum Backend {
     Cuda(Box<Gpu>),
 }
 
+/// The last device line [`Backend::open`] printed.
+static SAID: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+/// Whether messages name the device as Python's keyword (`device="auto"`) or the CLI flag.
+static PYTHON_WORDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Words device messages for Python (`device="auto"` instead of `--device auto`); the Python
+/// package calls it when it loads.
+pub fn word_for_python() {
+    PYTHON_WORDING.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How the user chose `choice`: `--device auto`, or `device="auto"` in Python.
+pub fn device_flag(choice: DeviceChoice) -> String {
+    if PYTHON_WORDING.load(std::sync::atomic::Ordering::Relaxed) {
+        format!("device=\"{choice}\"")
+    } else {
+        format!("--device {choice}")
+    }
+}
+
 impl Backend {
     /// Opens the chosen device. `auto` falls back to the CPU and returns why in the note (for the
     /// caller to print once); an explicit `cuda:K` that cannot be used is an error saying why.
@@ -97,14 +122,21 @@ impl Backend {
     /// `auto` without a usable GPU, also why); an explicit `cuda:K` that cannot be used is an
     /// error that names the flag.
     pub fn open(choice: DeviceChoice) -> Result<Backend> {
+        let flag = device_flag(choice);
         let (backend, note) = Backend::select(choice).map_err(|e| match e {
-            Error::Cuda(m) => Error::Cuda(format!("--device {choice} cannot be used: {m}")),
+            Error::Cuda(m) => Error::Cuda(format!("{flag} cannot be used: {m}")),
             e => e,
         })?;
-        if let Some(n) = note {
-            eprintln!("note: --device {choice}: {n}");
+        // Said once per process: a Python session opens the device for every call.
+        let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
+        let line = format!("device: {}", backend.describe());
+        if said.as_deref() != Some(line.as_str()) {
+            if let Some(n) = note {
+                eprintln!("note: {flag}: {n}");
+            }
+            eprintln!("{line}");
+            *said = Some(line);
         }
-        eprintln!("device: {}", backend.describe());
         Ok(backend)
     }
 
