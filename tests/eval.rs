@@ -255,6 +255,35 @@ fn only_the_label_itself_scores_perfectly() {
     }
 }
 
+#[test]
+fn ties_are_not_ranked_into_groups() {
+    let (t_len, n) = (160, 40);
+    let v = random_walk(t_len, n, 3);
+    let (meta, a) = toy(t_len, n, |t, i| v[t * n + i]);
+    let p = a.view(&meta);
+    let cfg = LayerConfig::default();
+    // The same value for every stock on every date (1.0, or 1e30): refused, naming the cause.
+    for value in [1.0f32, 1e30] {
+        let mut f = vec![f32::NAN; t_len * n];
+        f[30 * n..(t_len - 13) * n].fill(value);
+        let err = evaluate(p, &f, &cfg).unwrap_err().to_string();
+        assert!(err.contains("constant factor"), "{err}");
+    }
+    // A real factor with some dates that take only 3 distinct values: those dates are left out
+    // of the layered backtest and counted; the others are evaluated.
+    let mut f = vec![f32::NAN; t_len * n];
+    for t in 30..t_len - 13 {
+        for i in 0..n {
+            f[t * n + i] = if t < 60 { (i % 3) as f32 } else { v[t * n + i] };
+        }
+    }
+    let e = evaluate(p, &f, &cfg).unwrap();
+    let signal = |t: usize| t >= 30 && (t - 30).is_multiple_of(10) && t < t_len - 13;
+    let ties = (30..60).filter(|&t| signal(t)).count();
+    assert_eq!(e.degenerate_dates, ties);
+    assert!(e.layers.signal_dates.iter().all(|&t| t >= 60));
+}
+
 /// A random feasible instance built around a known feasible point `w*`.
 fn feasible_instance(
     seed: u64,

@@ -105,9 +105,7 @@ fn python() -> Command {
 
 #[test]
 fn numpy_loads_every_file() {
-    let probe = python()
-        .args(["-c", "import numpy"])
-        .output();
+    let probe = python().args(["-c", "import numpy"]).output();
     match probe {
         Ok(out) if out.status.success() => {}
         Ok(out) => {

@@ -853,3 +853,53 @@ fn messages_name_dates_flags_and_what_is_wrong() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Model sizes (issue 28): one width limit at train time and at load time, checked before any
+// data is read; a model that cannot fit in memory is refused with the estimate.
+
+#[test]
+fn a_model_too_wide_to_load_is_refused_before_training() {
+    let f = fixture();
+    let t0 = std::time::Instant::now();
+    let err = failed(
+        alphanet()
+            .args(["train", "--epochs", "1", "--hidden", "4097", "--panel"])
+            .arg(&f.panel)
+            .arg("--out")
+            .arg(f.root.join("too-wide"))
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("--hidden 4097") && err.contains("1 to 4096"),
+        "{err}"
+    );
+    assert!(
+        t0.elapsed().as_secs() < 5,
+        "refused only after {:?}",
+        t0.elapsed()
+    );
+    assert!(!f.root.join("too-wide").exists());
+}
+
+#[test]
+fn a_model_that_cannot_fit_in_memory_is_refused_with_the_estimate() {
+    let f = fixture();
+    let err = failed(
+        alphanet()
+            .args([
+                "train", "--epochs", "1", "--hidden", "4096", "--batch", "2000000",
+            ])
+            .args(["--device", "cpu", "--panel"])
+            .arg(&f.panel)
+            .arg("--out")
+            .arg(f.root.join("too-big"))
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("GiB at batch 2000000") && err.contains("available"),
+        "{err}"
+    );
+}

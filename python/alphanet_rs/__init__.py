@@ -715,6 +715,7 @@ def evaluate(
             "long_short_return": s["long_short_return"], "long_short_sharpe": s["long_short_sharpe"],
             "top_ir": s["top_ir"], "top_win_rate": s["top_win_rate"],
             "top_excess_max_drawdown": s["top_excess_max_drawdown"], "top_turnover": s["top_turnover"],
+            "degenerate_dates": e["degenerate_dates"],
         }
         for g, x in enumerate(s["group_excess"]):
             row[f"G{g + 1}_excess"] = x

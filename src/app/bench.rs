@@ -506,7 +506,10 @@ pub fn render(r: &BenchReport) -> String {
             "training batches on the device; with a host batch uploaded every step: {}\n",
             host.join(", ")
         );
-        if r.rows.iter().any(|row| !row.driver_calls_per_step.is_empty()) {
+        if r.rows
+            .iter()
+            .any(|row| !row.driver_calls_per_step.is_empty())
+        {
             s += "  (on the CPU stand-in an upload is a plain memcpy and its kernels run at the \
                   stand-in's own speed, so these two timings do not rank the paths; on a GPU the \
                   device-resident batch saves one host-to-device copy per step)\n";

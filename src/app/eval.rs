@@ -193,6 +193,13 @@ pub fn run(opts: &EvalOptions) -> Result<Vec<(String, FactorEval)>> {
         eprintln!("evaluating {} ({})", spec.name, spec.path.display());
         let e = evaluate(view, &factor, &opts.layers)
             .map_err(|e| Error::Data(format!("factor {}: {e}", spec.name)))?;
+        if e.degenerate_dates > 0 {
+            eprintln!(
+                "warning: factor {}: {} signal dates have fewer than {} distinct values and are \
+                 left out of the layered backtest",
+                spec.name, e.degenerate_dates, opts.layers.groups
+            );
+        }
         evals.push((spec.name.clone(), e));
         sources.push(Source::File(spec.clone()));
         first_factor.get_or_insert(factor);
@@ -355,6 +362,7 @@ fn write_outputs(
             "style_exposure": panel.meta().style_names.iter().zip(&e.style_exposure)
                 .map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
             "layers": e.summary,
+            "degenerate_signal_dates": e.degenerate_dates,
             });
             if let (Some(entry), serde_json::Value::Object(extra)) = (entry.as_object_mut(), source.json()) {
                 entry.extend(extra);
@@ -523,6 +531,15 @@ fn render_report(
         );
     }
     s += &year_table(evals, dates);
+    for (name, e) in evals.iter().filter(|(_, e)| e.degenerate_dates > 0) {
+        s += &format!(
+            "\n**{name}**: {} of {} signal dates left out of the layered backtest: fewer than {} \
+             distinct factor values among the date's stocks (ties cannot be ranked into groups).\n",
+            e.degenerate_dates,
+            e.degenerate_dates + e.layers.signal_dates.len(),
+            opts.layers.groups
+        );
+    }
     s += "\n![cumulative RankIC](ic_cumulative.png)\n\n";
     let styles = &panel.meta().style_names;
     if !styles.is_empty() {

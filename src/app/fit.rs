@@ -7,7 +7,7 @@ use crate::data::panel::Panel;
 use crate::data::samples::PICTURE_DAYS;
 use crate::data::samples::{raw_labels, SampleIndex};
 use crate::eval::ic::{rank_ic_series, IcSummary};
-use crate::model::{LossConfig, Model, ModelConfig};
+use crate::model::{training_memory_estimate, LossConfig, Model, ModelConfig};
 use crate::train::predict::{predict_factor, Output};
 use crate::train::split::split_train_val;
 use crate::train::trainer::{train, TrainConfig, TrainReport};
@@ -20,6 +20,8 @@ pub struct Fitted {
     pub train_dates: Range<usize>,
     pub val_dates: Range<usize>,
 }
+
+const GIB: f64 = (1u64 << 30) as f64;
 
 /// Trains on the sample dates `insample` (every `every`-th date), split `ratio` with the purge gap.
 #[allow(clippy::too_many_arguments)]
@@ -34,6 +36,19 @@ pub fn fit(
     ratio: (usize, usize),
     progress: bool,
 ) -> Result<Fitted> {
+    if let (Backend::Cpu, Some(available)) = (backend, crate::sysmem::available_bytes()) {
+        let need = training_memory_estimate(model, cfg.batch_size);
+        if need > available as f64 {
+            return Err(Error::Config(format!(
+                "training this model takes about {:.1} GiB at batch {} (--hidden {}), more than \
+                 the {:.1} GiB this machine has available: choose a smaller --hidden or --batch",
+                need / GIB,
+                cfg.batch_size,
+                model.hidden,
+                available as f64 / GIB
+            )));
+        }
+    }
     let (train_dates, val_dates) = split_train_val(insample.start, insample.end, ratio.0, ratio.1)?;
     let train_index = SampleIndex::build(panel.view(), train_dates.clone(), every)?;
     let val_index = SampleIndex::build(panel.view(), val_dates.clone(), every)?;

@@ -59,6 +59,10 @@ pub struct FactorEval {
     pub style_exposure: Vec<f64>,
     pub layers: Layers,
     pub summary: LayerSummary,
+    /// Signal dates left out of the layered backtest because the factor had fewer distinct
+    /// values than groups among the date's stocks (ties would be split by their order in the
+    /// file, not by the factor).
+    pub degenerate_dates: usize,
 }
 
 /// Daily series of the layered backtest.
@@ -188,16 +192,26 @@ pub fn evaluate_on(
 
     // Per signal date: the ranked stocks and their groups.
     let mut signals: Vec<(usize, Vec<usize>, Vec<usize>)> = Vec::new();
+    let mut degenerate_dates = 0;
     for &t in &index.dates {
         let t = t as usize;
         let (stocks, values): (Vec<usize>, Vec<f64>) = (0..n)
             .filter(|&i| neutral[t * n + i].is_finite())
             .map(|i| (i, neutral[t * n + i] as f64))
             .unzip();
-        if stocks.len() >= cfg.groups {
+        if stocks.len() >= cfg.groups && distinct(factor, t * n, &stocks) < cfg.groups {
+            degenerate_dates += 1;
+        } else if stocks.len() >= cfg.groups {
             let g = quantile_groups(&values, cfg.groups);
             signals.push((t, stocks, g));
         }
+    }
+    if signals.is_empty() && degenerate_dates > 0 {
+        return Err(Error::Data(format!(
+            "the factor has fewer than {} distinct values among the stocks of every signal date \
+             ({degenerate_dates} dates): a constant factor ranks nothing (check the file's values)",
+            cfg.groups
+        )));
     }
     if signals.is_empty() {
         return Err(Error::Data(format!(
@@ -244,7 +258,16 @@ pub fn evaluate_on(
         style_exposure: style_exposure(p, factor, &index),
         layers,
         summary,
+        degenerate_dates,
     })
+}
+
+/// Distinct values of `factor[row + i]` over `stocks`.
+fn distinct(factor: &[f32], row: usize, stocks: &[usize]) -> usize {
+    let mut v: Vec<f32> = stocks.iter().map(|&i| factor[row + i]).collect();
+    v.sort_by(f32::total_cmp);
+    v.dedup();
+    v.len()
 }
 
 fn summarize(l: &Layers, dates: &[String]) -> LayerSummary {

@@ -40,6 +40,10 @@ impl std::str::FromStr for InputNorm {
     }
 }
 
+/// The widest recurrent or dense layer: checked when a model is configured (`train`, `run`,
+/// Python) and when a checkpoint is loaded, so that every model that trains can be loaded.
+pub const MAX_WIDTH: usize = 4096;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     pub arch: Arch,
@@ -108,8 +112,18 @@ impl ModelConfig {
                 self.dropout
             )));
         }
-        if self.hidden == 0 {
-            return Err(Error::Config("--hidden must be at least 1".into()));
+        if !(1..=MAX_WIDTH).contains(&self.hidden) {
+            return Err(Error::Config(format!(
+                "--hidden {}: must be 1 to {MAX_WIDTH} (the widest recurrent layer a checkpoint \
+                 may hold)",
+                self.hidden
+            )));
+        }
+        if !(1..=MAX_WIDTH).contains(&self.dense_hidden) {
+            return Err(Error::Config(format!(
+                "dense_hidden {}: must be 1 to {MAX_WIDTH}",
+                self.dense_hidden
+            )));
         }
         if self.window > self.days || self.window < 2 {
             return Err(Error::Config(format!(

@@ -30,6 +30,45 @@ pub fn draw_features(n_features: usize, n: usize, seed: u64) -> Vec<u16> {
     drawn
 }
 
+/// An upper estimate, in bytes, of the memory training `cfg` at `batch` samples per step takes:
+/// its parameters six times (weights, gradients, Adam's two moments, the best epoch's copy and
+/// the duplicate made to keep it) plus, per sample, the picture, the feature channels and the
+/// recurrent gates of every step, four times (values, gradients and the caches of both). From
+/// the configuration alone, so that a model too large to train is refused before anything is
+/// allocated.
+pub fn training_memory_estimate(cfg: &ModelConfig, batch: usize) -> f64 {
+    let pairs = match cfg.pair_sample {
+        Some(n) => pairs_among(&(0..n.min(cfg.n_features) as u16).collect::<Vec<_>>()),
+        None => all_pairs(cfg.n_features),
+    };
+    let spec = FeatureSpec {
+        n_features: cfg.n_features,
+        days: cfg.days,
+        window: cfg.window,
+        stride: cfg.stride,
+        ops: cfg.ops,
+        pairs,
+    };
+    let (c, s, h) = (
+        spec.channels() as f64,
+        spec.steps() as f64,
+        cfg.hidden as f64,
+    );
+    let (params, per_sample) = match cfg.arch {
+        Arch::V1 => {
+            let width = s * c * 4.0;
+            (
+                width * cfg.dense_hidden as f64,
+                width + cfg.dense_hidden as f64,
+            )
+        }
+        Arch::V2 => (4.0 * h * (c + h + 2.0), s * (c + 4.0 * h)),
+        Arch::V3 => (2.0 * 3.0 * h * (c + h + 2.0), 2.0 * 2.0 * s * (c + 3.0 * h)),
+    };
+    let picture = (cfg.n_features * cfg.days) as f64;
+    4.0 * (6.0 * params + batch as f64 * (picture + 4.0 * per_sample))
+}
+
 /// gamma, beta and moving statistics of one BatchNorm layer.
 #[derive(Debug, Clone, Copy)]
 struct Bn {

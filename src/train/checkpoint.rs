@@ -4,6 +4,9 @@
 
 use super::trainer::TrainReport;
 use crate::fsutil::write_dir_atomically;
+// The largest width a checkpoint may declare is the bound training checks (guards against
+// allocating an absurd model from an edited config before its tensors are compared).
+use crate::model::config::MAX_WIDTH;
 use crate::model::{LossConfig, Model, ModelConfig};
 use crate::{Error, Result};
 use safetensors::tensor::{Dtype, TensorView};
@@ -83,10 +86,6 @@ pub fn save(
             .map_err(|e| Error::io(tmp.join("config.json"), e))
     })
 }
-
-/// The largest recurrent / dense width a checkpoint may declare (guards against allocating
-/// an absurd model from an edited config before its tensors are compared).
-const MAX_WIDTH: usize = 4096;
 
 /// Checks the parts of a loaded configuration that the data path fixes: pictures of
 /// `PICTURE_DAYS` days of `N_FEATURES` features, matching feature names, sane widths.
