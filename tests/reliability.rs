@@ -903,3 +903,38 @@ fn a_model_that_cannot_fit_in_memory_is_refused_with_the_estimate() {
         "{err}"
     );
 }
+
+#[test]
+fn two_architectures_in_one_variant_are_refused() {
+    let f = fixture();
+    let err = failed(
+        alphanet()
+            .args(["train", "--epochs", "1", "--variant", "v3,v1", "--panel"])
+            .arg(&f.panel)
+            .arg("--out")
+            .arg(f.root.join("two-archs"))
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("--variant v3,v1") && err.contains("v1, v2 or v3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn merging_a_folder_that_is_not_a_run_says_so() {
+    let f = fixture();
+    let plain = f.root.join("not-a-run");
+    std::fs::create_dir_all(&plain).unwrap();
+    let err = failed(alphanet().arg("merge").arg(&plain).output().unwrap());
+    assert!(err.contains("is not a run folder (no run.json)"), "{err}");
+    let err = failed(
+        alphanet()
+            .arg("merge")
+            .arg(f.root.join("no-such-run"))
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("no such folder"), "{err}");
+}

@@ -377,6 +377,17 @@ fn a_start_without_enough_history_is_refused() {
     };
     let e = plan_windows(&dates, &cfg).unwrap_err().to_string();
     assert!(e.contains("choose a later --start"), "{e}");
+    // Too few --insample-days where the panel has more history: a later start would not help.
+    let cfg = ScheduleConfig {
+        start: "2016-11-01".into(),
+        insample_days: 10,
+        ..cfg
+    };
+    let e = plan_windows(&dates, &cfg).unwrap_err().to_string();
+    assert!(
+        e.contains("choose a larger --insample-days") && !e.contains("--start"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -385,7 +396,10 @@ fn resuming_with_other_settings_is_refused() {
     let out = run_cmd_seeds(run, "3", &[]).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("different settings (seeds)"), "{stderr}");
+    assert!(
+        stderr.contains("different settings (--seeds 2 (run) vs 3 (now))"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -85,12 +85,23 @@ impl ModelArgs {
             ..ModelConfig::default()
         };
         let mut l = LossConfig::default();
-        for v in self
-            .variant
-            .split(',')
+        let variants: Vec<&str> = (self.variant.split(','))
             .map(str::trim)
             .filter(|s| !s.is_empty())
-        {
+            .collect();
+        let archs: Vec<&str> = (variants.iter().copied())
+            .filter(|v| ["v1", "v2", "v3"].contains(v))
+            .collect();
+        if archs.len() > 1 {
+            return Err(Error::Config(format!(
+                "--variant {}: names {} architectures ({}); a model has one: v1, v2 or v3, \
+                 combined with any of v2.1, v2.2, v2.3",
+                self.variant,
+                archs.len(),
+                archs.join(", ")
+            )));
+        }
+        for v in variants {
             apply_variant(v, &mut m, &mut l)?;
         }
         if let Some(a) = self.model {

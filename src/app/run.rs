@@ -340,6 +340,20 @@ pub const RUN_FILE: &str = "run.json";
 impl RunFile {
     pub fn read(run_dir: &Path) -> Result<RunFile> {
         let path = run_dir.join(RUN_FILE);
+        if !path.is_file() {
+            return Err(Error::Data(if run_dir.is_dir() {
+                format!(
+                    "{} is not a run folder (no {RUN_FILE}): give the --out folder of an \
+                     `alphanet run`",
+                    run_dir.display()
+                )
+            } else {
+                format!(
+                    "{}: no such folder; give the --out folder of an `alphanet run`",
+                    run_dir.display()
+                )
+            }));
+        }
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         serde_json::from_str(&text).map_err(|e| {
             Error::Data(format!(
@@ -349,22 +363,83 @@ impl RunFile {
         })
     }
 
-    /// Names of the settings that differ (the panel is compared separately; its path is not a
+    /// The settings that differ, each as its flag with the run's value and this command's,
+    /// e.g. `--seeds 2 (run) vs 3 (now)` (the panel is compared separately; its path is not a
     /// setting).
     fn differences(&self, other: &RunFile) -> Vec<String> {
-        let (a, b) = (
-            serde_json::to_value(&self.spec).expect("spec serializes"),
-            serde_json::to_value(&other.spec).expect("spec serializes"),
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        leaves(
+            "",
+            &serde_json::to_value(&self.spec).expect("spec serializes"),
+            &mut a,
         );
-        let diffs: Vec<String> = a
-            .as_object()
-            .expect("spec is an object")
-            .iter()
-            .filter(|(k, v)| b.get(k.as_str()) != Some(v))
-            .map(|(k, _)| k.clone())
-            .collect();
-        diffs
+        leaves(
+            "",
+            &serde_json::to_value(&other.spec).expect("spec serializes"),
+            &mut b,
+        );
+        let value = |list: &[(String, String)], key: &str| {
+            (list.iter().find(|(k, _)| k == key)).map_or("(unset)".to_string(), |(_, v)| v.clone())
+        };
+        let mut keys: Vec<&String> = a.iter().chain(&b).map(|(k, _)| k).collect();
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
+            .filter(|k| value(&a, k) != value(&b, k))
+            .map(|k| {
+                format!(
+                    "{} {} (run) vs {} (now)",
+                    flag_of(k),
+                    value(&a, k),
+                    value(&b, k)
+                )
+            })
+            .collect()
     }
+}
+
+/// Every leaf of a settings value as (dotted path, value as JSON text).
+fn leaves(path: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::Object(map) if !map.is_empty() => {
+            for (k, x) in map {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                leaves(&p, x, out);
+            }
+        }
+        _ => out.push((path.to_string(), v.to_string())),
+    }
+}
+
+/// The flag that sets a settings path of `run.json` (the path itself where no flag does).
+fn flag_of(path: &str) -> String {
+    let flag = match path {
+        "variants" => "--variants",
+        "seeds" => "--seeds",
+        "schedule.start" => "--start",
+        "schedule.end" => "--end",
+        "schedule.insample_days" => "--insample-days",
+        "schedule.split" => "--split",
+        "sample_every" => "--sample-every",
+        "hidden" => "--hidden",
+        "dropout" => "--dropout",
+        "ops" => "--ops",
+        "input_norm" => "--input-norm",
+        "train.epochs" => "--epochs",
+        "train.patience" => "--patience",
+        "train.batch_size" => "--batch",
+        "train.adam.lr" => "--lr",
+        "train.seed" => "--seed",
+        "train.select_by" => "--select-by",
+        "train.label" => "--label",
+        p if p.starts_with("schedule.every") => "--retrain-every",
+        p => return p.to_string(),
+    };
+    flag.to_string()
 }
 
 pub struct RunOptions {

@@ -176,12 +176,22 @@ fn window(
     let end = insample_end(predict.start);
     let available = end.saturating_sub(earliest);
     let start = end.saturating_sub(cfg.insample_days).max(earliest);
-    let (train, val) = split_train_val(start, end.max(start), cfg.split.0, cfg.split.1).map_err(|e| {
-        Error::Data(format!(
-            "window {index} (predicting from {}) has {available} in-sample dates of history: {e}; choose a later --start",
-            dates[predict.start]
-        ))
-    })?;
+    let (train, val) =
+        split_train_val(start, end.max(start), cfg.split.0, cfg.split.1).map_err(|e| {
+            // More history helps only where the panel has it; otherwise the window itself is short.
+            let fix = if available > cfg.insample_days {
+                format!(
+                "choose a larger --insample-days (the panel has {available} dates of history here)"
+            )
+            } else {
+                "choose a later --start".to_string()
+            };
+            Error::Data(format!(
+                "window {index} (predicting from {}) has {} in-sample dates: {e}; {fix}",
+                dates[predict.start],
+                available.min(cfg.insample_days)
+            ))
+        })?;
     Ok(Window {
         index,
         insample: start..end,
