@@ -217,8 +217,10 @@ def main():
     evals = {f["name"]: f for f in metrics["factors"]}
     names = [v for v in VARIANTS if v in evals]
     rows = names + [n for n in evals if n not in names]
-    what = ("the whole A-share market of the shared qlib data (ashare-qlib-market), predictions 2011-01-31 .. 2021-06-30"
-            if a.universe == "market" else "CSI300 members of the shared qlib data, predictions from 2016")
+    wins = load(a.out / "run" / "manifest.json")["windows"]
+    span = f"predictions {wins[0]['predict'][0]} .. {wins[-1]['predict'][1]}"
+    what = ("the whole A-share market of the shared qlib data (ashare-qlib-market), " + span
+            if a.universe == "market" else "CSI300 members of the shared qlib data, " + span)
     flag = "--market " if a.universe == "market" else ""
     flag += {"cpu": "", "gpu": "--gpu ", "smoke": "--smoke "}.get(a.budget, "")
     out = [f"# Reproduction on {what} ({a.budget} budget)", "",
