@@ -130,6 +130,7 @@ fn synth(py: Python<'_>, out: PathBuf, stocks: usize, days: usize, seed: u64) ->
 /// `alphanet import qlib`; returns the import summary as JSON.
 #[pyfunction]
 #[pyo3(signature = (src, out, instruments="all", start=None, end=None, industry=None, benchmark=None))]
+#[allow(clippy::too_many_arguments)]
 fn import_qlib(
     py: Python<'_>,
     src: PathBuf,
@@ -211,8 +212,7 @@ impl PyModel {
                 let range = prediction_dates(&panel, &self.feature_names, &origin, start, end)?;
                 let backend = Backend::open(device)?;
                 let model = self.model.lock().expect("model lock");
-                let mut factor =
-                    predict_factor(
+                let mut factor = predict_factor(
                     &backend,
                     &panel,
                     &model,
