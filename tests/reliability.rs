@@ -938,3 +938,67 @@ fn merging_a_folder_that_is_not_a_run_says_so() {
     );
     assert!(err.contains("no such folder"), "{err}");
 }
+
+#[test]
+fn factor_csvs_take_lower_case_codes_and_count_absent_values() {
+    let f = fixture();
+    let panel = Panel::open(&f.panel).unwrap();
+    let (n, oracle) = (panel.n_stocks(), panel.oracle().unwrap());
+    let mut csv = String::from("date,code,factor\n");
+    for t in 100..300 {
+        for i in 0..n {
+            let code = panel.meta().codes[i].to_ascii_lowercase();
+            let v = match (t, i) {
+                (100, 0) => "inf".to_string(),
+                (100, 1) => String::new(),
+                (100, 2) => "NaN".to_string(),
+                _ => oracle[t * n + i].to_string(),
+            };
+            csv += &format!("{},{code},{v}\n", panel.meta().dates[t]);
+        }
+    }
+    let path = f.root.join("lower.csv");
+    std::fs::write(&path, csv).unwrap();
+    let o = ok(alphanet()
+        .arg("eval")
+        .arg("--panel")
+        .arg(&f.panel)
+        .arg("--factor")
+        .arg(format!("f={}", path.display()))
+        .arg("--out")
+        .arg(f.root.join("lower-eval"))
+        .output()
+        .unwrap());
+    let (_, err) = text(&o);
+    let absent = 3
+        + (100..300)
+            .flat_map(|t| (0..n).map(move |i| (t, i)))
+            .filter(|&(t, i)| !(oracle[t * n + i].is_finite() || t == 100 && i < 3))
+            .count();
+    assert!(
+        err.contains(&format!(
+            "{absent} row(s) have an empty, NaN or infinite factor value"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unknown_alphanet_cuda_value_is_an_error_not_a_fallback() {
+    let f = fixture();
+    let err = failed(
+        alphanet()
+            .env("ALPHANET_CUDA", "foo")
+            .args(["train", "--epochs", "1", "--device", "auto", "--panel"])
+            .arg(&f.panel)
+            .arg("--out")
+            .arg(f.root.join("cuda-foo"))
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("ALPHANET_CUDA=\"foo\"") && err.contains("emulator"),
+        "{err}"
+    );
+    assert!(!f.root.join("cuda-foo").exists());
+}

@@ -67,7 +67,7 @@ pub fn open_for_tests() -> Result<Gpu> {
 }
 
 /// `ALPHANET_CUDA`: unset or empty for the real driver, `emulator` for the stand-in.
-fn emulator_requested() -> std::result::Result<bool, String> {
+pub(crate) fn emulator_requested() -> std::result::Result<bool, String> {
     match std::env::var("ALPHANET_CUDA") {
         Err(std::env::VarError::NotPresent) => Ok(false),
         Ok(v) if v.is_empty() => Ok(false),

@@ -111,10 +111,14 @@ impl Backend {
         match choice {
             DeviceChoice::Cpu => Ok((Backend::Cpu, None)),
             DeviceChoice::Cuda(k) => Ok((Backend::Cuda(Box::new(Gpu::new(k)?)), None)),
-            DeviceChoice::Auto => match Gpu::new(0) {
-                Ok(gpu) => Ok((Backend::Cuda(Box::new(gpu)), None)),
-                Err(e) => Ok((Backend::Cpu, Some(format!("{e}; running on the CPU")))),
-            },
+            DeviceChoice::Auto => {
+                // A misspelt ALPHANET_CUDA is an error, not a reason to fall back to the CPU.
+                emulator::emulator_requested().map_err(Error::Cuda)?;
+                match Gpu::new(0) {
+                    Ok(gpu) => Ok((Backend::Cuda(Box::new(gpu)), None)),
+                    Err(e) => Ok((Backend::Cpu, Some(format!("{e}; running on the CPU")))),
+                }
+            }
         }
     }
 

@@ -143,6 +143,7 @@ fn read_long_csv(path: &Path, panel: &Panel) -> Result<Vec<f32>> {
     let mut duplicates: Vec<(usize, usize, usize)> = Vec::new();
     let mut n_duplicates = 0usize;
     let mut cached: Option<(String, usize)> = None;
+    let mut absent = 0usize;
     for (k, line) in lines {
         if line.trim().is_empty() {
             continue;
@@ -165,8 +166,9 @@ fn read_long_csv(path: &Path, panel: &Panel) -> Result<Vec<f32>> {
                 t
             }
         };
-        let i = *codes
-            .get(c)
+        // The importers write codes upper-case (SH600000); a lower-case file means the same.
+        let i = *(codes.get(c))
+            .or_else(|| codes.get(c.to_ascii_uppercase().as_str()))
             .ok_or_else(|| bad(k + 1, format!("code {c:?} is not in the panel")))?;
         let first = &mut line_of[t * n + i];
         if *first != 0 {
@@ -177,11 +179,24 @@ fn read_long_csv(path: &Path, panel: &Panel) -> Result<Vec<f32>> {
             continue;
         }
         *first = u32::try_from(k + 1).unwrap_or(u32::MAX);
-        if !v.is_empty() {
-            out[t * n + i] = v
-                .parse::<f32>()
-                .map_err(|_| bad(k + 1, format!("factor value {v:?} is not a number")))?;
+        let value = if v.is_empty() {
+            f32::NAN
+        } else {
+            v.parse::<f32>()
+                .map_err(|_| bad(k + 1, format!("factor value {v:?} is not a number")))?
+        };
+        if value.is_finite() {
+            out[t * n + i] = value;
+        } else {
+            absent += 1;
         }
+    }
+    if absent > 0 {
+        eprintln!(
+            "warning: {}: {absent} row(s) have an empty, NaN or infinite factor value and are \
+             treated as absent",
+            path.display()
+        );
     }
     if n_duplicates > 0 {
         let shown: Vec<String> = duplicates
