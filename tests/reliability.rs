@@ -397,24 +397,27 @@ fn qlib_import_counts_impossible_and_missing_values_and_says_beta_falls_back() {
 // ---------------------------------------------------------------------------------------------
 // 3. Duplicate (date, code) rows in a factor CSV.
 
-#[test]
-fn duplicate_factor_rows_are_refused_with_their_lines() {
-    let f = fixture();
-    let panel = Panel::open(&f.panel).unwrap();
+/// The fixture's oracle as a long factor CSV over dates 100..300: `row(t, i, code, value)` gives
+/// the code and value text written for each cell, or `None` to leave the cell out.
+fn oracle_csv(row: impl Fn(usize, usize, &str, f32) -> Option<(String, String)>) -> String {
+    let panel = Panel::open(&fixture().panel).unwrap();
     let (n, oracle) = (panel.n_stocks(), panel.oracle().unwrap());
     let mut csv = String::from("date,code,factor\n");
     for t in 100..300 {
         for i in 0..n {
-            if oracle[t * n + i].is_finite() {
-                csv += &format!(
-                    "{},{},{}\n",
-                    panel.meta().dates[t],
-                    panel.meta().codes[i],
-                    oracle[t * n + i]
-                );
+            if let Some((code, v)) = row(t, i, &panel.meta().codes[i], oracle[t * n + i]) {
+                csv += &format!("{},{code},{v}\n", panel.meta().dates[t]);
             }
         }
     }
+    csv
+}
+
+#[test]
+fn duplicate_factor_rows_are_refused_with_their_lines() {
+    let f = fixture();
+    let mut csv =
+        oracle_csv(|_, _, code, v| v.is_finite().then(|| (code.to_string(), v.to_string())));
     let first = csv.lines().nth(1).unwrap().to_string();
     let (d, rest) = first.split_once(',').unwrap();
     let code = rest.split(',').next().unwrap();
@@ -858,19 +861,29 @@ fn messages_name_dates_flags_and_what_is_wrong() {
 // Model sizes (issue 28): one width limit at train time and at load time, checked before any
 // data is read; a model that cannot fit in memory is refused with the estimate.
 
-#[test]
-fn a_model_too_wide_to_load_is_refused_before_training() {
+/// `alphanet train --epochs 1 ARGS --panel <fixture> --out <fixture>/OUT`, which must fail with
+/// a clean error (returned), leaving no output behind.
+fn train_refused(args: &[&str], out: &str) -> String {
     let f = fixture();
-    let t0 = std::time::Instant::now();
     let err = failed(
         alphanet()
-            .args(["train", "--epochs", "1", "--hidden", "4097", "--panel"])
+            .args(["train", "--epochs", "1"])
+            .args(args)
+            .arg("--panel")
             .arg(&f.panel)
             .arg("--out")
-            .arg(f.root.join("too-wide"))
+            .arg(f.root.join(out))
             .output()
             .unwrap(),
     );
+    assert!(!f.root.join(out).exists(), "{out} was written");
+    err
+}
+
+#[test]
+fn a_model_too_wide_to_load_is_refused_before_training() {
+    let t0 = std::time::Instant::now();
+    let err = train_refused(&["--hidden", "4097"], "too-wide");
     assert!(
         err.contains("--hidden 4097") && err.contains("1 to 4096"),
         "{err}"
@@ -880,23 +893,13 @@ fn a_model_too_wide_to_load_is_refused_before_training() {
         "refused only after {:?}",
         t0.elapsed()
     );
-    assert!(!f.root.join("too-wide").exists());
 }
 
 #[test]
 fn a_model_that_cannot_fit_in_memory_is_refused_with_the_estimate() {
-    let f = fixture();
-    let err = failed(
-        alphanet()
-            .args([
-                "train", "--epochs", "1", "--hidden", "4096", "--batch", "2000000",
-            ])
-            .args(["--device", "cpu", "--panel"])
-            .arg(&f.panel)
-            .arg("--out")
-            .arg(f.root.join("too-big"))
-            .output()
-            .unwrap(),
+    let err = train_refused(
+        &["--hidden", "4096", "--batch", "2000000", "--device", "cpu"],
+        "too-big",
     );
     assert!(
         err.contains("GiB at batch 2000000") && err.contains("available"),
@@ -906,16 +909,7 @@ fn a_model_that_cannot_fit_in_memory_is_refused_with_the_estimate() {
 
 #[test]
 fn two_architectures_in_one_variant_are_refused() {
-    let f = fixture();
-    let err = failed(
-        alphanet()
-            .args(["train", "--epochs", "1", "--variant", "v3,v1", "--panel"])
-            .arg(&f.panel)
-            .arg("--out")
-            .arg(f.root.join("two-archs"))
-            .output()
-            .unwrap(),
-    );
+    let err = train_refused(&["--variant", "v3,v1"], "two-archs");
     assert!(
         err.contains("--variant v3,v1") && err.contains("v1, v2 or v3"),
         "{err}"
@@ -942,21 +936,17 @@ fn merging_a_folder_that_is_not_a_run_says_so() {
 #[test]
 fn factor_csvs_take_lower_case_codes_and_count_absent_values() {
     let f = fixture();
+    let csv = oracle_csv(|t, i, code, v| {
+        let v = match (t, i) {
+            (100, 0) => "inf".to_string(),
+            (100, 1) => String::new(),
+            (100, 2) => "NaN".to_string(),
+            _ => v.to_string(),
+        };
+        Some((code.to_ascii_lowercase(), v))
+    });
     let panel = Panel::open(&f.panel).unwrap();
     let (n, oracle) = (panel.n_stocks(), panel.oracle().unwrap());
-    let mut csv = String::from("date,code,factor\n");
-    for t in 100..300 {
-        for i in 0..n {
-            let code = panel.meta().codes[i].to_ascii_lowercase();
-            let v = match (t, i) {
-                (100, 0) => "inf".to_string(),
-                (100, 1) => String::new(),
-                (100, 2) => "NaN".to_string(),
-                _ => oracle[t * n + i].to_string(),
-            };
-            csv += &format!("{},{code},{v}\n", panel.meta().dates[t]);
-        }
-    }
     let path = f.root.join("lower.csv");
     std::fs::write(&path, csv).unwrap();
     let o = ok(alphanet()

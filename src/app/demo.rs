@@ -335,20 +335,12 @@ pub fn default_out() -> PathBuf {
     Path::new("out").join(format!("demo-{}", utc_stamp(secs)))
 }
 
-/// `YYYY-MM-DD-HHMMSS` of a Unix time (UTC; days to civil date by Howard Hinnant's algorithm).
+/// `YYYY-MM-DD-HHMMSS` of a Unix time (UTC).
 pub fn utc_stamp(secs: u64) -> String {
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let rem = secs % 86_400;
     format!(
-        "{y:04}-{m:02}-{d:02}-{:02}{:02}{:02}",
+        "{}-{:02}{:02}{:02}",
+        crate::data::calendar::format_date((secs / 86_400) as i64),
         rem / 3600,
         rem / 60 % 60,
         rem % 60
