@@ -3,7 +3,7 @@
 //! oracle's (the planted signal itself), writing everything into one output folder.
 
 use super::args::{init_threads, FitArgs};
-use super::eval::neutralization_industries;
+use super::eval::{neutralization_industries, neutralization_view};
 use super::fit::{fit, held_out};
 use crate::cuda::{Backend, DeviceChoice};
 use crate::data::panel::Panel;
@@ -171,13 +171,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     )?;
     // The same factor as `alphanet eval` scores it: neutralized, every 10th signal date.
     let (one_industry, _) = neutralization_industries(&panel);
-    let view = match &one_industry {
-        Some(industry) => crate::data::panel::PanelView {
-            industry,
-            ..panel.view()
-        },
-        None => panel.view(),
-    };
+    let view = neutralization_view(&panel, &one_industry);
     let neutral = evaluate(view, &ho.factor, &LayerConfig::default())?.ic;
     let result = DemoResult {
         ic_mean: ho.ic.mean,

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::eval::{num, pct};
-use crate::data::panel::{Panel, PanelView};
+use crate::data::panel::Panel;
 use crate::eval::chart::{line_chart, Line};
 use crate::eval::enhance::{enhance, EnhanceConfig, EnhanceResult};
 use crate::eval::factor::FactorSpec;
@@ -97,13 +97,7 @@ pub fn run(opts: &EnhanceOptions) -> Result<EnhanceResult> {
     let bench = panel.benchmark_weights(&name)?;
     let factor = opts.factor.load(&panel)?;
     let (one_industry, _) = super::eval::neutralization_industries(&panel);
-    let view = match &one_industry {
-        Some(industry) => PanelView {
-            industry,
-            ..panel.view()
-        },
-        None => panel.view(),
-    };
+    let view = super::eval::neutralization_view(&panel, &one_industry);
     let r = enhance(view, &factor, &bench, c)?;
     let weighting = panel
         .meta()

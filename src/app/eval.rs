@@ -137,6 +137,21 @@ pub fn neutralization_industries(panel: &Panel) -> (Option<Vec<i16>>, &'static s
     (Some(vec![0; panel.industry().len()]), BY_SIZE_ONLY)
 }
 
+/// The panel as evaluation sees it: with `one_industry` (from [`neutralization_industries`])
+/// in place of its industries when it has none.
+pub fn neutralization_view<'a>(
+    panel: &'a Panel,
+    one_industry: &'a Option<Vec<i16>>,
+) -> PanelView<'a> {
+    match one_industry {
+        Some(industry) => PanelView {
+            industry,
+            ..panel.view()
+        },
+        None => panel.view(),
+    }
+}
+
 /// A file-name-safe form of a factor name.
 pub fn slug(name: &str) -> String {
     name.chars()
@@ -178,13 +193,7 @@ pub fn run(opts: &EvalOptions) -> Result<Vec<(String, FactorEval)>> {
     crate::fsutil::check_output_creatable(&opts.out)?;
     let panel = Panel::open(&opts.panel)?;
     let (one_industry, neutralization) = neutralization_industries(&panel);
-    let view = match &one_industry {
-        Some(industry) => PanelView {
-            industry,
-            ..panel.view()
-        },
-        None => panel.view(),
-    };
+    let view = neutralization_view(&panel, &one_industry);
     let mut evals = Vec::new();
     let mut sources = Vec::new();
     let mut first_factor = None;
