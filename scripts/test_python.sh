@@ -11,12 +11,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [[ -z "${CUDA_HOME:-}" ]]; then
-    CUDA_HOME=$(bash scripts/install_cuda_wheels.sh "${CUDA_WHEELS_DIR:-$HOME/.cache/alphanet/cuda-wheels}" | tail -n 1)
+# NVRTC at run time only, as in scripts/test.sh: the build's inputs are left as they are, so the
+# engine built by `cargo run --release` or scripts/test.sh is not rebuilt here.
+cuda_lib=${CUDA_HOME:-}
+if [[ -z "$cuda_lib" ]]; then
+    cuda_lib=$(bash scripts/install_cuda_wheels.sh "${CUDA_WHEELS_DIR:-$HOME/.cache/alphanet/cuda-wheels}" | tail -n 1)
 fi
-export CUDA_HOME
-export PATH="$CUDA_HOME/bin:$PATH"
-export LD_LIBRARY_PATH="$CUDA_HOME/lib:${LD_LIBRARY_PATH:-}"
+export LD_LIBRARY_PATH="$cuda_lib/lib:${LD_LIBRARY_PATH:-}"
 # One target folder for the engine and the bindings, so the engine's dependencies build once.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 

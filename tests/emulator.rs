@@ -163,20 +163,25 @@ fn child_process_entry() {
                 ctx.load_module(Ptx::from_binary(vec![1, 2, 3, 4, 0]))
                     .map(drop),
             );
-            let mut fatbin = alphanet::cuda::MODULES[0]
-                .fatbin
-                .expect("build.rs built the fatbins (nvcc)")
-                .to_vec();
-            say(
-                "own fatbin",
-                ctx.load_module(Ptx::from_binary(fatbin.clone())).map(drop),
-            );
-            let last = fatbin.len() - 1;
-            fatbin[last] ^= 1;
-            say(
-                "altered fatbin",
-                ctx.load_module(Ptx::from_binary(fatbin)).map(drop),
-            );
+            // Without nvcc at build time the kernels come as NVRTC PTX (checked below with a
+            // foreign PTX and by every other CUDA test); the parent says so, and CI
+            // (KERNELS_REQUIRE_NVCC=1) requires the fatbins.
+            match alphanet::cuda::MODULES[0].fatbin {
+                Some(fatbin) => {
+                    let mut fatbin = fatbin.to_vec();
+                    say(
+                        "own fatbin",
+                        ctx.load_module(Ptx::from_binary(fatbin.clone())).map(drop),
+                    );
+                    let last = fatbin.len() - 1;
+                    fatbin[last] ^= 1;
+                    say(
+                        "altered fatbin",
+                        ctx.load_module(Ptx::from_binary(fatbin)).map(drop),
+                    );
+                }
+                None => println!("scenario own fatbin: none in this build"),
+            }
             let foreign = ".version 8.0\n.target sm_90\n.address_size 64\n.visible .entry not_a_kernel_here()\n{\nret;\n}\n";
             say(
                 "foreign PTX",
@@ -386,18 +391,28 @@ fn modules_are_the_builds_own_fatbins_or_ptx_of_known_kernels() {
     let out = child("modules", false);
     assert!(out.status.success(), "{}", out.status);
     assert!(answer(&out, "garbage image").contains("CUDA_ERROR_INVALID_IMAGE"));
-    assert_eq!(answer(&out, "own fatbin"), "Ok(())");
-    assert!(answer(&out, "altered fatbin").contains("CUDA_ERROR_NO_BINARY_FOR_GPU"));
+    let mut expected = vec![
+        "neither an nvcc fatbin nor PTX text",
+        "PTX has kernel not_a_kernel_here, which the stand-in has no host build of",
+        "cuModuleGetFunction: PTX has no kernel emu_test_nothing",
+    ];
+    if answer(&out, "own fatbin") == "none in this build" {
+        assert!(
+            !std::env::var("KERNELS_REQUIRE_NVCC").is_ok_and(|v| v == "1"),
+            "KERNELS_REQUIRE_NVCC=1 but the build has no fatbin"
+        );
+        eprintln!(
+            "note: built without nvcc: the stand-in's fatbin checks did not run here (CI runs them)"
+        );
+    } else {
+        assert_eq!(answer(&out, "own fatbin"), "Ok(())");
+        assert!(answer(&out, "altered fatbin").contains("CUDA_ERROR_NO_BINARY_FOR_GPU"));
+        expected.extend(["an nvcc fatbin", "that this stand-in was not built with"]);
+    }
     assert!(answer(&out, "foreign PTX").contains("CUDA_ERROR_NO_BINARY_FOR_GPU"));
     assert!(answer(&out, "unknown name").contains("CUDA_ERROR_NOT_FOUND"));
     let err = stderr(&out);
-    for e in [
-        "neither an nvcc fatbin nor PTX text",
-        "an nvcc fatbin",
-        "that this stand-in was not built with",
-        "PTX has kernel not_a_kernel_here, which the stand-in has no host build of",
-        "cuModuleGetFunction: PTX has no kernel emu_test_nothing",
-    ] {
+    for e in expected {
         assert!(err.contains(e), "stderr lacks {e:?}:\n{err}");
     }
 }
