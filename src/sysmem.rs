@@ -46,17 +46,3 @@ pub fn available_bytes() -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    #[cfg(target_os = "linux")]
-    fn peak_rss_follows_an_allocation() {
-        super::reset_peak_rss();
-        let before = super::peak_rss_mib().expect("Linux reports VmHWM");
-        let block = vec![1u8; 64 << 20];
-        std::hint::black_box(&block);
-        let after = super::peak_rss_mib().unwrap();
-        assert!(after >= before + 60.0, "{before} -> {after} MiB");
-    }
-}
