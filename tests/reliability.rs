@@ -487,6 +487,15 @@ fn two_processes_on_one_run_folder_never_train_the_same_job() {
         let (out, err) = text(o);
         assert!(!err.contains("delete"), "{err}");
         total += ran(&out);
+        // Every job of this process's count gets a line, its own or another's: [1/N] .. [N/N].
+        let counts: Vec<(usize, usize)> = err
+            .lines()
+            .filter_map(|l| l.strip_prefix('[')?.split_once(']'))
+            .filter_map(|(c, _)| c.split_once('/'))
+            .map(|(k, n)| (k.parse().unwrap(), n.parse().unwrap()))
+            .collect();
+        let n = counts.first().map_or(0, |c| c.1);
+        assert_eq!(counts, (1..=n).map(|k| (k, n)).collect::<Vec<_>>(), "{err}");
     }
     assert_eq!(total, 6, "each of the 6 jobs trained exactly once");
     assert_eq!(job_ids(&run).len(), 6);
@@ -991,4 +1000,175 @@ fn an_unknown_alphanet_cuda_value_is_an_error_not_a_fallback() {
         "{err}"
     );
     assert!(!f.root.join("cuda-foo").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 28, round two: dates outside what a panel can train or predict, debris in a run folder,
+// a panel that moved, rows with infinite prices or a zero factor, and progress lines without gaps.
+
+#[test]
+fn train_and_predict_say_which_dates_have_no_picture_or_no_label() {
+    let f = fixture();
+    let dates = Panel::open(&f.panel).unwrap().meta().dates.clone();
+    let first = &dates[29];
+    let err = train_refused(&["--from", &dates[5]], "early-from");
+    assert!(
+        err.contains(&format!("--from {}", dates[5]))
+            && err.contains(&format!("choose --from on or after {first}")),
+        "{err}"
+    );
+    let last = dates.len() - 1;
+    let out = f.root.join("late-to");
+    let o = ok(alphanet()
+        .args(["train", "--epochs", "1", "--hidden", "4", "--threads", "1"])
+        .args(["--from", &dates[last - 200], "--to", &dates[last]])
+        .arg("--panel")
+        .arg(&f.panel)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap());
+    let (_, err) = text(&o);
+    assert!(
+        err.contains(&format!("--to {}", dates[last]))
+            && err.contains("11 of the in-sample dates give no sample")
+            && err.contains(&format!(
+                "the last date with a label is {}",
+                dates[last - 11]
+            )),
+        "{err}"
+    );
+    let err = failed(
+        alphanet()
+            .arg("predict")
+            .arg("--checkpoint")
+            .arg(&out)
+            .arg("--panel")
+            .arg(&f.panel)
+            .args(["--from", &dates[3], "--to", &dates[100]])
+            .arg("--out")
+            .arg(f.root.join("early-predict.csv"))
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains(&format!("it starts on {}", dates[3]))
+            && err.contains(&format!("choose --from on or after {first}"))
+            && !err.contains("past the end"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_job_folder_without_its_record_is_refused_before_any_training() {
+    let f = fixture();
+    let run = f.root.join("debris");
+    ok(run_cmd(&f.panel, &run, 1).output().unwrap());
+    let ids = job_ids(&run);
+    std::fs::remove_file(run.join("jobs").join(&ids[1]).join("job.json")).unwrap();
+    let t0 = std::time::Instant::now();
+    let o = run_cmd(&f.panel, &run, 1).output().unwrap();
+    let (out, _) = text(&o);
+    let err = failed(o);
+    assert!(
+        err.contains(&ids[1]) && err.contains("an unfinished job directory (no job.json)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("[1/1]") && !out.contains("ran "),
+        "trained before refusing: {err}"
+    );
+    assert!(t0.elapsed().as_secs() < 20, "{:?}", t0.elapsed());
+}
+
+#[test]
+fn merge_after_the_panel_moved_says_to_pass_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let panel = tmp.path().join("panel");
+    write_synth(&SMALL, &panel).unwrap();
+    let run = tmp.path().join("run");
+    ok(run_cmd(&panel, &run, 1).output().unwrap());
+    let moved = tmp.path().join("moved");
+    std::fs::rename(&panel, &moved).unwrap();
+    let err = failed(alphanet().arg("merge").arg(&run).output().unwrap());
+    assert!(
+        err.contains("no longer there")
+            && err.contains("--panel NEW_DIR")
+            && !err.contains("synth"),
+        "{err}"
+    );
+    ok(alphanet()
+        .arg("merge")
+        .arg(&run)
+        .arg("--panel")
+        .arg(&moved)
+        .output()
+        .unwrap());
+}
+
+#[test]
+fn qlib_import_names_the_field_of_an_infinite_price_or_a_zero_factor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("qlib");
+    qlib_copy(&root, &["SH600000"]);
+    let f = |field: &str| root.join(format!("features/sh600000/{field}.day.bin"));
+    set_bin(&f("high"), 3000, f32::INFINITY);
+    for e in 3100..3110 {
+        set_bin(&f("factor"), e, 0.0);
+    }
+    let out = tmp.path().join("panel");
+    let o = ok(alphanet()
+        .args(["import", "qlib", "--src"])
+        .arg(&root)
+        .arg("--out")
+        .arg(&out)
+        .args(["--start", "2015-01-01"])
+        .output()
+        .unwrap());
+    let (_, err) = text(&o);
+    assert!(
+        err.contains("11 stock-days of 1 stocks have impossible prices or volume")
+            && err.contains("factor is not positive: 10")
+            && err.contains("high is infinite: 1")
+            && !err.contains("have no prices"),
+        "{err}"
+    );
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("meta.json")).unwrap()).unwrap();
+    let by = &meta["provenance"]["row_checks"]["invalid_rows_by_reason"];
+    assert_eq!(by["factor is not positive"], 10, "{by}");
+    assert_eq!(by["high is infinite"], 1, "{by}");
+}
+
+#[test]
+fn a_baostock_turnover_of_zero_on_a_traded_day_is_missing_not_infinite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let date = std::cell::RefCell::new(String::new());
+    let src = tmp.path().join("src");
+    baostock_copy(&src, &["sh.600000"], |_, header, rows| {
+        let r = rows
+            .iter()
+            .position(|row| {
+                row[col(header, "date")].as_str() > "2020-01-01"
+                    && row[col(header, "volume")].parse::<f64>().unwrap_or(0.0) > 0.0
+            })
+            .unwrap();
+        rows[r][col(header, "turn")] = "0".into();
+        *date.borrow_mut() = rows[r][col(header, "date")].clone();
+    });
+    let out = tmp.path().join("panel");
+    ok(alphanet()
+        .args(["import", "baostock", "--src"])
+        .arg(&src)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap());
+    let p = Panel::open(&out).unwrap();
+    let k = cell(&p, &date.borrow(), "SH600000");
+    let row = &p.features()[k * 15..(k + 1) * 15];
+    assert!(row.iter().all(|x| !x.is_infinite()), "{row:?}");
+    for (j, name) in p.meta().feature_names.iter().enumerate() {
+        assert_eq!(row[j].is_nan(), name.contains("turn"), "{name}: {}", row[j]);
+    }
 }

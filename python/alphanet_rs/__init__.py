@@ -46,6 +46,9 @@ __version__ = _rs.version()
 #: Days of history in one picture: the first ``PICTURE_DAYS - 1`` dates of a panel cannot be
 #: predicted.
 PICTURE_DAYS = 30
+#: Days of the label (the VWAP return from t+1 to t+LABEL_DAYS): the last ``LABEL_DAYS`` dates of
+#: a panel have no label and give no training sample.
+LABEL_DAYS = 11
 
 #: The feature-layer ops every model uses by default (``--ops``).
 DEFAULT_OPS = "corr,cov,stddev,zscore,return,decaylinear,mean"
@@ -178,6 +181,18 @@ class Panel:
 PanelLike = Union[Panel, PathLike]
 
 
+def _whole(**given) -> None:
+    """Keyword integers as the engine takes them (unsigned 64-bit): a ConfigError naming the
+    keyword for anything else (the engine checks the ranges that matter, e.g. epochs >= 1)."""
+    for name, v in given.items():
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise ConfigError(f"{name}={v!r}: expected a whole number")
+        if not 0 <= int(v) < 2**64:
+            raise ConfigError(f"{name}={v}: expected a whole number from 0 to 2**64 - 1")
+
+
 def _panel(p: PanelLike) -> Panel:
     if isinstance(p, Panel):
         return p
@@ -202,6 +217,7 @@ def _out_dir(path: Optional[PathLike], prefix: str):
 def synth(path: Optional[PathLike] = None, *, stocks: int = 300, days: int = 700, seed: int = 7) -> Panel:
     """The synthetic market of ``alphanet synth`` (planted, learnable alpha) as a panel at
     ``path`` (a new directory; by default a temporary one)."""
+    _whole(stocks=stocks, days=days, seed=seed)
     out, tmp = _out_dir(path, "alphanet-synth-")
     _rs.synth(str(out), stocks, days, seed)
     return Panel(out, _temp=tmp)
@@ -335,6 +351,19 @@ def from_arrays(
     return Panel(out, _temp=tmp, _codes=dict(zip(upper, codes)))
 
 
+def _parses_as_dates(level: pd.Index) -> bool:
+    """Whether an index level holds dates: datetimes, or text that pandas reads as dates."""
+    if pd.api.types.is_datetime64_any_dtype(level):
+        return True
+    if not (pd.api.types.is_object_dtype(level) or pd.api.types.is_string_dtype(level)):
+        return False
+    try:
+        pd.to_datetime(level[:100], format="mixed")
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
 def _runs(mask: np.ndarray):
     """(first, last) index pairs of the runs of True in mask."""
     m = np.concatenate([[False], mask, [False]]).astype(np.int8)
@@ -354,17 +383,43 @@ def from_frame(df: pd.DataFrame, *, path: Optional[PathLike] = None, universe: O
             f"it has {df.index.nlevels} level(s) {list(df.index.names)}"
         )
     df = df.rename(columns=lambda c: str(c).lstrip("$").lower())
+    if len(df) == 0:
+        raise ConfigError("from_frame: the frame has no rows")
     missing = [c for c in ("open", "high", "low", "close", "volume") if c not in df.columns]
     if missing:
         raise ConfigError(f"from_frame: missing column(s) {missing}; have {list(df.columns)}")
-    is_dt = pd.api.types.is_datetime64_any_dtype
-    if is_dt(df.index.get_level_values(1)) and not is_dt(df.index.get_level_values(0)):
-        df = df.swaplevel(0, 1)  # qlib's (instrument, datetime) order
+    if universe is not None and str(universe).lstrip("$").lower() not in df.columns:
+        raise ConfigError(f"from_frame: universe={universe!r} is not a column; have {list(df.columns)}")
+    universe = None if universe is None else str(universe).lstrip("$").lower()
+    # Which level holds the dates: (date, code), or qlib's (instrument, datetime).
+    parses = [_parses_as_dates(df.index.get_level_values(k)) for k in (0, 1)]
+    if parses == [False, True]:
+        df = df.swaplevel(0, 1)
+    elif not parses[0]:
+        raise ConfigError(
+            "from_frame: neither index level holds dates (YYYY-MM-DD or datetimes); first values: "
+            f"{df.index[0]!r}. Index the frame by (date, code)"
+        )
     if df.index.duplicated().any():
         raise ConfigError("from_frame: the (date, code) index has duplicates")
     df = df.sort_index()
     cols = [c for c in ("open", "high", "low", "close", "volume", "factor") if c in df.columns]
+    for c in cols:
+        if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]):
+            bad = pd.to_numeric(df[c], errors="coerce").isna() & df[c].notna()
+            if bad.any():
+                where = df.index[bad.to_numpy()][0]
+                raise ConfigError(
+                    f"from_frame: column {c!r} is not numeric: {df[c][bad].iloc[0]!r} at {where!r}"
+                )
+            df[c] = pd.to_numeric(df[c])
     if universe is not None:
+        u = df[universe]
+        if not pd.api.types.is_bool_dtype(u) and not u.dropna().isin([0, 1]).all():
+            raise ConfigError(
+                f"from_frame: universe column {universe!r} must be boolean (True/False or 0/1); "
+                f"it has {u.dropna().iloc[0]!r}"
+            )
         cols.append(universe)
     wide = df[cols].unstack(level=1)
     dates = wide.index
@@ -397,6 +452,7 @@ def from_frame(df: pd.DataFrame, *, path: Optional[PathLike] = None, universe: O
 
 def set_threads(n: int) -> None:
     """Sets the engine's worker threads (default: all cores). Once per process, before any work."""
+    _whole(n=n)
     _rs.set_threads(int(n))
 
 
@@ -512,6 +568,8 @@ def train(
     (default: every date with a full picture and a label), split ``split`` chronologically with the
     purge gap, early stopping on ``select_by``. The keywords are the CLI's flags. Releases the GIL
     while it trains; ``progress=False`` silences the progress display."""
+    _whole(pair_sample=pair_sample, hidden=hidden, epochs=epochs, patience=patience, batch=batch, seed=seed,
+           sample_every=sample_every)
     p = _panel(panel)
     terminal = progress and _terminal()
     bar = _EpochBar("train") if progress and not terminal else None
@@ -589,6 +647,8 @@ def run(
     (created, or resumed), predicting from ``start`` to ``end`` (default: the panel's end).
     Returns the seed-ensemble factor of each variant. ``progress=False``
     silences everything the engine prints."""
+    _whole(seeds=seeds, insample_days=insample_days, sample_every=sample_every, hidden=hidden, epochs=epochs,
+           patience=patience, batch=batch, seed=seed)
     p = _panel(panel)
     if not isinstance(variants, str):
         variants = ",".join(variants)
@@ -687,11 +747,16 @@ def evaluate(
     backtest of each factor (a Series indexed by (date, code), a ``[dates, stocks]`` array over the
     panel, or a factor.csv / .npy path), side by side. ``baselines=True`` (or a list) adds the
     classic one-line factors. The report folder is ``out`` (default: a temporary folder)."""
+    _whole(every=every, groups=groups)
     p = _panel(panel)
     if isinstance(factors, pd.Series):
         factors = {factors.name or "factor": factors}
+    if not isinstance(factors, Mapping):
+        raise ConfigError(
+            f"evaluate: factors must be a Series or a dict of name -> factor, got {type(factors).__name__}"
+        )
     if not factors:
-        raise ConfigError("give at least one --factor NAME=PATH")
+        raise ConfigError("evaluate: factors is empty; give at least one, e.g. {'mine': series}")
     if baselines is True:
         baselines = "all"
     elif baselines is False:
@@ -701,8 +766,17 @@ def evaluate(
     report = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="alphanet-eval-")) / "report"
     with tempfile.TemporaryDirectory(prefix="alphanet-factors-") as folder:
         files = [(str(name), str(_write_factor(str(name), f, p, Path(folder)))) for name, f in factors.items()]
-        with _quiet(not progress):
-            res = json.loads(_rs.evaluate(str(p.path), files, str(report), every, groups, cost, baselines))
+        try:
+            with _quiet(not progress):
+                res = json.loads(_rs.evaluate(str(p.path), files, str(report), every, groups, cost, baselines))
+        except AlphaNetError as e:
+            # Name the factors written to this temporary folder by their keys: the files are
+            # gone when the message is read.
+            msg = str(e)
+            for name, path in files:
+                if path.startswith(folder):
+                    msg = msg.replace(path, f"factor {name!r}")
+            raise type(e)(msg) from None
     dates = pd.to_datetime(res["dates"])
     rows, ics, grp = {}, {}, {}
     for entry in res["factors"]:
@@ -739,5 +813,5 @@ __all__ = [
     "AlphaNetError", "AlphaNetIOError", "CheckpointError", "ConfigError", "CudaError", "DataError",
     "OutputExistsError", "PanelError", "Panel", "Model", "RunResult", "Evaluation", "open_panel",
     "synth", "import_qlib", "from_arrays", "from_frame", "train", "run", "evaluate", "set_threads",
-    "parse_device", "PICTURE_DAYS", "DEFAULT_OPS",
+    "parse_device", "PICTURE_DAYS", "LABEL_DAYS", "DEFAULT_OPS",
 ]

@@ -40,7 +40,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
         "alphanet_rs.qlib needs qlib: pip install pyqlib (or pip install 'alphanet_rs[qlib]')"
     ) from e
 
-from . import DataError, Model, from_frame, train
+from . import LABEL_DAYS, DataError, Model, from_frame, train
 from .errors import ConfigError
 
 #: The raw daily fields the panel is built from (qlib names).
@@ -182,7 +182,10 @@ class AlphaNetModel(_QlibModel):
             split = f"{max(n_train, 1)}:{max(n_valid, 1)}"
         else:
             split = "4:1"
-        self.model = train(panel, start=inside[0], end=inside[-1], split=split, **self.train_kwargs)
+        # The segment's last LABEL_DAYS dates have no label inside this panel: they give no
+        # sample either way, so end there rather than be warned about them.
+        last = inside[-1] if len(dates) <= LABEL_DAYS else min(inside[-1], dates[-1 - LABEL_DAYS])
+        self.model = train(panel, start=inside[0], end=last, split=split, **self.train_kwargs)
         return self
 
     def predict(self, dataset, segment="test"):

@@ -160,7 +160,7 @@ fn import_qlib(
         "missing_rows": s.missing_rows,
         "invalid_rows": s.audit.invalid,
         "rows_without_prices": s.audit.no_price,
-        "warnings": s.warnings,
+        "warnings": s.audit.warnings().into_iter().chain(s.warnings).collect::<Vec<_>>(),
     })
     .to_string())
 }

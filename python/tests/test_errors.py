@@ -84,7 +84,7 @@ def test_cli_messages(panel, tmp_path):
     model.save(tmp_path / "ck")
     with pytest.raises(FileExistsError, match="already exists"):
         model.save(tmp_path / "ck")
-    with pytest.raises(an.DataError, match="outside what panel"):
+    with pytest.raises(an.DataError, match="before the first full 30-day picture; choose --from on or after"):
         model.predict(panel, start=panel.meta["dates"][0], end=panel.meta["dates"][10])
     with pytest.raises(ValueError, match="--every 0"):
         an.evaluate(panel, {"f": model.predict(panel)}, every=0)
@@ -98,3 +98,58 @@ def test_device_notes_are_worded_for_python_and_said_once(panel, capfd):
     notes = [l for l in err.splitlines() if l.startswith("note: device=")]
     assert len(notes) <= 1, err
     assert len([l for l in err.splitlines() if l.startswith("device: ")]) <= 1, err
+
+
+def _frame(stocks=3, days=60):
+    m = random_market(stocks=stocks, days=days)
+    idx = pd.MultiIndex.from_product([m["dates"], m["codes"]], names=["date", "code"])
+    cols = {k: m[k].reshape(-1) for k in ("open", "high", "low", "close", "volume")}
+    return pd.DataFrame(cols, index=idx)
+
+
+def test_frames_are_read_or_refused_by_column_and_level():
+    df = _frame()
+    # (code, date) with text dates: the levels are found by what they hold.
+    swapped = df.swaplevel(0, 1).sort_index()
+    assert an.from_frame(swapped).n_stocks == 3
+    with pytest.raises(an.ConfigError, match="neither index level holds dates"):
+        an.from_frame(df.set_axis(pd.MultiIndex.from_product([range(60), ["A", "B", "C"]]), axis=0))
+    text = df.astype({"close": object})
+    text.iloc[7, text.columns.get_loc("close")] = "n/a"
+    with pytest.raises(an.ConfigError, match="column 'close' is not numeric: 'n/a'"):
+        an.from_frame(text)
+    with pytest.raises(an.ConfigError, match="the frame has no rows"):
+        an.from_frame(df.iloc[:0])
+    with pytest.raises(an.ConfigError, match="universe='member' is not a column"):
+        an.from_frame(df, universe="member")
+    with pytest.raises(an.ConfigError, match="universe column 'member' must be boolean"):
+        an.from_frame(df.assign(member="no"), universe="member")
+    assert an.from_frame(df.assign(member=1), universe="member").n_stocks == 3
+
+
+def test_row_checks_are_printed(capfd):
+    m = random_market(stocks=3, days=60)
+    m.pop("factor")
+    m["high"][:, 1] = np.inf
+    an.from_arrays(**m)
+    err = capfd.readouterr().err
+    assert "60 stock-days of 1 stocks have impossible prices or volume (high is infinite: 60)" in err, err
+
+
+def test_integers_out_of_range_are_config_errors(panel):
+    with pytest.raises(an.ConfigError, match="stocks=-1: expected a whole number from 0"):
+        an.synth(stocks=-1)
+    with pytest.raises(an.ConfigError, match=r"hidden=1267650600228229401496703205376: expected"):
+        an.train(panel, hidden=2**100, progress=False)
+    with pytest.raises(an.ConfigError, match=r"epochs=2.5: expected a whole number"):
+        an.train(panel, epochs=2.5, progress=False)
+
+
+def test_evaluate_answers_in_python_words(panel):
+    with pytest.raises(an.ConfigError, match="evaluate: factors is empty") as e:
+        an.evaluate(panel, {})
+    assert "--factor" not in str(e.value)
+    bad = pd.Series([1.0], index=pd.MultiIndex.from_tuples([(pd.Timestamp("1990-01-02"), "SH600000")]))
+    with pytest.raises(an.AlphaNetError) as e:
+        an.evaluate(panel, {"mine": bad}, progress=False)
+    assert "factor 'mine'" in str(e.value) and "alphanet-factors-" not in str(e.value), str(e.value)

@@ -138,32 +138,8 @@ fn run(
             s.missing_rows
         );
     }
-    let worst = |v: &[(String, usize)]| {
-        v.iter()
-            .take(5)
-            .map(|(c, n)| format!("{c} ({n})"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let total = |v: &[(String, usize)]| v.iter().map(|x| x.1).sum::<usize>();
-    if !s.audit.invalid.is_empty() {
-        eprintln!(
-            "warning: {} stock-days of {} stocks have impossible prices (not positive, or open/close \
-             outside [low, high]) or a negative volume: made missing and untradable (counts per stock \
-             in meta.json provenance.row_checks); most: {}",
-            total(&s.audit.invalid),
-            s.audit.invalid.len(),
-            worst(&s.audit.invalid)
-        );
-    }
-    if !s.audit.no_price.is_empty() {
-        eprintln!(
-            "warning: {} stock-days of {} stocks have no prices in the source (NaN): made suspended \
-             (counts per stock in meta.json provenance.row_checks); most: {}",
-            total(&s.audit.no_price),
-            s.audit.no_price.len(),
-            worst(&s.audit.no_price)
-        );
+    for w in s.audit.warnings() {
+        eprintln!("warning: {w}");
     }
     for w in &s.warnings {
         eprintln!("warning: {w}");

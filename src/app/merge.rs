@@ -46,6 +46,15 @@ pub fn merge(run_dir: &Path, panel_dir: Option<&Path>) -> Result<()> {
         ))
     })?;
     let dir = panel_dir.unwrap_or(&file.panel_dir);
+    if panel_dir.is_none() && !dir.is_dir() {
+        return Err(Error::Config(format!(
+            "{}: the run was made on panel {}, which is no longer there; if it moved, pass it: \
+             alphanet merge {} --panel NEW_DIR",
+            run_dir.display(),
+            dir.display(),
+            run_dir.display()
+        )));
+    }
     let panel = Panel::open(dir)?;
     if file.panel.is_legacy() {
         warn_legacy_identity(run_dir);

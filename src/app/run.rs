@@ -12,7 +12,9 @@ use crate::data::samples::PICTURE_DAYS;
 use crate::fsutil::write_file_atomically;
 use crate::model::{InputNorm, LossConfig, ModelConfig};
 use crate::rolling::claim::{try_claim, ClaimOutcome, HeldBy, LOCKS};
-use crate::rolling::jobs::{all_jobs, is_finished, job_seed, write_job, Job, JobRecord, Shard};
+use crate::rolling::jobs::{
+    all_jobs, check_no_debris, is_finished, job_seed, write_job, Job, JobRecord, Shard,
+};
 use crate::rolling::manifest::{code_version, host, unix_now};
 use crate::rolling::schedule::{plan_windows, Period, ScheduleConfig, Window};
 use crate::train::predict::{predict_factor, Output};
@@ -487,6 +489,8 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
         .filter(|j| !is_finished(&opts.out, &j.id(&spec.variants)))
         .copied()
         .collect();
+    let ids: Vec<String> = todo.iter().map(|j| j.id(&spec.variants)).collect();
+    check_no_debris(&opts.out, ids.iter().map(String::as_str))?;
     eprintln!(
         "shard {}: {} of {} jobs, {} already finished, {} to run on {device}",
         opts.shard,
@@ -503,13 +507,19 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
     let mut pending: std::collections::VecDeque<Job> = todo.iter().copied().collect();
     let mut announced_wait = false;
     loop {
+        let mut trained_this_pass = false;
         while let Some(job) = pending.pop_front() {
             let id = job.id(&spec.variants);
             let claim = match try_claim(&opts.out, &id)? {
                 ClaimOutcome::Claimed(c) => c,
                 ClaimOutcome::Finished => {
+                    // Counted and said, so the [k/N] lines run without gaps.
                     by_others += 1;
                     bar.inc(1);
+                    let done = bar.position();
+                    bar.suspend(|| {
+                        eprintln!("[{done}/{}] {id}: finished by another process", todo.len())
+                    });
                     continue;
                 }
                 ClaimOutcome::Held(h) => {
@@ -518,15 +528,18 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
                 }
             };
             bar.set_message(id.clone());
+            trained_this_pass = true;
             let record = run_job(&backend, &panel, spec, &windows[job.window], job, &opts.out)
                 .inspect_err(|_| bar.suspend(|| eprintln!("job {id} failed")))?;
             drop(claim);
             bar.inc(1);
             let Some(record) = record else {
                 by_others += 1;
+                let done = bar.position();
                 bar.suspend(|| {
                     eprintln!(
-                        "note: job {id} was finished by another process while this one trained it: its result is kept, this one's discarded"
+                        "[{done}/{}] {id}: finished by another process while this one trained it: its result is kept, this one's discarded",
+                        todo.len()
                     )
                 });
                 continue;
@@ -571,6 +584,11 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary> {
                 )
             });
             break;
+        }
+        if trained_this_pass {
+            // The held list may be minutes old: look again at once before waiting on it.
+            pending.extend(held.drain(..).map(|(j, _)| j));
+            continue;
         }
         if !announced_wait {
             bar.suspend(|| {

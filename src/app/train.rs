@@ -115,7 +115,27 @@ pub fn fit_insample(
 ) -> Result<Fitted> {
     check_sample_every(every)?;
     let default = PICTURE_DAYS - 1..panel.n_dates().saturating_sub(HORIZON);
-    let insample = date_range(panel, range.0, range.1, default)?;
+    let insample = date_range(panel, range.0, range.1, default.clone())?;
+    let dates = &panel.meta().dates;
+    if insample.start < default.start {
+        return Err(Error::Config(format!(
+            "--from {}: before the panel's first full 30-day picture ({}), so no sample can start \
+             there; choose --from on or after {}",
+            dates[insample.start], dates[default.start], dates[default.start]
+        )));
+    }
+    if insample.end > default.end {
+        let last = default
+            .end
+            .checked_sub(1)
+            .map_or("none", |k| dates[k].as_str());
+        eprintln!(
+            "warning: --to {}: the panel's last {HORIZON} dates have no {HORIZON}-day label yet, so \
+             {} of the in-sample dates give no sample; the last date with a label is {last}",
+            dates[insample.end - 1],
+            insample.end - default.end.max(insample.start)
+        );
+    }
     warn_empty_dates(
         panel,
         insample.start.saturating_sub(PICTURE_DAYS - 1)..insample.end,

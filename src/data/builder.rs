@@ -14,6 +14,7 @@ use super::limits::{limit_ratio, open_limit_flags};
 use super::panel::{flags, BenchmarkMeta, PanelArrays, PanelMeta, FORMAT_VERSION, PRICE_FIELDS};
 use super::styles::{self, StyleInputs};
 use crate::error::{Error, Result};
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 /// One stock-day as the importers deliver it. Prices are adjusted unless named `raw_`.
@@ -54,6 +55,8 @@ pub struct StockHistory {
     /// Rows on the panel calendar whose prices are impossible ([`implausible_prices`]) or whose
     /// volume is negative or not a number: made suspended (missing features, untradable).
     pub invalid_rows: usize,
+    /// The invalid rows by [`row_problem`] (e.g. "factor is not positive": 12).
+    pub invalid_reasons: BTreeMap<String, usize>,
     /// Rows on the panel calendar without prices (NaN in the source): made suspended.
     pub no_price_rows: usize,
 }
@@ -76,6 +79,34 @@ pub fn implausible_prices(open: f64, high: f64, low: f64, close: f64) -> bool {
     !(positive && lo <= high && lo <= open && open <= hi && lo <= close && close <= hi)
 }
 
+/// Why a row's prices or volume cannot be used, naming the first field that fails: a price
+/// (open, high, low, close, and the adjustment factor where the source has one) that is NaN,
+/// infinite or not positive, open or close outside [low, high] ([`implausible_prices`]), or a
+/// volume that is negative or NaN. `None` for a usable row.
+pub fn row_problem(prices: &[(&str, f64)], volume: f64) -> Option<String> {
+    for &(name, x) in prices {
+        if x.is_nan() {
+            return Some(format!("{name} is NaN"));
+        }
+        if x.is_infinite() {
+            return Some(format!("{name} is infinite"));
+        }
+        if x <= 0.0 {
+            return Some(format!("{name} is not positive"));
+        }
+    }
+    let at = |name: &str| {
+        prices
+            .iter()
+            .find(|p| p.0 == name)
+            .map_or(f64::NAN, |p| p.1)
+    };
+    if implausible_prices(at("open"), at("high"), at("low"), at("close")) {
+        return Some("open or close outside [low, high]".into());
+    }
+    (volume.is_nan() || volume < 0.0).then(|| "volume is negative or NaN".into())
+}
+
 /// Per-stock counts of rows an importer made missing, for `meta.json` and the command's report.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RowAudit {
@@ -83,12 +114,17 @@ pub struct RowAudit {
     pub invalid: Vec<(String, usize)>,
     /// (code, rows without prices), stocks with at least one, most first.
     pub no_price: Vec<(String, usize)>,
+    /// Invalid rows by [`row_problem`], over every stock.
+    pub reasons: BTreeMap<String, usize>,
 }
 
 impl RowAudit {
     pub fn add(&mut self, code: &str, h: &StockHistory) {
         if h.invalid_rows > 0 {
             self.invalid.push((code.to_string(), h.invalid_rows));
+        }
+        for (why, k) in &h.invalid_reasons {
+            *self.reasons.entry(why.clone()).or_default() += k;
         }
         if h.no_price_rows > 0 {
             self.no_price.push((code.to_string(), h.no_price_rows));
@@ -114,9 +150,51 @@ impl RowAudit {
             ),
             "invalid_rows": self.invalid.iter().map(|x| x.1).sum::<usize>(),
             "invalid_rows_per_stock": per_stock(&self.invalid),
+            "invalid_rows_by_reason": self.reasons,
             "rows_without_prices": self.no_price.iter().map(|x| x.1).sum::<usize>(),
             "rows_without_prices_per_stock": per_stock(&self.no_price),
         })
+    }
+}
+
+impl RowAudit {
+    /// The import's warnings about rows made missing, as the CLI and Python print them: totals,
+    /// the reasons with their counts, and the five stocks with the most.
+    pub fn warnings(&self) -> Vec<String> {
+        let worst = |v: &[(String, usize)]| {
+            v.iter()
+                .take(5)
+                .map(|(c, n)| format!("{c} ({n})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let total = |v: &[(String, usize)]| v.iter().map(|x| x.1).sum::<usize>();
+        let mut lines = Vec::new();
+        if !self.invalid.is_empty() {
+            let reasons = self
+                .reasons
+                .iter()
+                .map(|(why, k)| format!("{why}: {k}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            lines.push(format!(
+                "{} stock-days of {} stocks have impossible prices or volume ({reasons}): made missing \
+                 and untradable (counts per stock in meta.json provenance.row_checks); most: {}",
+                total(&self.invalid),
+                self.invalid.len(),
+                worst(&self.invalid)
+            ));
+        }
+        if !self.no_price.is_empty() {
+            lines.push(format!(
+                "{} stock-days of {} stocks have no prices in the source (NaN): made suspended \
+                 (counts per stock in meta.json provenance.row_checks); most: {}",
+                total(&self.no_price),
+                self.no_price.len(),
+                worst(&self.no_price)
+            ));
+        }
+        lines
     }
 }
 
@@ -219,8 +297,11 @@ impl PanelBuilder {
             self.arrays.price[cell * np..(cell + 1) * np].copy_from_slice(&px);
             let ret1 = d.close / prev_close - 1.0;
             if !d.suspended {
+                // A traded day with a turnover of 0 (a source that rounds it, or lacks it) has an
+                // unknown turnover: NaN in the four turnover features, not an infinite ratio.
+                let turn = if d.turn > 0.0 { d.turn } else { f64::NAN };
                 self.arrays.features[cell * nf..(cell + 1) * nf].copy_from_slice(&feature_row(
-                    ret1, d.open, d.close, d.high, d.low, d.volume, d.vwap, d.turn, d.turn,
+                    ret1, d.open, d.close, d.high, d.low, d.volume, d.vwap, turn, turn,
                 ));
                 self.ret[i * t_len + t] = ret1 as f32;
             }

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use indicatif::ProgressBar;
 
 use super::builder::{
-    calendar_range, implausible_prices, normalize_code, Day, ImportSummary, Market, PanelBuilder,
-    Provenance, RowAudit, StockHistory,
+    calendar_range, implausible_prices, normalize_code, row_problem, Day, ImportSummary, Market,
+    PanelBuilder, Provenance, RowAudit, StockHistory,
 };
 use super::calendar::parse_date;
 use super::industry::{csv_error, industries_for};
@@ -282,8 +282,11 @@ fn read_stock(
             float_shares = v[VOLUME] / (v[TURN] / 100.0);
         }
         let in_range = k >= range.start && k < range.end;
-        if invalid {
-            h.invalid_rows += usize::from(in_range);
+        if invalid && in_range {
+            h.invalid_rows += 1;
+            let prices = [OPEN, HIGH, LOW, CLOSE].map(|c| (COLUMNS[c], v[c]));
+            let why = row_problem(&prices, v[VOLUME]).unwrap_or_else(|| "impossible prices".into());
+            *h.invalid_reasons.entry(why).or_default() += 1;
         }
         if !in_range {
             if !invalid {

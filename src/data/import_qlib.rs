@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use indicatif::ProgressBar;
 
 use super::builder::{
-    calendar_range, implausible_prices, is_index_code, Day, ImportSummary, Market, PanelBuilder,
-    Provenance, RowAudit, StockHistory,
+    calendar_range, implausible_prices, is_index_code, row_problem, Day, ImportSummary, Market,
+    PanelBuilder, Provenance, RowAudit, StockHistory,
 };
 use super::calendar::parse_date;
 use super::index_proxy::{
@@ -460,6 +460,7 @@ impl StockBins {
         let mut last: Option<(f64, f64)> = None;
         let mut days = Vec::new();
         let (mut invalid_rows, mut no_price_rows) = (0, 0);
+        let mut invalid_reasons = std::collections::BTreeMap::new();
         let first = self.start.max(range.start);
         for j in 0..rows {
             let k = self.start + j;
@@ -468,10 +469,11 @@ impl StockBins {
             let finite = px.iter().all(|x| x.is_finite());
             let valid = finite && px[4] > 0.0 && !implausible_prices(px[0], px[1], px[2], px[3]);
             if k >= first && k < range.end {
-                if !finite {
+                if px.iter().any(|x| x.is_nan()) {
                     no_price_rows += 1;
-                } else if !valid || vol.is_nan() || vol < 0.0 {
+                } else if let Some(why) = row_problem(&named(px), vol) {
                     invalid_rows += 1;
+                    *invalid_reasons.entry(why).or_default() += 1;
                 }
             }
             let traded = valid && vol.is_finite() && vol > 0.0;
@@ -554,6 +556,7 @@ impl StockBins {
             first: first.min(range.end) - range.start,
             days,
             invalid_rows,
+            invalid_reasons,
             no_price_rows,
         }
     }
@@ -576,4 +579,16 @@ fn index_returns(dir: &Path, cal_len: usize, range: std::ops::Range<usize>) -> R
             }
         })
         .collect())
+}
+
+/// A row's open, high, low, close and factor with the names `row_problem` reports them by.
+fn named(px: [f64; 5]) -> [(&'static str, f64); 5] {
+    let [o, h, l, c, f] = px;
+    [
+        ("open", o),
+        ("high", h),
+        ("low", l),
+        ("close", c),
+        ("factor", f),
+    ]
 }

@@ -218,13 +218,30 @@ pub fn write_job(
     match written {
         Ok(()) => Ok(true),
         Err(_) if is_finished(run, &record.id) => Ok(false),
-        Err(Error::Exists { path }) => Err(Error::Data(format!(
-            "{}: an unfinished job directory (no {RECORD}) is in the way; it is not a finished job: \
-             remove it and run again",
-            path.display()
-        ))),
+        Err(Error::Exists { path }) => Err(in_the_way(&path)),
         Err(e) => Err(e),
     }
+}
+
+/// The first job of `ids` whose directory exists without a record: [`write_job`] writes a job
+/// directory whole (record included) or not at all, so such a directory is debris that would
+/// make the job's write fail after its training. Checked before any job trains.
+pub fn check_no_debris<'a>(run: &Path, ids: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    match ids
+        .into_iter()
+        .find(|id| job_dir(run, id).exists() && !is_finished(run, id))
+    {
+        Some(id) => Err(in_the_way(&job_dir(run, id))),
+        None => Ok(()),
+    }
+}
+
+fn in_the_way(path: &Path) -> Error {
+    Error::Data(format!(
+        "{}: an unfinished job directory (no {RECORD}) is in the way; it is not a finished job: \
+         remove it and run again",
+        path.display()
+    ))
 }
 
 #[cfg(test)]

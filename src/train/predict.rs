@@ -92,19 +92,35 @@ pub fn predict_on<D: Device<T = f32>>(
     batch_size: usize,
 ) -> Result<Vec<f32>> {
     let (t_all, n) = (panel.n_dates(), panel.n_stocks());
-    if dates.start < PICTURE_DAYS - 1 || dates.end > t_all || dates.is_empty() {
-        let d = &panel.meta().dates;
-        let at = |k: usize| d.get(k).map_or("(past the end)", String::as_str);
+    let d = &panel.meta().dates;
+    if t_all < PICTURE_DAYS {
         return Err(Error::Data(format!(
-            "prediction dates {} .. {} are outside what panel {} can predict: {} .. {} (the first {} \
-             dates only fill the first 30-day picture); choose --from on or after {}",
-            at(dates.start),
-            at(dates.end.saturating_sub(1)),
+            "panel {} has {t_all} dates; one 30-day picture needs {PICTURE_DAYS}",
+            panel.dir().display()
+        )));
+    }
+    let (first, last) = (&d[PICTURE_DAYS - 1], &d[t_all - 1]);
+    let why = if dates.is_empty() {
+        Some("the range is empty".to_string())
+    } else if dates.start < PICTURE_DAYS - 1 {
+        Some(format!(
+            "it starts on {}, before the first full 30-day picture; choose --from on or after {first}",
+            d[dates.start]
+        ))
+    } else if dates.end > t_all {
+        Some(format!(
+            "it ends {} dates after the panel's last date; choose --to on or before {last}",
+            dates.end - t_all
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        return Err(Error::Data(format!(
+            "cannot predict on panel {} there: {why} (the panel predicts {first} .. {last}; its \
+             first {} dates only fill the first picture)",
             panel.dir().display(),
-            at(PICTURE_DAYS - 1),
-            at(t_all - 1),
-            PICTURE_DAYS - 1,
-            at(PICTURE_DAYS - 1)
+            PICTURE_DAYS - 1
         )));
     }
     let mut net = model.to_device(dev)?;
