@@ -381,8 +381,8 @@ fn compile_one(nvcc: &Path, cu: &Path, out: &Path) -> Result<String, String> {
     Ok(format!("== {}\n{log}", cu.display()))
 }
 
-/// The constants Rust and CUDA share, defined once (src/kernel_consts.rs).
-const KERNEL_CONSTS: &str = "src/kernel_consts.rs";
+/// The constants Rust and CUDA share, defined once (src/ops/kernel_consts.rs).
+const KERNEL_CONSTS: &str = "src/ops/kernel_consts.rs";
 
 /// Writes `OUT_DIR/kernel_consts.cuh`: `#define NAME VALUE` for every `pub const NAME: T = VALUE;`
 /// of KERNEL_CONSTS, whose values must be integer literals.

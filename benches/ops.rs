@@ -3,7 +3,7 @@
 //! channels, 30 hidden units). Run: `cargo bench --bench ops [-- FILTER]`.
 
 use alphanet::autograd::adam::adam_update;
-use alphanet::autograd::tape::Recurrent;
+use alphanet::ops::recurrent::Recurrent;
 use alphanet::ops::ts_features::{all_pairs, ts_features_backward, ts_features_forward};
 use alphanet::ops::ts_features::{FeatureSpec, OpSet};
 use alphanet::ops::{batchnorm, dense, elementwise, loss, pooling};
@@ -16,7 +16,7 @@ const DAYS: usize = 30;
 const H: usize = 30;
 
 fn draw(n: usize, lo: f32, hi: f32, seed: &str) -> Vec<f32> {
-    let mut rng = alphanet::rng::stream(0, seed);
+    let mut rng = alphanet::util::rng::stream(0, seed);
     (0..n).map(|_| rng.gen_range(lo..hi)).collect()
 }
 
@@ -32,7 +32,7 @@ fn spec(ops: OpSet, stride: usize) -> FeatureSpec {
 }
 
 fn features(c: &mut Criterion) {
-    alphanet::sysmem::keep_freed_memory();
+    alphanet::util::system::keep_freed_memory();
     for (name, sp) in [
         ("peer6 s=10", spec(OpSet::PEER6, 10)),
         ("all s=10", spec(OpSet::ALL, 10)),

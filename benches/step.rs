@@ -12,7 +12,7 @@ use std::time::Duration;
 const B: usize = 1000;
 
 fn steps(c: &mut Criterion) {
-    alphanet::sysmem::keep_freed_memory();
+    alphanet::util::system::keep_freed_memory();
     let mut group = c.benchmark_group("step");
     group
         .sample_size(10)

@@ -50,4 +50,9 @@ impl Error {
             source,
         }
     }
+
+    /// A CUDA driver, NVRTC or stand-in failure, in its own words.
+    pub fn cuda(e: impl std::fmt::Display) -> Self {
+        Error::Cuda(e.to_string())
+    }
 }

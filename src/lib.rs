@@ -2,22 +2,16 @@
 
 pub mod app;
 pub mod autograd;
-pub mod coverage;
 pub mod cuda;
 pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
-pub mod float;
-pub mod fsutil;
-pub mod gradcheck;
-pub mod kernel_consts;
 pub mod model;
 pub mod ops;
-pub mod rng;
 pub mod rolling;
-pub mod sysmem;
 pub mod train;
+pub mod util;
 
 pub use error::{Error, Result};
-pub use float::Float;
+pub use util::float::Float;

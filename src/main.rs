@@ -77,7 +77,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    alphanet::sysmem::keep_freed_memory();
+    alphanet::util::system::keep_freed_memory();
     alphanet::app::default_sigpipe();
     match run(Cli::parse()) {
         Ok(code) => code,

@@ -10,7 +10,6 @@
 //! a missing real GPU is a failure.
 
 use alphanet::autograd::adam::{adam_update, AdamConfig};
-use alphanet::autograd::tape::Recurrent;
 use alphanet::cuda::{CudaSlice, Gpu, Pooled};
 use alphanet::data::panel::PanelView;
 use alphanet::data::samples::{gather_pictures, PICTURE_LEN};
@@ -21,10 +20,11 @@ use alphanet::ops::dense::{dense_backward, dense_forward};
 use alphanet::ops::elementwise::*;
 use alphanet::ops::loss::{long_side_weights, mse_loss, neutralized_mse_loss};
 use alphanet::ops::pooling::{pool_backward, pool_forward, pooled_steps};
+use alphanet::ops::recurrent::Recurrent;
 use alphanet::ops::recurrent_ops;
 use alphanet::ops::ts_features::*;
-use alphanet::rng::{stream, Rng};
 use alphanet::train::step::{train_step, train_step_on, Batch};
+use alphanet::util::rng::{stream, Rng};
 use alphanet::{Float, Result};
 use rand::Rng as _;
 

@@ -114,7 +114,7 @@ fn coverage_reproduces_the_report_table_5() {
         (11, 99.94),
     ];
     for (n, pct) in report {
-        let c = alphanet::coverage::simulate(15, 10, n, 1000, 1);
+        let c = alphanet::model::coverage::simulate(15, 10, n, 1000, 1);
         assert!(
             (100.0 * c.simulated - pct).abs() < 0.5,
             "n={n}: simulated {:.2}% vs report {pct}%",
@@ -160,7 +160,7 @@ fn v21_model_builds_only_pairs_among_its_draw() {
 #[test]
 fn keras_initialisation() {
     use alphanet::model::init::orthogonal;
-    let mut rng = alphanet::rng::stream(1, "t");
+    let mut rng = alphanet::util::rng::stream(1, "t");
     let (h, cols) = (30, 120);
     let w: Vec<f64> = orthogonal(&mut rng, h, cols);
     for a in 0..h {

@@ -94,7 +94,7 @@ fn neutralization_by_hand_and_orthogonal() {
         assert!(close(*a, b, 1e-12), "{e:?}");
     }
     // Random case: residual orthogonal to every dummy and to size; unknowns NaN.
-    let mut rng = alphanet::rng::stream(3, "test/neutralize");
+    let mut rng = alphanet::util::rng::stream(3, "test/neutralize");
     let n = 50;
     let f: Vec<f64> = (0..n).map(|_| rng.gen::<f64>()).collect();
     let ind: Vec<i16> = (0..n)
@@ -159,7 +159,7 @@ fn toy(t_len: usize, n: usize, vwap: impl Fn(usize, usize) -> f32) -> (PanelMeta
 }
 
 fn random_walk(t_len: usize, n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = alphanet::rng::stream(seed, "test/walk");
+    let mut rng = alphanet::util::rng::stream(seed, "test/walk");
     let mut v = vec![0.0f32; t_len * n];
     for i in 0..n {
         let mut p = 10.0f64;
@@ -291,7 +291,7 @@ fn feasible_instance(
     groups: usize,
     with_turnover: bool,
 ) -> (Instance, Vec<f64>) {
-    let mut rng = alphanet::rng::stream(seed, "test/optimizer");
+    let mut rng = alphanet::util::rng::stream(seed, "test/optimizer");
     let raw: Vec<f64> = (0..n).map(|_| rng.gen::<f64>() + 0.05).collect();
     let total: f64 = raw.iter().sum();
     let w_star: Vec<f64> = raw.iter().map(|x| x / total).collect();

@@ -10,7 +10,7 @@
 use alphanet::data::npy::NpyArray;
 use alphanet::data::panel::Panel;
 use alphanet::data::synth::{write_synth, SynthConfig};
-use alphanet::rng::{stream, Rng};
+use alphanet::util::rng::{stream, Rng};
 use rand::Rng as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

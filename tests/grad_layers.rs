@@ -111,7 +111,7 @@ fn lstm_naive(
 #[test]
 fn lstm_matches_naive_across_chunks() {
     let (b, s, i, h) = (70, 3, 4, 3);
-    let mut rng = alphanet::rng::stream(1, "test-lstm");
+    let mut rng = alphanet::util::rng::stream(1, "test-lstm");
     let (x, w_ih, w_hh, bias) = (
         draw(&mut rng, b * s * i, 1.0),
         draw(&mut rng, i * 4 * h, 0.7),
@@ -186,7 +186,7 @@ fn gru_naive(
 #[test]
 fn gru_matches_naive_across_chunks() {
     let (b, s, i, h) = (70, 3, 4, 3);
-    let mut rng = alphanet::rng::stream(1, "test-gru");
+    let mut rng = alphanet::util::rng::stream(1, "test-gru");
     let (x, w_ih, w_hh, bias) = (
         draw(&mut rng, b * s * i, 1.0),
         draw(&mut rng, i * 3 * h, 0.7),
@@ -215,7 +215,7 @@ fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
 #[test]
 fn recurrent_backward_is_bit_identical_across_thread_counts() {
     let (b, s, i, h) = (300, 3, 285, 30);
-    let mut rng = alphanet::rng::stream(3, "test-determinism");
+    let mut rng = alphanet::util::rng::stream(3, "test-determinism");
     let mut f32s = |n: usize, a: f64| {
         draw(&mut rng, n, a)
             .into_iter()
@@ -276,7 +276,7 @@ fn recurrent_backward_is_bit_identical_across_thread_counts() {
 #[test]
 fn batchnorm_is_bit_identical_across_thread_counts() {
     let (r, c) = (3000, 37);
-    let mut rng = alphanet::rng::stream(4, "test-bn-determinism");
+    let mut rng = alphanet::util::rng::stream(4, "test-bn-determinism");
     let inp: Vec<f32> = draw(&mut rng, r * c, 3.0)
         .into_iter()
         .map(|v| v as f32 + 1.0)
@@ -319,7 +319,7 @@ fn batchnorm_is_bit_identical_across_thread_counts() {
 #[test]
 fn batchnorm_forward_statistics() {
     let (r, c, eps) = (600, 4, 1e-3);
-    let mut rng = alphanet::rng::stream(5, "test-bn");
+    let mut rng = alphanet::util::rng::stream(5, "test-bn");
     // Channel j has spread 0.1·(j+1) around 3j, so the variances differ in scale and eps matters.
     let inp: Vec<f64> = (0..r * c)
         .map(|k| 3.0 * (k % c) as f64 + 0.1 * ((k % c) + 1) as f64 * rng.gen_range(-1.0..1.0))

@@ -6,7 +6,7 @@
 #[test]
 #[cfg(target_os = "linux")]
 fn peak_rss_follows_an_allocation() {
-    use alphanet::sysmem::{peak_rss_mib, reset_peak_rss};
+    use alphanet::util::system::{peak_rss_mib, reset_peak_rss};
     reset_peak_rss();
     let before = peak_rss_mib().expect("Linux reports VmHWM");
     let block = vec![1u8; 64 << 20];

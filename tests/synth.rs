@@ -277,7 +277,7 @@ fn flipping_a_next_day_flag_removes_exactly_that_stock() {
 #[test]
 fn gather_matches_direct_indexing() {
     let v = view();
-    let mut rng = alphanet::rng::stream(1, "test/gather");
+    let mut rng = alphanet::util::rng::stream(1, "test/gather");
     let samples: Vec<(u32, u32)> = (0..64)
         .map(|_| {
             (

@@ -1,12 +1,13 @@
 //! Training on a small synthetic panel: purge, determinism, checkpoints, v2.2 and v2.3 behaviour.
 
-use alphanet::app::fit::{fit, held_out};
+use alphanet::app::held_out::held_out;
 use alphanet::cuda::Backend;
 use alphanet::data::panel::Panel;
 use alphanet::data::samples::{SampleIndex, HORIZON};
 use alphanet::data::synth::{write_synth, SynthConfig};
 use alphanet::model::{LossConfig, ModelConfig};
 use alphanet::train::checkpoint;
+use alphanet::train::fit::fit;
 use alphanet::train::predict::Output;
 use alphanet::train::split::{insample_end, split_train_val};
 use alphanet::train::trainer::{LabelNorm, SelectBy, TrainConfig};

@@ -10,7 +10,8 @@ use std::sync::Mutex;
 use alphanet::app::args::{init_threads, parse_ratio, ModelArgs, NetArgs, TrainArgs};
 use alphanet::app::eval::{self as app_eval, EvalOptions};
 use alphanet::app::predict::prediction_dates;
-use alphanet::app::run::{self as app_run, RunOptions, RunSpec};
+use alphanet::rolling::driver::{self, RunOptions};
+use alphanet::rolling::record::RunSpec;
 use alphanet::app::train::fit_insample;
 use alphanet::cuda::{Backend, DeviceChoice};
 use alphanet::data::import_qlib::{import_qlib as qlib_import, QlibOptions};
@@ -236,7 +237,7 @@ impl PyModel {
     /// Writes the checkpoint directory `alphanet train --out` writes (refuses an existing path).
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         py.detach(|| {
-            alphanet::fsutil::check_output_creatable(&path)?;
+            alphanet::util::fs::check_output_creatable(&path)?;
             let model = self.model.lock().expect("model lock");
             checkpoint::save(
                 &path,
@@ -449,7 +450,7 @@ fn run(
     };
     let observer = epoch_callback(on_epoch);
     let s = py
-        .detach(|| with_epoch_observer(observer, || app_run::run(&opts)))
+        .detach(|| with_epoch_observer(observer, || driver::run(&opts)))
         .py_err()?;
     Ok(serde_json::json!({
         "jobs": s.jobs,

@@ -2,7 +2,7 @@
 
 use crate::autograd::adam::AdamConfig;
 use crate::cuda::DeviceChoice;
-use crate::model::{apply_variant, Arch, InputNorm, LossConfig, ModelConfig};
+use crate::model::{variant_configs, Arch, InputNorm, LossConfig, ModelConfig};
 use crate::ops::ts_features::OpSet;
 use crate::train::trainer::{LabelNorm, SelectBy, TrainConfig};
 use crate::{Error, Result};
@@ -76,7 +76,7 @@ impl DeviceArg {
 
 impl ModelArgs {
     pub fn configs(&self, seed: u64) -> Result<(ModelConfig, LossConfig)> {
-        let mut m = ModelConfig {
+        let m = ModelConfig {
             seed,
             dropout: self.net.dropout,
             hidden: self.net.hidden,
@@ -84,26 +84,7 @@ impl ModelArgs {
             ops: OpSet::parse(&self.net.ops)?,
             ..ModelConfig::default()
         };
-        let mut l = LossConfig::default();
-        let variants: Vec<&str> = (self.variant.split(','))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        let archs: Vec<&str> = (variants.iter().copied())
-            .filter(|v| ["v1", "v2", "v3"].contains(v))
-            .collect();
-        if archs.len() > 1 {
-            return Err(Error::Config(format!(
-                "--variant {}: names {} architectures ({}); a model has one: v1, v2 or v3, \
-                 combined with any of v2.1, v2.2, v2.3",
-                self.variant,
-                archs.len(),
-                archs.join(", ")
-            )));
-        }
-        for v in variants {
-            apply_variant(v, &mut m, &mut l)?;
-        }
+        let (mut m, mut l) = variant_configs(&self.variant, m)?;
         if let Some(a) = self.model {
             m.arch = a;
         }

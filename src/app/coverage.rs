@@ -1,6 +1,6 @@
 //! `alphanet coverage`: v2.1 pair coverage by simulation and analytically (the report's Table 5).
 
-use crate::coverage;
+use crate::model::coverage;
 use crate::{Error, Result};
 
 /// The arguments of `alphanet coverage`.

@@ -4,21 +4,22 @@
 
 use super::args::{init_threads, FitArgs};
 use super::eval::{neutralization_industries, neutralization_view};
-use super::fit::{fit, held_out};
+use super::held_out::held_out;
 use crate::cuda::{Backend, DeviceChoice};
 use crate::data::panel::Panel;
 use crate::data::samples::HORIZON;
 use crate::data::synth::{write_synth, SynthConfig};
 use crate::eval::chart::{line_chart, Line};
 use crate::eval::layered::{evaluate, LayerConfig};
-use crate::fsutil::{write_file_atomically, write_json_atomically};
 use crate::model::config::display_name;
 use crate::model::{LossConfig, ModelConfig};
 use crate::train::checkpoint;
+use crate::train::fit::fit;
 use crate::train::predict::write_factor;
 use crate::train::predict::Output;
 use crate::train::split::insample_end;
 use crate::train::trainer::{fmt_ic, TrainConfig};
+use crate::util::fs::{write_file_atomically, write_json_atomically};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -92,7 +93,7 @@ const NEUTRAL_NOTE: &str =
 
 pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     let t0 = Instant::now();
-    crate::fsutil::check_output_creatable(&opts.out)?;
+    crate::util::fs::check_output_creatable(&opts.out)?;
     let backend = Backend::open(opts.device)?;
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
     let panel_dir = opts.out.join("panel");

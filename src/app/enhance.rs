@@ -10,7 +10,7 @@ use crate::eval::chart::{line_chart, Line};
 use crate::eval::enhance::{enhance, EnhanceConfig, EnhanceResult};
 use crate::eval::factor::FactorSpec;
 use crate::eval::stats::{excess, nav};
-use crate::fsutil::{write_dir_atomically, write_file_atomically, write_json_atomically};
+use crate::util::fs::{write_dir_atomically, write_file_atomically, write_json_atomically};
 use crate::{Error, Result};
 
 /// The arguments of `alphanet enhance`.
@@ -67,7 +67,7 @@ pub struct EnhanceOptions {
 }
 
 pub fn run(opts: &EnhanceOptions) -> Result<EnhanceResult> {
-    crate::fsutil::check_output_creatable(&opts.out)?;
+    crate::util::fs::check_output_creatable(&opts.out)?;
     let c = &opts.config;
     if !(c.max_deviation > 0.0 && c.max_turnover > 0.0 && (0.0..0.5).contains(&c.cost)) {
         return Err(Error::Config(format!(

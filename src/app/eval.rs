@@ -12,7 +12,7 @@ use crate::eval::chart::{line_chart, Line};
 use crate::eval::factor::FactorSpec;
 use crate::eval::ic::{by_year, IcSummary};
 use crate::eval::layered::{evaluate, evaluate_on, factor_span, FactorEval, LayerConfig};
-use crate::fsutil::{write_dir_atomically, write_file_atomically, write_json_atomically};
+use crate::util::fs::{write_dir_atomically, write_file_atomically, write_json_atomically};
 use crate::{Error, Result};
 
 /// The arguments of `alphanet eval`.
@@ -190,7 +190,7 @@ pub fn run(opts: &EvalOptions) -> Result<Vec<(String, FactorEval)>> {
             b.name()
         )));
     }
-    crate::fsutil::check_output_creatable(&opts.out)?;
+    crate::util::fs::check_output_creatable(&opts.out)?;
     let panel = Panel::open(&opts.panel)?;
     let (one_industry, neutralization) = neutralization_industries(&panel);
     let view = neutralization_view(&panel, &one_industry);

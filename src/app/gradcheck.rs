@@ -1,7 +1,7 @@
 //! `alphanet gradcheck`: every op's and every model × loss's f64 gradient check as a table.
 
-use crate::gradcheck::CheckResult;
 use crate::model::Arch;
+use crate::ops::gradcheck::CheckResult;
 use crate::ops::{batchnorm, dense, elementwise, gru, loss, lstm, pooling, ts_features};
 use std::process::ExitCode;
 

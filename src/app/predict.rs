@@ -1,13 +1,14 @@
 //! `alphanet predict`: the factor of a checkpoint over a date range, as factor.npy and factor.csv.
 
 use super::args::{init_threads, DeviceArg};
-use super::fit::{date_range, held_out, warn_empty_dates};
+use super::held_out::held_out;
 use crate::cuda::Backend;
 use crate::data::panel::Panel;
 use crate::data::samples::PICTURE_DAYS;
-use crate::fsutil::check_output_creatable;
 use crate::train::checkpoint;
+use crate::train::fit::{date_range, warn_empty_dates};
 use crate::train::predict::{predict_factor, write_factor, Output};
+use crate::util::fs::check_output_creatable;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -75,7 +76,7 @@ pub fn predict(cmd: &PredictCommand) -> Result<()> {
     } else {
         predict_factor(&backend, &panel, &model, dates.clone(), 4096, output)?
     };
-    crate::fsutil::write_dir_atomically(out, |tmp| {
+    crate::util::fs::write_dir_atomically(out, |tmp| {
         write_factor(tmp, &panel, &factor, dates.clone())
     })?;
     let n = factor.iter().filter(|v| v.is_finite()).count();

@@ -1,14 +1,14 @@
 //! `alphanet train`: trains one model on a panel's in-sample dates and saves a checkpoint.
 
 use super::args::{init_threads, parse_ratio, FitArgs};
-use super::fit::{date_range, fit, warn_empty_dates, Fitted};
 use crate::cuda::{Backend, DeviceChoice};
 use crate::data::panel::Panel;
 use crate::data::samples::{HORIZON, PICTURE_DAYS};
-use crate::fsutil::check_output_creatable;
 use crate::model::{LossConfig, ModelConfig};
 use crate::train::checkpoint;
+use crate::train::fit::{date_range, fit, warn_empty_dates, Fitted};
 use crate::train::trainer::{fmt_ic, TrainConfig};
+use crate::util::fs::check_output_creatable;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 

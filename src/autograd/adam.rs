@@ -4,7 +4,7 @@
 //! `θ ← θ − α_t·m/(√v + ε)` (ε on the un-corrected √v, as `tf.keras.optimizers.Adam`).
 
 use super::params::ParamStore;
-use crate::float::Float;
+use crate::util::float::Float;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]

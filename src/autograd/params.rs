@@ -1,7 +1,7 @@
 //! The flat parameter store: parameters, gradients and Adam's two moments in four buffers of the
 //! same length, addressed by named ranges, so that Adam (and its CUDA kernel) is a single pass.
 
-use crate::float::Float;
+use crate::util::float::Float;
 use std::ops::Range;
 
 /// Handle to one named parameter tensor inside a [`ParamStore`].

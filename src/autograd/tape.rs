@@ -13,6 +13,7 @@ use super::params::ParamId;
 use crate::device::{Device, Params};
 use crate::error::Result;
 use crate::ops::pooling::pooled_steps;
+use crate::ops::recurrent::Recurrent;
 use std::borrow::{Borrow, BorrowMut};
 
 /// A value recorded on the tape.
@@ -29,7 +30,7 @@ pub struct BnState<B> {
     pub momentum: f64,
 }
 
-impl<T: crate::float::Float> BnState<Vec<T>> {
+impl<T: crate::util::float::Float> BnState<Vec<T>> {
     /// Keras initial state: mean 0, variance 1.
     pub fn new(channels: usize, eps: f64, momentum: f64) -> Self {
         BnState {
@@ -37,22 +38,6 @@ impl<T: crate::float::Float> BnState<Vec<T>> {
             moving_var: vec![T::one(); channels],
             eps,
             momentum,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub enum Recurrent {
-    Lstm,
-    Gru,
-}
-
-impl Recurrent {
-    /// Gates per unit: LSTM i, f, c, o; GRU z, r, h.
-    pub fn gates(self) -> usize {
-        match self {
-            Recurrent::Lstm => 4,
-            Recurrent::Gru => 3,
         }
     }
 }

@@ -204,15 +204,20 @@ pub struct Gpu {
 /// in the middle of a step, would leave the step's own peak one block short the next time.
 type UnitAffine = (usize, CudaSlice<f32>, CudaSlice<f32>);
 
-pub(crate) fn cuda_err(e: impl fmt::Display) -> Error {
-    Error::Cuda(e.to_string())
+/// GPU 0 for a test: the real GPU when the driver is present and sees one, else the stand-in, so
+/// that every GPU test runs everywhere. `ALPHANET_REQUIRE_GPU=1` (scripts/gpu_check.sh) demands
+/// the real GPU and says why it is unusable; `ALPHANET_CUDA=emulator` demands the stand-in. Call
+/// it before anything else opens a GPU in the process: the driver is chosen once.
+pub fn open_for_tests() -> Result<Gpu> {
+    super::emulator::choose_for_tests()?;
+    Gpu::new(0)
 }
 
 impl Gpu {
     /// Opens GPU `ordinal` and loads every kernel; the error says why the GPU is not usable.
     pub fn new(ordinal: usize) -> Result<Self> {
         let info = probe(ordinal).map_err(Error::Cuda)?;
-        let ctx = CudaContext::new(ordinal).map_err(cuda_err)?;
+        let ctx = CudaContext::new(ordinal).map_err(Error::cuda)?;
         // SAFETY: the engine uses the context's one default stream, so no buffer is ever shared
         // between streams; without tracking, an allocation creates and destroys no events.
         unsafe { ctx.disable_event_tracking() };
@@ -226,7 +231,7 @@ impl Gpu {
                 kernels_from = from;
             }
             for &name in m.kernels {
-                functions.insert(name, module.load_function(name).map_err(cuda_err)?);
+                functions.insert(name, module.load_function(name).map_err(Error::cuda)?);
             }
         }
         let stream = ctx.default_stream();
@@ -254,23 +259,25 @@ impl Gpu {
 
     /// A copy of `host` on the device.
     pub fn upload<T: DeviceRepr>(&self, host: &[T]) -> Result<Pooled<T>> {
-        let mut dev = self.pool.take::<T>(host.len()).map_err(cuda_err)?;
+        let mut dev = self.pool.take::<T>(host.len()).map_err(Error::cuda)?;
         if !host.is_empty() {
-            self.stream.memcpy_htod(host, &mut *dev).map_err(cuda_err)?;
+            self.stream
+                .memcpy_htod(host, &mut *dev)
+                .map_err(Error::cuda)?;
         }
         Ok(dev)
     }
 
     /// `n` zeros (at least one element: the driver allocates no empty buffer).
     pub fn zeros<T: DeviceRepr + ValidAsZeroBits>(&self, n: usize) -> Result<Pooled<T>> {
-        let mut dev = self.pool.take::<T>(n).map_err(cuda_err)?;
-        self.stream.memset_zeros(&mut *dev).map_err(cuda_err)?;
+        let mut dev = self.pool.take::<T>(n).map_err(Error::cuda)?;
+        self.stream.memset_zeros(&mut *dev).map_err(Error::cuda)?;
         Ok(dev)
     }
 
     /// An uninitialised buffer, for scratch that a kernel overwrites in full before any read.
     pub(crate) fn scratch(&self, n: usize) -> Result<Pooled<f32>> {
-        self.pool.take(n).map_err(cuda_err)
+        self.pool.take(n).map_err(Error::cuda)
     }
 
     /// Runs `f` with a BatchNorm γ = 1 and β = 0 of at least `c` channels (BatchNorm as plain
@@ -282,8 +289,11 @@ impl Gpu {
     ) -> Result<R> {
         let mut unit = self.unit_affine.lock().unwrap_or_else(|e| e.into_inner());
         if unit.as_ref().is_none_or(|(n, ..)| *n < c) {
-            let ones = self.stream.clone_htod(&vec![1.0f32; c]).map_err(cuda_err)?;
-            *unit = Some((c, ones, self.stream.alloc_zeros(c).map_err(cuda_err)?));
+            let ones = self
+                .stream
+                .clone_htod(&vec![1.0f32; c])
+                .map_err(Error::cuda)?;
+            *unit = Some((c, ones, self.stream.alloc_zeros(c).map_err(Error::cuda)?));
         }
         let (_, ones, zeros) = unit.as_ref().expect("set above");
         f(ones, zeros)
@@ -295,11 +305,11 @@ impl Gpu {
     }
 
     pub fn download<T: DeviceRepr>(&self, dev: &CudaSlice<T>) -> Result<Vec<T>> {
-        self.stream.clone_dtoh(dev).map_err(cuda_err)
+        self.stream.clone_dtoh(dev).map_err(Error::cuda)
     }
 
     pub fn synchronize(&self) -> Result<()> {
-        self.stream.synchronize().map_err(cuda_err)
+        self.stream.synchronize().map_err(Error::cuda)
     }
 }
 

@@ -8,18 +8,18 @@ use std::ops::Range;
 
 use cudarc::driver::{CudaSlice, DevicePtr};
 
-use super::context::{cuda_err, Gpu};
+use super::context::Gpu;
 use super::launch::{mse_from_partials, neutralized_from_partials};
 use super::pool::Pooled;
 use super::DeviceFeatureSpec;
 use crate::autograd::adam::AdamConfig;
 use crate::autograd::params::{ParamEntry, ParamId};
-use crate::autograd::tape::Recurrent;
 use crate::data::panel::Panel;
 use crate::data::samples::{N_FEATURES, PICTURE_DAYS};
 use crate::device::{Device, DeviceBatch, Params};
 use crate::error::{Error, Result};
 use crate::model::LossConfig;
+use crate::ops::recurrent::Recurrent;
 use crate::ops::ts_features::FeatureSpec;
 use crate::ops::{gru, lstm};
 use crate::train::step::Batch;
@@ -205,7 +205,9 @@ impl Device for Gpu {
 
     fn copy(&self, x: &Buf) -> Result<Owned> {
         let mut out = Gpu::scratch(self, x.len())?;
-        self.stream().memcpy_dtod(x, &mut *out).map_err(cuda_err)?;
+        self.stream()
+            .memcpy_dtod(x, &mut *out)
+            .map_err(Error::cuda)?;
         Ok(out)
     }
 
@@ -246,7 +248,7 @@ impl Device for Gpu {
     }
 
     fn zero_grad(&self, p: &mut GpuParams) -> Result<()> {
-        self.stream().memset_zeros(&mut p.grad).map_err(cuda_err)
+        self.stream().memset_zeros(&mut p.grad).map_err(Error::cuda)
     }
 
     fn l2_penalty(&self, p: &mut GpuParams) -> Result<Pending> {

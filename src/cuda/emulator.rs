@@ -9,7 +9,6 @@
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::OnceLock;
 
-use super::context::Gpu;
 use crate::error::{Error, Result};
 
 /// The stand-in, built by build.rs into its output directory.
@@ -36,11 +35,8 @@ pub(crate) fn driver() -> std::result::Result<Driver, String> {
         .clone()
 }
 
-/// GPU 0 for a test: the real GPU when the driver is present and sees one, else the stand-in, so
-/// that every GPU test runs everywhere. `ALPHANET_REQUIRE_GPU=1` (scripts/gpu_check.sh) demands
-/// the real GPU and says why it is unusable; `ALPHANET_CUDA=emulator` demands the stand-in. Call
-/// it before anything else opens a GPU in the process: the driver is chosen once.
-pub fn open_for_tests() -> Result<Gpu> {
+/// Chooses the driver for [`super::context::open_for_tests`] (see there), once per process.
+pub fn choose_for_tests() -> Result<()> {
     let required = std::env::var("ALPHANET_REQUIRE_GPU").is_ok_and(|v| v == "1");
     let chosen = CHOSEN
         .get_or_init(|| {
@@ -63,7 +59,7 @@ pub fn open_for_tests() -> Result<Gpu> {
             "ALPHANET_REQUIRE_GPU=1 but this process already runs on the CUDA stand-in".into(),
         ));
     }
-    Gpu::new(0)
+    Ok(())
 }
 
 /// `ALPHANET_CUDA`: unset or empty for the real driver, `emulator` for the stand-in.

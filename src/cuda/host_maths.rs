@@ -6,7 +6,7 @@ use std::os::raw::{c_float, c_int};
 
 use crate::ops::ts_features::OpSet;
 
-pub use crate::kernel_consts::{
+pub use crate::ops::kernel_consts::{
     MAX_WINDOW, OP_CORR, OP_COV, OP_DECAYLINEAR, OP_MEAN, OP_RETURN, OP_STDDEV, OP_ZSCORE,
     PICTURE_DAYS, PICTURE_FEATURES,
 };

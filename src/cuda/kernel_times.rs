@@ -8,8 +8,7 @@ use std::sync::Mutex;
 use cudarc::driver::sys::CUevent_flags;
 use cudarc::driver::{CudaEvent, CudaStream};
 
-use super::context::cuda_err;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One kernel's share of the recorded launches.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -44,9 +43,9 @@ impl KernelTimer {
             return launch();
         };
         let event = || stream.record_event(Some(CUevent_flags::CU_EVENT_DEFAULT));
-        let start = event().map_err(cuda_err)?;
+        let start = event().map_err(Error::cuda)?;
         let out = launch()?;
-        records.push((name.to_string(), start, event().map_err(cuda_err)?));
+        records.push((name.to_string(), start, event().map_err(Error::cuda)?));
         Ok(out)
     }
 
@@ -55,7 +54,7 @@ impl KernelTimer {
         let records = self.records.lock().unwrap().take().unwrap_or_default();
         let mut times: Vec<KernelTime> = Vec::new();
         for (name, start, end) in records {
-            let ms = start.elapsed_ms(&end).map_err(cuda_err)? as f64;
+            let ms = start.elapsed_ms(&end).map_err(Error::cuda)? as f64;
             match times.iter_mut().find(|t| t.name == name) {
                 Some(t) => {
                     t.launches += 1;

@@ -20,11 +20,12 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use context::{
-    compile_nvrtc, nvrtc_available, probe, DeviceInfo, Gpu, KernelModule, MODULES, PTXAS_REPORT,
+    compile_nvrtc, nvrtc_available, open_for_tests, probe, DeviceInfo, Gpu, KernelModule, MODULES,
+    PTXAS_REPORT,
 };
 pub use cudarc::driver::CudaSlice;
 pub use device::GpuParams;
-pub use emulator::{driver_calls, open_for_tests};
+pub use emulator::driver_calls;
 pub use kernel_times::KernelTime;
 pub use launch::{DeviceFeatureSpec, MAX_STYLES};
 pub use pool::{block_bytes, PoolStats, Pooled};

@@ -76,7 +76,7 @@ pub struct BaostockOptions {
 
 /// Imports the baostock CSV directory `o.src` into a new panel at `o.out`.
 pub fn import_baostock(o: &BaostockOptions, progress: &ProgressBar) -> Result<ImportSummary> {
-    crate::fsutil::check_output_creatable(&o.out)?;
+    crate::util::fs::check_output_creatable(&o.out)?;
     let files = csv_files(&o.src)?;
     let mut all_dates = BTreeSet::new();
     let mut stocks: Vec<(String, PathBuf)> = Vec::new();

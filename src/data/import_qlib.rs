@@ -75,7 +75,7 @@ fn data_err(msg: String) -> Error {
 
 /// Imports the qlib directory `o.src` into a new panel at `o.out`, one stock at a time.
 pub fn import_qlib(o: &QlibOptions, progress: &ProgressBar) -> Result<ImportSummary> {
-    crate::fsutil::check_output_creatable(&o.out)?;
+    crate::util::fs::check_output_creatable(&o.out)?;
     let csi300 = match o.benchmark.as_deref() {
         None => None,
         Some(CSI500_PROXY) if o.instruments == "all" => {

@@ -289,7 +289,7 @@ pub fn write_panel(dir: &Path, meta: &PanelMeta, arrays: &PanelArrays) -> Result
             "refusing to write: meta.benchmarks and the index array must be given together",
         ));
     }
-    crate::fsutil::write_dir_atomically(dir, |tmp| write_files(tmp, meta, arrays))
+    crate::util::fs::write_dir_atomically(dir, |tmp| write_files(tmp, meta, arrays))
 }
 
 fn write_files(tmp: &Path, meta: &PanelMeta, a: &PanelArrays) -> Result<()> {

@@ -11,8 +11,8 @@ use rayon::prelude::*;
 use super::panel::{flags, PanelView};
 use crate::error::{Error, Result};
 
-pub const PICTURE_DAYS: usize = crate::kernel_consts::PICTURE_DAYS;
-pub const N_FEATURES: usize = crate::kernel_consts::PICTURE_FEATURES;
+pub const PICTURE_DAYS: usize = crate::ops::kernel_consts::PICTURE_DAYS;
+pub const N_FEATURES: usize = crate::ops::kernel_consts::PICTURE_FEATURES;
 /// The label spans `vwap_{t+1} → vwap_{t+HORIZON}`.
 pub const HORIZON: usize = 11;
 /// Floats per picture.

@@ -1,6 +1,6 @@
 //! A synthetic A-share market with a planted, learnable alpha (docs/data.md, `alphanet synth`).
 //!
-//! Everything is drawn from `crate::rng::stream(seed, "synth/…")`, so a seed fixes every byte.
+//! Everything is drawn from `crate::util::rng::stream(seed, "synth/…")`, so a seed fixes every byte.
 //!
 //! **Stocks.** Codes `SH600000…` (50%), `SZ000001…` (30%), `SZ300001…` (20%), in code order.
 //! Per stock: industry uniform over 10; float shares log-normal (median 1e9, ~1e8–1e10), free
@@ -70,7 +70,7 @@ use super::panel::{
 use super::samples::{spearman, SampleIndex, Universe, HORIZON, N_FEATURES, PICTURE_DAYS};
 use super::styles::style_zscore;
 use crate::error::{Error, Result};
-use crate::rng::{stream, Rng};
+use crate::util::rng::{stream, Rng};
 
 /// Strength of the planted signal, in units of the stock's idiosyncratic vol per day.
 pub const KAPPA: f64 = 0.16;
@@ -566,7 +566,7 @@ fn oracle_rank_ic(oracle: &[f32], a: &PanelArrays, meta: &PanelMeta) -> Result<f
 
 /// Simulates the market of `cfg` and writes it as a panel at `out` (which must not exist).
 pub fn write_synth(cfg: &SynthConfig, out: &Path) -> Result<()> {
-    crate::fsutil::check_output_creatable(out)?;
+    crate::util::fs::check_output_creatable(out)?;
     let (meta, arrays) = synth_arrays(cfg)?;
     write_panel(out, &meta, &arrays)
 }

@@ -4,15 +4,15 @@
 use super::{disjoint_mut, Device, DeviceBatch, Params};
 use crate::autograd::adam::{adam_step, AdamConfig};
 use crate::autograd::params::{ParamEntry, ParamId, ParamStore};
-use crate::autograd::tape::Recurrent;
 use crate::data::panel::Panel;
 use crate::data::samples::{gather_pictures, N_FEATURES, PICTURE_DAYS};
-use crate::float::Float;
 use crate::model::LossConfig;
 use crate::ops::loss::{mse_loss, neutralized_mse_loss};
+use crate::ops::recurrent::Recurrent;
 use crate::ops::ts_features::FeatureSpec;
 use crate::ops::{batchnorm, dense, elementwise, normalize, pooling, recurrent_ops, ts_features};
 use crate::train::step::Batch;
+use crate::util::float::Float;
 use crate::Result;
 use std::marker::PhantomData;
 use std::ops::Range;

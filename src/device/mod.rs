@@ -11,12 +11,11 @@ pub use cpu::Cpu;
 
 use crate::autograd::adam::AdamConfig;
 use crate::autograd::params::{ParamEntry, ParamId};
-use crate::autograd::tape::Recurrent;
 use crate::data::panel::Panel;
-use crate::float::Float;
-use crate::model::LossConfig;
+use crate::ops::loss::LossConfig;
+use crate::ops::recurrent::Recurrent;
 use crate::ops::ts_features::FeatureSpec;
-use crate::train::step::Batch;
+use crate::util::float::Float;
 use crate::Result;
 use std::borrow::{Borrow, BorrowMut};
 use std::ops::Range;
@@ -34,6 +33,28 @@ pub trait Params<D: Device + ?Sized> {
 
     fn entry(&self, id: ParamId) -> &ParamEntry {
         &self.entries()[id.0]
+    }
+}
+
+/// A batch of whole dates (or chunks of one date): pictures `[B, F, D]`, z-scored labels,
+/// v2.3 weights, style exposures `[B, K]` and the row offsets of each date group.
+#[derive(Debug, Clone, Default)]
+pub struct Batch<T> {
+    pub x: Vec<T>,
+    pub y: Vec<T>,
+    pub w: Vec<T>,
+    pub styles: Vec<T>,
+    pub k: usize,
+    pub offsets: Vec<usize>,
+}
+
+impl<T: Float> Batch<T> {
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
     }
 }
 

@@ -1,7 +1,7 @@
 //! Whole-model gradient checks in f64: every architecture × every loss, every parameter.
 
 use super::{Arch, LossConfig, Model, ModelConfig};
-use crate::gradcheck::{check, CheckResult};
+use crate::ops::gradcheck::{check, CheckResult};
 use crate::ops::ts_features::OpSet;
 use crate::train::step::{loss_and_grad, Batch};
 use rand::Rng;
@@ -54,7 +54,7 @@ fn model_check(arch: Arch, pair_sample: Option<usize>, tag: &str, loss: LossConf
         ..ModelConfig::default()
     };
     let mut model: Model<f64> = Model::new(&cfg).expect("valid check config");
-    let mut rng = crate::rng::stream(5, "model-check");
+    let mut rng = crate::util::rng::stream(5, "model-check");
     // Random non-zero-centred weights and biases move BN and the gates off their symmetric point.
     for v in model.store.data.iter_mut() {
         *v += rng.gen_range(-0.1..0.1);

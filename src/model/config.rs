@@ -1,5 +1,6 @@
 //! Model and loss configuration: the architectures of docs/models.md and the v2.1–v2.3 options.
 
+pub use crate::ops::loss::LossConfig;
 use crate::ops::ts_features::OpSet;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -135,15 +136,6 @@ impl ModelConfig {
     }
 }
 
-/// The loss options of v2.2 and v2.3; they combine freely.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
-pub struct LossConfig {
-    /// v2.2: per-date projection of ŷ off [1, styles] before the MSE.
-    pub neutralize: bool,
-    /// v2.3: weight of the samples whose label is in the top half of their date.
-    pub long_weight: Option<f64>,
-}
-
 /// The name users know a model by: the architecture (`v1`, `v2`, `v3`) and the improvements it
 /// carries joined with `+`, e.g. `v2`, `v2.1+v2.3`, `v3+v2.2`; options that differ from the
 /// named variants' values are spelled out (`v2.1(pairs 6)`, `v2.3(weight 3)`).
@@ -172,10 +164,11 @@ pub fn display_name(model: &ModelConfig, loss: &LossConfig) -> String {
 
 /// The report's named variants, as shorthand for the flags.
 pub fn apply_variant(name: &str, model: &mut ModelConfig, loss: &mut LossConfig) -> Result<()> {
+    if let Some(&(_, arch)) = ARCHS.iter().find(|a| a.0 == name) {
+        model.arch = arch;
+        return Ok(());
+    }
     match name {
-        "v1" => model.arch = Arch::V1,
-        "v2" => model.arch = Arch::V2,
-        "v3" => model.arch = Arch::V3,
         "v2.1" => model.pair_sample = Some(8),
         "v2.2" => loss.neutralize = true,
         "v2.3" => loss.long_weight = Some(2.0),
@@ -186,4 +179,36 @@ pub fn apply_variant(name: &str, model: &mut ModelConfig, loss: &mut LossConfig)
         }
     }
     Ok(())
+}
+
+/// The architectures by the name a variant list gives them.
+const ARCHS: [(&str, Arch); 3] = [("v1", Arch::V1), ("v2", Arch::V2), ("v3", Arch::V3)];
+
+/// `model` (its architecture, pair sampling) and a loss with the variants of the comma-separated
+/// list `variants` applied in order (`v2,v2.1,v2.3`; the `--variant` flag). A list that names two
+/// architectures is refused: a model has one.
+pub fn variant_configs(
+    variants: &str,
+    mut model: ModelConfig,
+) -> Result<(ModelConfig, LossConfig)> {
+    let mut loss = LossConfig::default();
+    let names: Vec<&str> = (variants.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let archs: Vec<&str> = (names.iter().copied())
+        .filter(|v| ARCHS.iter().any(|a| a.0 == *v))
+        .collect();
+    if archs.len() > 1 {
+        return Err(Error::Config(format!(
+            "--variant {variants}: names {} architectures ({}); a model has one: v1, v2 or v3, \
+             combined with any of v2.1, v2.2, v2.3",
+            archs.len(),
+            archs.join(", ")
+        )));
+    }
+    for v in names {
+        apply_variant(v, &mut model, &mut loss)?;
+    }
+    Ok((model, loss))
 }

@@ -1,7 +1,7 @@
 //! Keras initialisers: Glorot uniform, orthogonal, constants.
 
-use crate::float::Float;
-use crate::rng::Rng;
+use crate::util::float::Float;
+use crate::util::rng::Rng;
 use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
 

@@ -2,17 +2,19 @@
 
 pub mod checks;
 pub mod config;
+pub mod coverage;
 pub mod init;
 
 use crate::autograd::params::{ParamId, ParamStore};
-use crate::autograd::tape::{BnState, Recurrent, Tape, Var};
+use crate::autograd::tape::{BnState, Tape, Var};
 use crate::device::{Cpu, Device, Params};
-use crate::float::Float;
 use crate::ops::pooling::pooled_steps;
+use crate::ops::recurrent::Recurrent;
 use crate::ops::ts_features::{all_pairs, pairs_among, FeatureSpec};
-use crate::rng::{stream, Rng};
+use crate::util::float::Float;
+use crate::util::rng::{stream, Rng};
 use crate::Result;
-pub use config::{apply_variant, Arch, InputNorm, LossConfig, ModelConfig};
+pub use config::{apply_variant, variant_configs, Arch, InputNorm, LossConfig, ModelConfig};
 use rand::Rng as _;
 use std::borrow::Borrow;
 

@@ -17,9 +17,9 @@
 use rand::Rng;
 use rayon::prelude::*;
 
-use crate::float::Float;
-use crate::gradcheck::{check, weighted_sum, CheckResult};
+use crate::ops::gradcheck::{check, weighted_sum, CheckResult};
 use crate::ops::reduce::sum_over_chunks;
+use crate::util::float::Float;
 
 /// Rows per partial sum.
 const ROW_CHUNK: usize = 256;
@@ -265,7 +265,7 @@ pub fn bn_recurrent_fold<T: Float>(
 /// chunks so the ordered reduction is exercised too.
 pub fn checks() -> Vec<CheckResult> {
     let (r, c, eps) = (ROW_CHUNK + 5, 3, 1e-3);
-    let mut rng = crate::rng::stream(7, "check-batchnorm");
+    let mut rng = crate::util::rng::stream(7, "check-batchnorm");
     let mut draw =
         |n: usize, lo: f64, hi: f64| (0..n).map(|_| rng.gen_range(lo..hi)).collect::<Vec<f64>>();
     let inp = draw(r * c, -2.0, 2.0);

@@ -4,9 +4,9 @@
 
 use rand::Rng;
 
-use crate::float::{matmul, matmul_nt, matmul_tn, Float};
-use crate::gradcheck::{check, weighted_sum, CheckResult};
+use crate::ops::gradcheck::{check, weighted_sum, CheckResult};
 use crate::ops::reduce::add_column_sums;
+use crate::util::float::{matmul, matmul_nt, matmul_tn, Float};
 
 /// `out = inp·w + bias` (overwrites `out`).
 pub fn dense_forward<T: Float>(
@@ -55,7 +55,7 @@ pub fn dense_backward<T: Float>(
 /// f64 central-difference checks of the dense layer's gradients (inp, w, bias).
 pub fn checks() -> Vec<CheckResult> {
     let (b, i, o) = (5, 4, 3);
-    let mut rng = crate::rng::stream(7, "check-dense");
+    let mut rng = crate::util::rng::stream(7, "check-dense");
     let mut draw = |n: usize| {
         (0..n)
             .map(|_| rng.gen_range(-1.0..1.0))

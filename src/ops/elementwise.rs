@@ -2,8 +2,8 @@
 
 use rand::Rng;
 
-use crate::float::Float;
-use crate::gradcheck::{check, weighted_sum, CheckResult};
+use crate::ops::gradcheck::{check, weighted_sum, CheckResult};
+use crate::util::float::Float;
 
 /// `out = max(x, 0)`.
 pub fn relu_forward<T: Float>(out: &mut [T], inp: &[T], n: usize) {
@@ -128,7 +128,7 @@ pub fn concat_backward<T: Float>(
 /// at least 0.1 from the kink; dropout uses a fixed seed, so its mask is a constant of the loss.
 pub fn checks() -> Vec<CheckResult> {
     let n = 40;
-    let mut rng = crate::rng::stream(7, "check-elementwise");
+    let mut rng = crate::util::rng::stream(7, "check-elementwise");
     let x: Vec<f64> = (0..n)
         .map(|_| {
             let v: f64 = rng.gen_range(0.1..1.0);

@@ -13,13 +13,13 @@
 //!   dh_{t−1} = dh_t⊙z + dhz·W_hhᵀ,  dW_hh += h_{t−1}ᵀ·dhz,  db_r += Σ dhz,
 //!   dW_ih += x_tᵀ·dxz,  db_i += Σ dxz,  dx_t = dxz·W_ihᵀ
 
-use crate::float::Float;
-use crate::gradcheck::CheckResult;
+use crate::ops::gradcheck::CheckResult;
 use crate::ops::recurrent::{
     backward_chunks, forward_chunks, input_projection, input_projection_backward, layer_checks,
     sigmoid_in_place, step_backward, step_forward, tanh_in_place, BackwardChunk,
 };
 use crate::ops::reduce::add_column_sums;
+use crate::util::float::Float;
 
 /// Floats saved per (sample, step): z, r, ĥ, hz_h (the recurrent candidate term, needed for
 /// dr), h_t.

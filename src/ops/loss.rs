@@ -3,7 +3,17 @@
 //! Each loss returns its value and WRITES `dpred = ∂L/∂ŷ` (a loss is the root of the backward
 //! pass, so there is nothing to accumulate into).
 
-use crate::float::Float;
+use crate::util::float::Float;
+use serde::{Deserialize, Serialize};
+
+/// The loss options of v2.2 and v2.3; they combine freely.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct LossConfig {
+    /// v2.2: per-date projection of ŷ off [1, styles] before the MSE.
+    pub neutralize: bool,
+    /// v2.3: weight of the samples whose label is in the top half of their date.
+    pub long_weight: Option<f64>,
+}
 
 /// Weighted MSE, `L = Σ wᵢ(yᵢ − ŷᵢ)² / N` (Keras `sample_weight` convention: divide by N, not Σw);
 /// `∂L/∂ŷᵢ = 2wᵢ(ŷᵢ − yᵢ)/N`. `w = None` is plain MSE.
@@ -164,9 +174,9 @@ pub fn cholesky_solve<T: Float>(a: &mut [T], b: &mut [T], p: usize) -> Vec<T> {
 }
 
 /// f64 gradient checks of every loss against central differences of the loss value itself.
-pub fn checks() -> Vec<crate::gradcheck::CheckResult> {
+pub fn checks() -> Vec<crate::ops::gradcheck::CheckResult> {
     use rand::Rng;
-    let mut rng = crate::rng::stream(11, "loss-checks");
+    let mut rng = crate::util::rng::stream(11, "loss-checks");
     let (n, k) = (23, 3);
     let offsets = [0usize, 10, 13, 23]; // the 3-row group is below 2(K+1) = 8 rows: plain MSE
     let pred: Vec<f64> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
@@ -182,7 +192,7 @@ pub fn checks() -> Vec<crate::gradcheck::CheckResult> {
         let mut d = vec![0.0; n];
         mse_loss(&mut d, &pred, &y, weights, n);
         let mut scratch = vec![0.0; n];
-        out.push(crate::gradcheck::check(
+        out.push(crate::ops::gradcheck::check(
             name,
             &format!("[{n}]"),
             &pred,
@@ -191,7 +201,7 @@ pub fn checks() -> Vec<crate::gradcheck::CheckResult> {
         ));
         let mut d = vec![0.0; n];
         neutralized_mse_loss(&mut d, &pred, &y, weights, &styles, &offsets, n, k);
-        out.push(crate::gradcheck::check(
+        out.push(crate::ops::gradcheck::check(
             &format!("neutralized_{name}"),
             &format!("[{n}] K={k} groups=3"),
             &pred,

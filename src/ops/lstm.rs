@@ -12,12 +12,12 @@
 //!   dz = [di⊙i(1−i), df⊙f(1−f), dg⊙(1−g²), do⊙o(1−o)]
 //!   dh_{t−1} = dz·W_hhᵀ,  dW_hh += h_{t−1}ᵀ·dz,  dW_ih += x_tᵀ·dz,  dbias += Σ dz,  dx_t = dz·W_ihᵀ
 
-use crate::float::Float;
-use crate::gradcheck::CheckResult;
+use crate::ops::gradcheck::CheckResult;
 use crate::ops::recurrent::{
     backward_chunks, forward_chunks, input_projection, input_projection_backward, layer_checks,
     sigmoid_in_place, step_backward, step_forward, tanh_in_place, BackwardChunk,
 };
+use crate::util::float::Float;
 
 /// Floats saved per (sample, step): the 4 activated gates, c_t, tanh(c_t), h_t.
 const SAVED: usize = 7;

@@ -5,12 +5,14 @@
 pub mod batchnorm;
 pub mod dense;
 pub mod elementwise;
+pub mod gradcheck;
 pub mod gru;
+pub mod kernel_consts;
 pub mod loss;
 pub mod lstm;
 pub mod normalize;
 pub mod pooling;
-pub(crate) mod recurrent;
+pub mod recurrent;
 pub(crate) mod reduce;
 pub mod ts_features;
 
@@ -43,10 +45,10 @@ pub struct RecurrentOps<T> {
 }
 
 /// The CPU ops of an LSTM or a GRU layer; both kinds take the same arguments.
-pub fn recurrent_ops<T: crate::float::Float>(
-    kind: crate::autograd::tape::Recurrent,
+pub fn recurrent_ops<T: crate::util::float::Float>(
+    kind: crate::ops::recurrent::Recurrent,
 ) -> RecurrentOps<T> {
-    use crate::autograd::tape::Recurrent;
+    use crate::ops::recurrent::Recurrent;
     match kind {
         Recurrent::Lstm => RecurrentOps {
             cache_len: lstm::lstm_cache_len,

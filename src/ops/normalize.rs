@@ -11,10 +11,10 @@
 //!
 //! The pictures are data, so the op has no backward.
 
-use crate::float::Float;
-use crate::kernel_consts::{
+use crate::ops::kernel_consts::{
     CLOSE_FEATURE, NORM_BY_LAST_CLOSE, NORM_BY_WINDOW_MEAN, PICTURE_DAYS, PICTURE_FEATURES,
 };
+use crate::util::float::Float;
 
 /// out `[B, 15, 30]` = the pictures inp `[B, 15, 30]`, each rescaled as the module says.
 pub fn normalize_pictures<T: Float>(out: &mut [T], inp: &[T], b: usize) {

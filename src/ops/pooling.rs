@@ -9,8 +9,8 @@
 //! | ts_max | `max_t x_t` | 1 at the first arg-max, 0 elsewhere |
 //! | ts_min | `min_t x_t` | 1 at the first arg-min, 0 elsewhere |
 
-use crate::float::Float;
-use crate::gradcheck::{self, CheckResult};
+use crate::ops::gradcheck::{self, CheckResult};
+use crate::util::float::Float;
 use rand::Rng;
 use rayon::prelude::*;
 
@@ -128,7 +128,7 @@ pub fn checks() -> Vec<CheckResult> {
         .into_iter()
         .map(|(window, stride)| {
             let name = format!("pool mean/max/min d={window} s={stride}");
-            let mut rng = crate::rng::stream(7, &name);
+            let mut rng = crate::util::rng::stream(7, &name);
             let s_out = pooled_steps(steps, window, stride);
             let x: Vec<f64> = (0..b * steps * channels)
                 .map(|_| rng.gen_range(-1.0..1.0))

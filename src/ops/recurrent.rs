@@ -9,9 +9,26 @@
 use rand::Rng;
 use rayon::prelude::*;
 
-use crate::float::Float;
-use crate::gradcheck::{check, weighted_sum, CheckResult};
+use crate::ops::gradcheck::{check, weighted_sum, CheckResult};
 use crate::ops::reduce::{add_column_sums, add_in_order};
+use crate::util::float::Float;
+
+/// The recurrent cell of v3: LSTM or GRU, on one fused gate layout (docs/models.md).
+#[derive(Debug, Clone, Copy)]
+pub enum Recurrent {
+    Lstm,
+    Gru,
+}
+
+impl Recurrent {
+    /// Gates per unit: LSTM i, f, c, o; GRU z, r, h.
+    pub fn gates(self) -> usize {
+        match self {
+            Recurrent::Lstm => 4,
+            Recurrent::Gru => 3,
+        }
+    }
+}
 
 /// Samples per chunk: a constant so weight-gradient partials do not depend on the thread count.
 pub const SAMPLE_CHUNK: usize = 64;
@@ -229,9 +246,9 @@ pub(crate) fn input_projection_backward<T: Float>(
     g: usize,
 ) {
     if !dx.is_empty() {
-        crate::float::matmul_nt(dx, dz, w_ih, rows, g, i, true);
+        crate::util::float::matmul_nt(dx, dz, w_ih, rows, g, i, true);
     }
-    crate::float::matmul_tn(dw_ih, x, dz, i, rows, g, true);
+    crate::util::float::matmul_tn(dw_ih, x, dz, i, rows, g, true);
     add_column_sums(dbias, dz, rows, g);
 }
 
@@ -350,7 +367,7 @@ pub(crate) fn layer_checks(
 ) -> Vec<CheckResult> {
     let (b, s, i, h) = (SAMPLE_CHUNK + 3, 3, 3, 2);
     let g = gates * h;
-    let mut rng = crate::rng::stream(7, &format!("check-{name}"));
+    let mut rng = crate::util::rng::stream(7, &format!("check-{name}"));
     let mut draw = |n: usize, a: f64| (0..n).map(|_| rng.gen_range(-a..a)).collect::<Vec<f64>>();
     let x = draw(b * s * i, 1.0);
     let w_ih = draw(i * g, 0.8);

@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use crate::float::Float;
+use crate::util::float::Float;
 
 /// Adds each partial into `dsts`, one partial after another in the order given. A partial is
 /// the concatenation of one slot per destination (its length is the sum of theirs).

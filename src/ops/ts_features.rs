@@ -26,8 +26,8 @@
 //! exactly needs the special case. All statistics are two-pass (centered), never `E[x²] − x̄²`.
 
 use crate::error::{Error, Result};
-use crate::float::Float;
-use crate::gradcheck::{self, CheckResult};
+use crate::ops::gradcheck::{self, CheckResult};
+use crate::util::float::Float;
 use rand::Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -695,7 +695,7 @@ pub fn checks() -> Vec<CheckResult> {
 const CHECK_BATCH: usize = 2;
 
 fn grad_check(name: &str, spec: &FeatureSpec) -> CheckResult {
-    let mut rng = crate::rng::stream(7, name);
+    let mut rng = crate::util::rng::stream(7, name);
     let b = CHECK_BATCH;
     // Positive inputs away from zero keep return smooth; uniform draws keep every window non-degenerate.
     let x: Vec<f64> = (0..b * spec.n_features * spec.days)
@@ -732,7 +732,7 @@ fn degenerate_check() -> CheckResult {
         ops: OpSet::ALL,
         pairs: all_pairs(3),
     };
-    let mut rng = crate::rng::stream(7, "ts_features degenerate");
+    let mut rng = crate::util::rng::stream(7, "ts_features degenerate");
     let mut x: Vec<f64> = (0..spec.n_features * spec.days)
         .map(|_| 1.0 + rng.gen::<f64>())
         .collect();

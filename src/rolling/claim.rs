@@ -262,27 +262,11 @@ fn is_stale(holder: Option<&Holder>, age: Duration) -> bool {
             // pid (a container restarted, a reboot).
             return true;
         }
-        if let Some(alive) = pid_alive(h.pid) {
+        if let Some(alive) = crate::util::system::pid_alive(h.pid) {
             return !alive;
         }
     }
     age > STALE_AFTER
-}
-
-/// Whether `pid` is a running (not zombie) process on this host; `None` where `/proc` is not
-/// there to tell.
-pub fn pid_alive(pid: u32) -> Option<bool> {
-    if !Path::new("/proc/self/stat").exists() {
-        return None;
-    }
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return Some(false);
-    };
-    // `pid (comm) S ...`: the state follows the last ')'.
-    let state = stat
-        .rfind(')')
-        .and_then(|k| stat[k + 1..].trim_start().chars().next());
-    Some(!matches!(state, Some('Z') | Some('X') | Some('x')))
 }
 
 #[cfg(test)]

@@ -5,10 +5,10 @@
 //! jobs that were still improving, not for all.
 
 use crate::eval::chart::{line_chart, Line};
-use crate::fsutil::write_json_atomically;
 use crate::rolling::jobs::{job_dir, CHECKPOINT};
 use crate::train::checkpoint::CheckpointConfig;
 use crate::train::trainer::TrainReport;
+use crate::util::fs::write_json_atomically;
 use crate::{Error, Result};
 use serde::Serialize;
 use std::path::Path;

@@ -6,10 +6,10 @@
 
 use super::manifest::CodeVersion;
 use crate::data::npy::{write_npy, NpyArray};
-use crate::fsutil::{remove_stale_temps, write_dir_atomically};
 use crate::model::{LossConfig, Model};
 use crate::train::checkpoint;
 use crate::train::trainer::TrainReport;
+use crate::util::fs::{remove_stale_temps, write_dir_atomically};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -2,7 +2,7 @@
 //! `batch_size` samples; a date larger than the batch is split into random chunks of about the
 //! batch size, each chunk still one date group (so v2.2 regresses within it).
 
-use crate::rng::Rng;
+use crate::util::rng::Rng;
 use rand::seq::SliceRandom;
 
 /// Rows `rows` (positions in the date's sample list) of the date at position `date` of the index.

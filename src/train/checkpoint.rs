@@ -3,7 +3,7 @@
 //! panel's feature names, the training report), written atomically as one directory.
 
 use super::trainer::TrainReport;
-use crate::fsutil::write_dir_atomically;
+use crate::util::fs::write_dir_atomically;
 // The largest width a checkpoint may declare is the bound training checks (guards against
 // allocating an absurd model from an edited config before its tensors are compared).
 use crate::model::config::MAX_WIDTH;

@@ -3,6 +3,7 @@
 
 pub mod batches;
 pub mod checkpoint;
+pub mod fit;
 pub mod predict;
 pub mod progress;
 pub mod split;

@@ -4,8 +4,21 @@
 //! The observer is per thread: it sees the epochs of every training that runs on the thread
 //! inside [`with_epoch_observer`], and nothing else. Training itself does not change.
 
-use super::trainer::EpochLog;
+use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
+
+/// One epoch of training: its losses, validation RankIC and speed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    /// Mean over validation dates of the Spearman correlation between prediction and label;
+    /// absent where no date had a defined correlation (or in files from older versions).
+    #[serde(default)]
+    pub val_rank_ic: Option<f64>,
+    pub samples_per_s: f64,
+}
 
 type Observer = Box<dyn FnMut(&EpochLog, usize)>;
 

@@ -4,32 +4,12 @@
 use crate::autograd::adam::AdamConfig;
 use crate::autograd::tape::Tape;
 use crate::device::{Cpu, Device, DeviceBatch};
-use crate::float::Float;
 use crate::model::{LossConfig, Model, Net};
+use crate::util::float::Float;
 use crate::Result;
 use std::borrow::BorrowMut;
 
-/// A batch of whole dates (or chunks of one date): pictures `[B, F, D]`, z-scored labels,
-/// v2.3 weights, style exposures `[B, K]` and the row offsets of each date group.
-#[derive(Debug, Clone, Default)]
-pub struct Batch<T> {
-    pub x: Vec<T>,
-    pub y: Vec<T>,
-    pub w: Vec<T>,
-    pub styles: Vec<T>,
-    pub k: usize,
-    pub offsets: Vec<usize>,
-}
-
-impl<T: Float> Batch<T> {
-    pub fn len(&self) -> usize {
-        self.y.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.y.is_empty()
-    }
-}
+pub use crate::device::Batch;
 
 /// Zeroes the gradients, runs forward + the configured loss + backward + L2 on `dev`, leaving
 /// `∂L/∂θ` in the model's gradients. Returns (data loss, L2 term), which the device may still be

@@ -3,6 +3,7 @@
 //! with epoch, losses, validation RankIC and samples/s.
 
 use super::batches::{plan_epoch, plan_in_order, DateChunk};
+pub use super::progress::EpochLog;
 use super::step::{eval_predict_on, queue_train_step, Batch, Queued};
 use crate::autograd::adam::AdamConfig;
 use crate::cuda::Backend;
@@ -11,7 +12,7 @@ use crate::data::samples::{average_ranks, gather_styles, spearman, SampleIndex};
 use crate::device::{Cpu, Device, DeviceBatch};
 use crate::model::{LossConfig, Model, ModelConfig};
 use crate::ops::loss::long_side_weights;
-use crate::rng::stream;
+use crate::util::rng::stream;
 use crate::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -152,18 +153,6 @@ impl Default for TrainConfig {
             label: LabelNorm::DEFAULT,
         }
     }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EpochLog {
-    pub epoch: usize,
-    pub train_loss: f64,
-    pub val_loss: f64,
-    /// Mean over validation dates of the Spearman correlation between prediction and label;
-    /// absent where no date had a defined correlation (or in files from older versions).
-    #[serde(default)]
-    pub val_rank_ic: Option<f64>,
-    pub samples_per_s: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use alphanet::data::synth::{write_synth, SynthConfig};
-use alphanet::gradcheck::CheckResult;
+use alphanet::ops::gradcheck::CheckResult;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

@@ -3,7 +3,7 @@
 use super::recurrent::rnn_config;
 use super::{ints, Buf, Gpu};
 use crate::error::Result;
-use crate::kernel_consts::RNN_SAMPLES;
+use crate::ops::kernel_consts::RNN_SAMPLES;
 
 impl Gpu {
     /// GRU (reset_after) over x [B, S, I] → h_out [B, H], cache [B, S, 5H] (z, r, ĥ, hU_h + b_hh, h_t).

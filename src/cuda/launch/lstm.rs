@@ -3,7 +3,7 @@
 use super::recurrent::rnn_config;
 use super::{ints, Buf, Gpu};
 use crate::error::Result;
-use crate::kernel_consts::RNN_SAMPLES;
+use crate::ops::kernel_consts::RNN_SAMPLES;
 
 impl Gpu {
     /// LSTM over x [B, S, I] → h_out [B, H], cache [B, S, 7H] (i, f, c̃, o, c_t, tanh c_t, h_t).

@@ -66,8 +66,8 @@ type Owned = super::pool::Pooled<f32>;
 const BLOCK: u32 = kernel_consts::BLOCK as u32;
 const GEMM_TILE: u32 = kernel_consts::GEMM_TILE as u32;
 const GEMM_THREADS: u32 = kernel_consts::GEMM_THREADS as u32;
-pub use crate::kernel_consts::MAX_STYLES;
-use crate::kernel_consts::{self, SPLIT_ROWS};
+pub use crate::ops::kernel_consts::MAX_STYLES;
+use crate::ops::kernel_consts::{self, SPLIT_ROWS};
 /// Dynamic shared memory a kernel may use without opting in.
 const DEFAULT_SMEM: u32 = 48 * 1024;
 

@@ -2,7 +2,7 @@
 
 use super::{grid1, int, Buf, Gpu};
 use crate::error::Result;
-use crate::kernel_consts::{PICTURE_DAYS, PICTURE_FEATURES};
+use crate::ops::kernel_consts::{PICTURE_DAYS, PICTURE_FEATURES};
 
 impl Gpu {
     /// out `[B, 15, 30]` = each picture of inp rescaled (src/ops/normalize.rs).

@@ -6,7 +6,7 @@ use cudarc::driver::LaunchConfig;
 
 use super::{blocks, view, Buf, Gpu, Owned};
 use crate::error::Result;
-use crate::kernel_consts::RNN_SAMPLES;
+use crate::ops::kernel_consts::RNN_SAMPLES;
 
 /// One block per RNN_SAMPLES samples, one thread per gate column (rounded to whole warps).
 pub(super) fn rnn_config(b: usize, gates: usize, smem_floats: usize) -> LaunchConfig {

@@ -108,7 +108,7 @@ pub fn remove_stale_temps(path: &Path) -> Result<()> {
         let name = entry.file_name().to_string_lossy().into_owned();
         if let Some(pid) = name.strip_prefix(&prefix) {
             let live = pid.parse::<u32>().ok().is_some_and(|pid| {
-                pid != std::process::id() && crate::rolling::claim::pid_alive(pid) == Some(true)
+                pid != std::process::id() && crate::util::system::pid_alive(pid) == Some(true)
             });
             if live {
                 continue;

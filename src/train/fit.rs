@@ -1,14 +1,12 @@
-//! Fitting one window: in-sample sample index, the purged 4:1 split, training; and the held-out
-//! RankIC of a trained model. Shared by `train` and `demo`; with the date-range helpers that
-//! `train`, `predict` and `run` share.
+//! Fitting one window: in-sample sample index, the purged 4:1 split, training. Shared by `train`,
+//! `demo` and the rolling protocol; with the date-range helpers that `train`, `predict` and `run`
+//! share.
 
 use crate::cuda::Backend;
 use crate::data::panel::Panel;
+use crate::data::samples::SampleIndex;
 use crate::data::samples::PICTURE_DAYS;
-use crate::data::samples::{raw_labels, SampleIndex};
-use crate::eval::ic::{rank_ic_series, IcSummary};
 use crate::model::{training_memory_estimate, LossConfig, Model, ModelConfig};
-use crate::train::predict::{predict_factor, Output};
 use crate::train::split::split_train_val;
 use crate::train::trainer::{train, TrainConfig, TrainReport};
 use crate::{Error, Result};
@@ -36,7 +34,7 @@ pub fn fit(
     ratio: (usize, usize),
     progress: bool,
 ) -> Result<Fitted> {
-    if let (Backend::Cpu, Some(available)) = (backend, crate::sysmem::available_bytes()) {
+    if let (Backend::Cpu, Some(available)) = (backend, crate::util::system::available_bytes()) {
         let need = training_memory_estimate(model, cfg.batch_size);
         if need > available as f64 {
             return Err(Error::Config(format!(
@@ -79,43 +77,6 @@ pub fn fit(
         report,
         train_dates,
         val_dates,
-    })
-}
-
-/// Held-out evaluation of a factor on `dates`: RankIC every `every` dates over the universe.
-pub struct HeldOut {
-    pub factor: Vec<f32>,
-    pub ic: IcSummary,
-    /// The planted signal's RankIC on the same dates, where the panel has one (synthetic).
-    pub oracle: Option<(IcSummary, Vec<(usize, f64)>)>,
-    /// (date index, RankIC) of the factor.
-    pub series: Vec<(usize, f64)>,
-}
-
-pub fn held_out(
-    backend: &Backend,
-    panel: &Panel,
-    model: &Model<f32>,
-    dates: Range<usize>,
-    every: usize,
-    batch: usize,
-    output: Output,
-) -> Result<HeldOut> {
-    let factor = predict_factor(backend, panel, model, dates.clone(), batch, output)?;
-    let index = SampleIndex::build(panel.view(), dates, 1)?;
-    let labels = raw_labels(panel.view());
-    let n = panel.n_stocks();
-    let summarize = |f: &[f32]| {
-        let s = rank_ic_series(f, &labels, n, &index, every);
-        (IcSummary::of(&s.iter().map(|p| p.1).collect::<Vec<_>>()), s)
-    };
-    let (ic, series) = summarize(&factor);
-    let oracle = panel.oracle().map(summarize);
-    Ok(HeldOut {
-        factor,
-        ic,
-        oracle,
-        series,
     })
 }
 

@@ -1,4 +1,5 @@
-//! Process-wide memory settings made once at start-up.
+//! What the system tells and is told about this process: memory settings made once at start-up,
+//! peak and available memory, and whether another process is alive.
 
 /// Keeps freed memory in the process (glibc only; elsewhere a no-op). Every step allocates and
 /// frees the same few large buffers (pictures, features, caches: tens of MB); glibc's default
@@ -45,4 +46,20 @@ pub fn available_bytes() -> Option<u64> {
     let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// Whether `pid` is a running (not zombie) process on this host; `None` where `/proc` is not
+/// there to tell.
+pub fn pid_alive(pid: u32) -> Option<bool> {
+    if !std::path::Path::new("/proc/self/stat").exists() {
+        return None;
+    }
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Some(false);
+    };
+    // `pid (comm) S ...`: the state follows the last ')'.
+    let state = stat
+        .rfind(')')
+        .and_then(|k| stat[k + 1..].trim_start().chars().next());
+    Some(!matches!(state, Some('Z') | Some('X') | Some('x')))
 }
