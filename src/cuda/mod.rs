@@ -14,6 +14,7 @@ mod emulator;
 pub mod host_maths;
 mod kernel_times;
 mod launch;
+mod params;
 mod pool;
 
 use std::fmt;
@@ -24,10 +25,10 @@ pub use context::{
     PTXAS_REPORT,
 };
 pub use cudarc::driver::CudaSlice;
-pub use device::GpuParams;
 pub use emulator::driver_calls;
 pub use kernel_times::KernelTime;
 pub use launch::{DeviceFeatureSpec, MAX_STYLES};
+pub use params::GpuParams;
 pub use pool::{block_bytes, PoolStats, Pooled};
 
 use crate::error::{Error, Result};

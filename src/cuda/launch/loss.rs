@@ -127,3 +127,32 @@ pub(crate) fn neutralized_from_partials(partials: &[f32], n: usize) -> Neutraliz
         fallback_groups: fallback.iter().filter(|&&f| f > 0.0).count(),
     }
 }
+
+/// A scalar the GPU may still be computing: a loss from its partial sums, or the L2 term from the
+/// Σθ² of each regularised tensor and its weight.
+pub enum Pending {
+    Mse(Owned, usize),
+    Neutralized(Owned, usize),
+    L2(Option<Owned>, Vec<f64>),
+}
+
+impl Pending {
+    /// The scalar, read back (`Device::read`): its value and, for the neutralized loss, the date
+    /// groups that fell back to plain MSE.
+    pub fn value(self, gpu: &Gpu) -> Result<(f64, usize)> {
+        Ok(match self {
+            Pending::Mse(partials, n) => {
+                (mse_from_partials(&gpu.download(&partials)?, n) as f64, 0)
+            }
+            Pending::Neutralized(partials, n) => {
+                let r = neutralized_from_partials(&gpu.download(&partials)?, n);
+                (r.loss as f64, r.fallback_groups)
+            }
+            Pending::L2(None, _) => (0.0, 0),
+            Pending::L2(Some(sumsq), l2) => {
+                let sums = gpu.download(&sumsq)?;
+                (l2.iter().zip(sums).map(|(l2, s)| l2 * s as f64).sum(), 0)
+            }
+        })
+    }
+}
