@@ -167,7 +167,7 @@ impl Panel {
     pub fn price_field(&self, name: &str) -> Option<usize> {
         self.meta.price_fields.iter().position(|f| f == name)
     }
-    /// `[T, N]` bit [`flags`].
+    /// `[T, N]` bit [`flags`](super::flags).
     pub fn tradable(&self) -> &[u8] {
         self.tradable.as_slice()
     }
