@@ -1,5 +1,5 @@
 // The fused feature-extraction layer (docs/features.md, docs/engine.md), the CUDA twin of
-// src/ops/ts_features.rs with the FeatureSpec flattened into (n_features, days, window, stride,
+// src/ops/ts_features/ with the FeatureSpec flattened into (n_features, days, window, stride,
 // ops, n_pairs, pairs). One block per sample: the
 // picture inp[b] ([F, D], days oldest first) is read once into shared memory, each
 // (feature, window) is centered once, and every op and pair reads those centered windows.

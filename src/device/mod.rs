@@ -2,7 +2,7 @@
 //! tape and the trainer use, each with the CPU reference op's arguments in the same order, on the
 //! device's own buffers. [`Cpu`] runs them with `src/ops/*` on host slices; the GPU
 //! (`src/cuda/device.rs`) runs the kernels of `kernels/*.cu` on device buffers. The model
-//! (`src/model`), the tape (`src/autograd/tape.rs`) and the training step (`src/train/step.rs`)
+//! (`src/model`), the tape (`src/autograd/tape/`) and the training step (`src/train/step.rs`)
 //! are written once against this trait.
 
 mod cpu;
