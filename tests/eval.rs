@@ -18,6 +18,9 @@ use alphanet::eval::optimize::{Instance, SolveError, TOLERANCE};
 use alphanet::eval::stats::*;
 use rand::Rng;
 
+mod common;
+use common::alphanet;
+
 /// |a − b| ≤ tol: an absolute tolerance.
 fn close_abs(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol
@@ -753,7 +756,7 @@ fn eval_with_baselines_scores_them_on_the_first_factors_cells() {
         .to_string();
     assert!(e.contains("also a baseline"), "{e}");
     // On the command line: a bad list stops before any work, naming the valid ones.
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_alphanet"))
+    let o = alphanet()
         .args(["eval", "--panel"])
         .arg(&panel_dir)
         .arg("--factor")
