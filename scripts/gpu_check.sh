@@ -7,7 +7,8 @@
 #   3. `alphanet bench` on cuda:0 and on the CPU, and the PyTorch peer (eager, torch.compile),
 #      same batches, same machine;
 #   4. per-kernel GPU time (ncu) of the v2 step at batch 16384;
-#   5. compute-sanitizer memcheck and racecheck over the kernel cases, where the runtime allows.
+#   5. compute-sanitizer memcheck and racecheck over the kernel cases (cuda_vs_cpu_kernels'
+#      every_kernel_matches_its_cpu_op), where the runtime allows.
 # Everything is tee'd into LOGDIR/gpu_check.log; benches also as JSON.
 #
 #   bash scripts/gpu_check.sh [LOGDIR]     (default: $GPU_CHECK_LOG_DIR, else gpu-logs)
@@ -57,9 +58,16 @@ export ALPHANET_REQUIRE_GPU=1 KERNELS_REQUIRE_NVCC=1 RUST_BACKTRACE=1
 
 if wants tests; then
     stage "GPU tests, one process each"
-    for t in $($bin/cuda_vs_cpu --list --format terse | sed -n 's/: test$//p'); do
-        echo "--- cuda_vs_cpu::$t"
-        run "cuda_vs_cpu::$t" 150 $bin/cuda_vs_cpu --exact "$t" --nocapture --test-threads=1
+    # Every CPU-vs-CUDA binary (cuda_vs_cpu_kernels, cuda_vs_cpu_training, ...), test by test.
+    suites=($bin/cuda_vs_cpu_*)
+    [[ -x ${suites[0]} ]] || failures+=("cuda_vs_cpu_*: no such test binary in $bin")
+    for suite in "${suites[@]}"; do
+        [[ -x $suite ]] || continue
+        name=${suite##*/}
+        for t in $($suite --list --format terse | sed -n 's/: test$//p'); do
+            echo "--- $name::$t"
+            run "$name::$t" 150 $suite --exact "$t" --nocapture --test-threads=1
+        done
     done
     echo "--- device (every model trains on cuda:0 via the CLI; runs bit-identical; demo market)"
     ALPHANET_BIN=$bin/alphanet run device 300 $bin/device --nocapture --test-threads=1
@@ -111,7 +119,7 @@ if wants sanitize; then
         for tool in memcheck racecheck; do
             echo "--- $tool"
             run "sanitizer $tool" 150 compute-sanitizer --tool "$tool" --error-exitcode 3 \
-                $bin/cuda_vs_cpu --exact every_kernel_matches_its_cpu_op --test-threads=1
+                $bin/cuda_vs_cpu_kernels --exact every_kernel_matches_its_cpu_op --test-threads=1
         done
     else
         echo "compute-sanitizer not on PATH: sanitizer stage not run"

@@ -14,8 +14,9 @@ if [[ -z "${CUDA_HOME:-}" ]]; then
 fi
 export CUDA_HOME PATH="$CUDA_HOME/bin:$PATH" KERNELS_REQUIRE_NVCC=1
 
-# The test binaries that open a GPU, and the library's unit tests (device selection, bench).
-tests=(cuda_vs_cpu device nvrtc_compile)
+# The test binaries that open a GPU (every cuda_vs_cpu_* binary: a cargo target pattern), and the
+# library's unit tests (device selection, bench).
+tests=('cuda_vs_cpu_*' device nvrtc_compile)
 cargo build --release --bin alphanet
 json=$(cargo test --release --no-run --lib "${tests[@]/#/--test=}" --message-format=json)
 

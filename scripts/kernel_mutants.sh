@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Shows that tests/cuda_vs_cpu.rs fails for a wrong kernel: copies the repository to a temporary
+# Shows that the CPU-vs-CUDA suite (every cuda_vs_cpu_* test binary: tests/cuda_vs_cpu_kernels/,
+# tests/cuda_vs_cpu_training.rs) fails for a wrong kernel: copies the repository to a temporary
 # directory, injects each fault of the list below into kernels/ one at a time (a removed
 # __syncthreads, an off-by-one index, a flipped sign in one backward term, a missing degenerate
 # case, …), runs the suite, and prints for each mutant whether the suite caught it. Exits
@@ -22,9 +23,9 @@
 #                        check catches a fault (e.g. MUTANT_TEST=training_steps_of_every_model_match_cpu:
 #                        the training comparison, which no kernel case runs before)
 #
-# Each mutant first runs every_kernel_matches_its_cpu_op alone (every kernel, ~1 s on the
-# stand-in) and, only if that passes, the whole suite: a failure of either is a failure of the
-# suite, and most faults are caught by the first.
+# Each mutant first runs every_kernel_matches_its_cpu_op alone (in cuda_vs_cpu_kernels: every
+# kernel, ~1 s on the stand-in) and, only if that passes, the whole suite: a failure of either is
+# a failure of the suite, and most faults are caught by the first.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -222,7 +223,7 @@ echo "kernel mutants: $work, target $CARGO_TARGET_DIR, driver ${ALPHANET_CUDA:-r
 # build (the mutant does not compile, which counts as caught by the build).
 run_suite() {
     local log=$1
-    if ! (cd "$work" && cargo test --release --test cuda_vs_cpu --no-run) >"$log" 2>&1; then
+    if ! (cd "$work" && cargo test --release --test 'cuda_vs_cpu_*' --no-run) >"$log" 2>&1; then
         verdict=build
         return
     fi
@@ -232,7 +233,7 @@ run_suite() {
     for args in "${runs[@]}"; do
         rc=0
         # shellcheck disable=SC2086
-        (cd "$work" && timeout "$timeout_s" cargo test --release --test cuda_vs_cpu -- $args) \
+        (cd "$work" && timeout "$timeout_s" cargo test --release --test 'cuda_vs_cpu_*' -- $args) \
             >>"$log" 2>&1 || rc=$?
         [ "$rc" -ne 0 ] && break
     done

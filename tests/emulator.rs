@@ -15,6 +15,9 @@ use alphanet::cuda::{nvrtc_available, open_for_tests, Gpu};
 use cudarc::driver::{result, CudaFunction, CudaModule, DevicePtr, LaunchConfig, PushKernelArg};
 use cudarc::nvrtc::{CompileOptions, Ptx};
 
+mod common;
+use common::alphanet;
+
 const SCENARIO: &str = "ALPHANET_EMULATOR_TEST_SCENARIO";
 const SIGABRT: i32 = 6;
 
@@ -432,7 +435,7 @@ fn launches_outside_the_device_limits_fail() {
 #[test]
 fn bench_runs_on_the_stand_in_and_says_so_first() {
     let run = |device: &str, driver: &str| {
-        Command::new(env!("CARGO_BIN_EXE_alphanet"))
+        alphanet()
             .args([
                 "bench", "--device", device, "--batch", "256", "--steps", "2",
             ])

@@ -18,7 +18,11 @@ use alphanet::eval::optimize::{Instance, SolveError, TOLERANCE};
 use alphanet::eval::stats::*;
 use rand::Rng;
 
-fn close(a: f64, b: f64, tol: f64) -> bool {
+mod common;
+use common::alphanet;
+
+/// |a − b| ≤ tol: an absolute tolerance.
+fn close_abs(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol
 }
 
@@ -27,7 +31,7 @@ fn spearman_with_ties() {
     // Ranks of a: [1, 2.5, 2.5, 4]; of b: [1, 3, 2, 4]. Centred at 2.5:
     // Σxy = 2.25 + 0 + 0 + 2.25 = 4.5, Σx² = 4.5, Σy² = 5 → 4.5 / √22.5.
     let rho = spearman(&[1.0, 2.0, 2.0, 3.0], &[10.0, 30.0, 20.0, 40.0]);
-    assert!(close(rho, 4.5 / 22.5f64.sqrt(), 1e-12), "{rho}");
+    assert!(close_abs(rho, 4.5 / 22.5f64.sqrt(), 1e-12), "{rho}");
     assert!(spearman(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]).is_nan());
 }
 
@@ -35,8 +39,12 @@ fn spearman_with_ties() {
 fn annualization_sharpe_ir_drawdown() {
     // 121 days of +1%: NAV 1.01^121 over half a year → 1.01^242 − 1 a year.
     let r = vec![0.01; 121];
-    assert!(close(annualized_return(&r), 1.01f64.powi(242) - 1.0, 1e-9));
-    assert!(close(
+    assert!(close_abs(
+        annualized_return(&r),
+        1.01f64.powi(242) - 1.0,
+        1e-9
+    ));
+    assert!(close_abs(
         annualized_return(&[0.001; 242]),
         1.001f64.powi(242) - 1.0,
         1e-12
@@ -44,21 +52,25 @@ fn annualization_sharpe_ir_drawdown() {
     // mean 0.005, sample std √(5e-4 / 3).
     let r = [0.01, -0.01, 0.02, 0.0];
     let want = 0.005 / (5e-4f64 / 3.0).sqrt() * 242f64.sqrt();
-    assert!(close(sharpe(&r), want, 1e-9), "{} vs {want}", sharpe(&r));
+    assert!(
+        close_abs(sharpe(&r), want, 1e-9),
+        "{} vs {want}",
+        sharpe(&r)
+    );
     // IR is the Sharpe of the excess series.
     let b = [0.005, 0.0, 0.01, -0.01];
     let e = excess(&r, &b);
     assert_eq!(e, vec![0.005, -0.01, 0.01, 0.01]);
     let (m, s) = mean_std(&e);
-    assert!(close(sharpe(&e), m / s * 242f64.sqrt(), 1e-12));
+    assert!(close_abs(sharpe(&e), m / s * 242f64.sqrt(), 1e-12));
     // NAV 1.1, 0.55, 0.66, 1.32, 1.188: worst fall 1.1 → 0.55.
-    assert!(close(
+    assert!(close_abs(
         max_drawdown(&[0.1, -0.5, 0.2, 1.0, -0.1]),
         0.5,
         1e-12
     ));
     // The start counts as a peak.
-    assert!(close(max_drawdown(&[-0.2, 0.1]), 0.2, 1e-12));
+    assert!(close_abs(max_drawdown(&[-0.2, 0.1]), 0.2, 1e-12));
     assert_eq!(max_drawdown(&[0.01, 0.02]), 0.0);
 }
 
@@ -78,11 +90,15 @@ fn monthly_win_rate_and_per_year() {
     let b = [0.0, 0.0, 0.01, -0.01, 0.04, 0.01];
     // Jan 2020: 1.01² − 1 > 0 (win); Feb: −2% < 1.01·0.99 − 1 (loss); Mar: 3% < 4% (loss);
     // Jan 2021: win → 2 of 4.
-    assert!(close(monthly_win_rate(&dates, &r, &b), 0.5, 1e-12));
+    assert!(close_abs(monthly_win_rate(&dates, &r, &b), 0.5, 1e-12));
     let years = period_returns(&dates, &r, 4);
     assert_eq!(years.len(), 2);
-    assert!(close(years[0].1, 1.01 * 1.01 * 0.98 * 1.03 - 1.0, 1e-12));
-    assert!(close(years[1].1, 0.05, 1e-12));
+    assert!(close_abs(
+        years[0].1,
+        1.01 * 1.01 * 0.98 * 1.03 - 1.0,
+        1e-12
+    ));
+    assert!(close_abs(years[1].1, 0.05, 1e-12));
 }
 
 #[test]
@@ -91,7 +107,7 @@ fn neutralization_by_hand_and_orthogonal() {
     // β = Σf̃s̃ / Σs̃² = 1.5 / 2.5 = 0.6.
     let e = neutralize(&[1.0, 2.0, 3.0, 4.0], &[0, 0, 1, 1], &[1.0, 2.0, 1.0, 3.0]);
     for (a, b) in e.iter().zip([-0.2, 0.2, 0.1, -0.1]) {
-        assert!(close(*a, b, 1e-12), "{e:?}");
+        assert!(close_abs(*a, b, 1e-12), "{e:?}");
     }
     // Random case: residual orthogonal to every dummy and to size; unknowns NaN.
     let mut rng = alphanet::util::rng::stream(3, "test/neutralize");
@@ -182,13 +198,13 @@ fn costs_are_turnover_times_rate_and_positions_earn_the_label() {
     assert_eq!(run.turnover, vec![1.0, 2.0]);
     let want = [-0.002, 0.0, 1.0, -0.004, 0.0];
     for (r, w) in run.returns.iter().zip(want) {
-        assert!(close(*r, w, 1e-12), "{:?}", run.returns);
+        assert!(close_abs(*r, w, 1e-12), "{:?}", run.returns);
     }
     // Half in each, rebalanced back to half after stock 0 doubles: drifted 2/3, 1/3 → τ = 1/3.
     let half = vec![0.5, 0.5];
     let run = run_book(p, &[1, 4], 5, 0.002, |_, _| Ok(half.clone())).unwrap();
-    assert!(close(run.turnover[1], 1.0 / 3.0, 1e-12));
-    assert!(close(run.returns[3], -0.002 * run.turnover[1], 1e-12));
+    assert!(close_abs(run.turnover[1], 1.0 / 3.0, 1e-12));
+    assert!(close_abs(run.returns[3], -0.002 * run.turnover[1], 1e-12));
 }
 
 #[test]
@@ -206,7 +222,7 @@ fn the_backtest_trades_at_next_day_vwap() {
     .unwrap();
     let growth: f64 = run.returns.iter().map(|r| 1.0 + r).product();
     let label = v[(t + 11) * n + 1] as f64 / v[(t + 1) * n + 1] as f64;
-    assert!(close(growth, label, 1e-6), "{growth} vs {label}");
+    assert!(close_abs(growth, label, 1e-6), "{growth} vs {label}");
 }
 
 #[test]
@@ -232,7 +248,7 @@ fn only_the_label_itself_scores_perfectly() {
         ..LayerConfig::default()
     };
     let perfect = evaluate(p, &factor(0), &cfg).unwrap();
-    assert!(close(perfect.ic.mean, 1.0, 1e-9) && perfect.ic.positive == 1.0);
+    assert!(close_abs(perfect.ic.mean, 1.0, 1e-9) && perfect.ic.positive == 1.0);
     let g = &perfect.summary.group_excess;
     assert!(g.windows(2).all(|w| w[0] < w[1]), "{g:?}");
     // With the label as factor the top group beats every other group over every holding period.
@@ -393,7 +409,7 @@ fn eval_and_enhance_commands_on_a_synthetic_panel() {
     let b = panel.benchmark_weights(BENCHMARK_NAME).unwrap();
     for t in 0..t_len {
         let s: f64 = b[t * n..(t + 1) * n].iter().map(|&x| x as f64).sum();
-        assert!(close(s, 1.0, 1e-5), "date {t}: {s}");
+        assert!(close_abs(s, 1.0, 1e-5), "date {t}: {s}");
     }
     let err = panel.benchmark_weights("csi300").unwrap_err().to_string();
     assert!(err.contains(BENCHMARK_NAME), "{err}");
@@ -591,7 +607,7 @@ fn baselines_equal_a_direct_computation_from_the_panel() {
                 } else {
                     defined += 1;
                     assert!(
-                        close(g, want, 1e-5 * (1.0 + want.abs())),
+                        close_abs(g, want, 1e-5 * (1.0 + want.abs())),
                         "{} at ({t}, {i}): {g} vs {want}",
                         b.name()
                     );
@@ -620,7 +636,7 @@ fn baselines_equal_a_direct_computation_from_the_panel() {
     }
     let have = model.iter().filter(|m| m.is_finite()).count();
     let both = r.iter().filter(|x| x.is_finite()).count();
-    assert!(close(coverage, both as f64 / have as f64, 1e-12) && coverage > 0.8);
+    assert!(close_abs(coverage, both as f64 / have as f64, 1e-12) && coverage > 0.8);
 }
 
 #[test]
@@ -740,7 +756,7 @@ fn eval_with_baselines_scores_them_on_the_first_factors_cells() {
         .to_string();
     assert!(e.contains("also a baseline"), "{e}");
     // On the command line: a bad list stops before any work, naming the valid ones.
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_alphanet"))
+    let o = alphanet()
         .args(["eval", "--panel"])
         .arg(&panel_dir)
         .arg("--factor")

@@ -48,7 +48,8 @@ fn sig(v: f64) -> f64 {
     1.0 / (1.0 + (-v).exp())
 }
 
-fn close(a: f64, b: f64, tol: f64) -> bool {
+/// |a − b| ≤ tol·(1 + |b|): relative to the size of b (about absolute where |b| ≪ 1).
+fn close_rel(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol * (1.0 + b.abs())
 }
 
@@ -70,11 +71,11 @@ fn lstm_one_unit_by_hand() {
         c = sig(z[1]) * c + sig(z[0]) * z[2].tanh();
         h = sig(z[3]) * c.tanh();
     }
-    assert!(close(h, -0.054_705_958_262_952_57, 1e-15));
+    assert!(close_rel(h, -0.054_705_958_262_952_57, 1e-15));
     let mut out = [0.0];
     let mut cache = vec![0.0; lstm_cache_len(1, 2, 1)];
     lstm_forward(&mut out, &mut cache, &x, &a, &u, &b, 1, 2, 1, 1);
-    assert!(close(out[0], h, 1e-14), "lstm {} vs hand {h}", out[0]);
+    assert!(close_rel(out[0], h, 1e-14), "lstm {} vs hand {h}", out[0]);
 }
 
 /// Per-sample, per-unit LSTM with no GEMMs and no chunking.
@@ -123,7 +124,7 @@ fn lstm_matches_naive_across_chunks() {
     lstm_forward(&mut out, &mut cache, &x, &w_ih, &w_hh, &bias, b, s, i, h);
     let want = lstm_naive(&x, &w_ih, &w_hh, &bias, (b, s, i, h));
     for (k, (&o, &e)) in out.iter().zip(&want).enumerate() {
-        assert!(close(o, e, 1e-13), "h_out[{k}] = {o}, naive {e}");
+        assert!(close_rel(o, e, 1e-13), "h_out[{k}] = {o}, naive {e}");
     }
 }
 
@@ -142,11 +143,11 @@ fn gru_one_unit_by_hand() {
         let cand = (a[2] * xt + bias[2] + r * (u[2] * h + bias[5])).tanh();
         h = z * h + (1.0 - z) * cand;
     }
-    assert!(close(h, -0.372_838_195_220_420_5, 1e-15));
+    assert!(close_rel(h, -0.372_838_195_220_420_5, 1e-15));
     let mut out = [0.0];
     let mut cache = vec![0.0; gru_cache_len(1, 2, 1)];
     gru_forward(&mut out, &mut cache, &x, &a, &u, &bias, 1, 2, 1, 1);
-    assert!(close(out[0], h, 1e-14), "gru {} vs hand {h}", out[0]);
+    assert!(close_rel(out[0], h, 1e-14), "gru {} vs hand {h}", out[0]);
 }
 
 /// Per-sample, per-unit GRU (reset_after) with no GEMMs and no chunking.
@@ -198,7 +199,7 @@ fn gru_matches_naive_across_chunks() {
     gru_forward(&mut out, &mut cache, &x, &w_ih, &w_hh, &bias, b, s, i, h);
     let want = gru_naive(&x, &w_ih, &w_hh, &bias, (b, s, i, h));
     for (k, (&o, &e)) in out.iter().zip(&want).enumerate() {
-        assert!(close(o, e, 1e-13), "h_out[{k}] = {o}, naive {e}");
+        assert!(close_rel(o, e, 1e-13), "h_out[{k}] = {o}, naive {e}");
     }
 }
 
@@ -341,18 +342,18 @@ fn batchnorm_forward_statistics() {
         };
         let (m_in, v_in) = stats(&col(&inp));
         assert!(
-            close(mean[j], m_in, 1e-12) && close(var[j], v_in, 1e-12),
+            close_rel(mean[j], m_in, 1e-12) && close_rel(var[j], v_in, 1e-12),
             "channel {j} batch stats"
         );
         let (m_out, v_out) = stats(&col(&out));
         assert!(
-            close(m_out, beta[j], 1e-12),
+            close_rel(m_out, beta[j], 1e-12),
             "channel {j}: output mean {m_out} vs beta {}",
             beta[j]
         );
         let want = gamma[j] * gamma[j] * v_in / (v_in + eps);
         assert!(
-            close(v_out, want, 1e-12),
+            close_rel(v_out, want, 1e-12),
             "channel {j}: output var {v_out} vs {want}"
         );
     }
@@ -374,7 +375,7 @@ fn batchnorm_inference_and_moving_update() {
     ];
     for k in 0..4 {
         assert!(
-            close(out[k], want[k], 1e-14),
+            close_rel(out[k], want[k], 1e-14),
             "inference[{k}] = {}, want {}",
             out[k],
             want[k]
@@ -387,7 +388,7 @@ fn batchnorm_inference_and_moving_update() {
     let want_v = [0.99 * 4.0 + 0.01 * 2.0, 0.99 * 0.25 + 0.01 * 0.75];
     for j in 0..c {
         assert!(
-            close(mean[j], want_m[j], 1e-15) && close(var[j], want_v[j], 1e-15),
+            close_rel(mean[j], want_m[j], 1e-15) && close_rel(var[j], want_v[j], 1e-15),
             "moving stats channel {j}"
         );
     }
@@ -411,7 +412,7 @@ fn dense_forward_by_hand() {
     ];
     for k in 0..4 {
         assert!(
-            close(out[k], want[k], 1e-14),
+            close_rel(out[k], want[k], 1e-14),
             "dense[{k}] = {}, want {}",
             out[k],
             want[k]

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{fixture, ok};
+use common::{alphanet, fixture, ok};
 
 const VARIANTS: [&str; 4] = ["v2", "v2.1", "v2.2", "v2.3"];
 /// 4 variants × 3 windows × 2 seeds.
@@ -25,7 +25,7 @@ fn run_cmd(out: &Path, extra: &[&str]) -> Command {
 }
 
 fn run_cmd_seeds(out: &Path, seeds: &str, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_alphanet"));
+    let mut cmd = alphanet();
     cmd.args(["run", "--panel"])
         .arg(&fixture().panel)
         .arg("--out")
@@ -142,7 +142,7 @@ fn unsharded_run_writes_every_variant_and_says_it_shrank() {
     // A job's checkpoint is the model that made its predictions.
     let job = &recs[5];
     let check = fixture().root.join("predict-check");
-    ok(Command::new(env!("CARGO_BIN_EXE_alphanet"))
+    ok(alphanet()
         .arg("predict")
         .arg("--checkpoint")
         .arg(run.join("jobs").join(&job.id).join("checkpoint"))
@@ -191,11 +191,7 @@ fn two_shards_in_separate_processes_merge_to_the_unsharded_factor_bit_for_bit() 
         !out.join("factors").exists(),
         "a sharded run must leave merging to `alphanet merge`"
     );
-    ok(Command::new(env!("CARGO_BIN_EXE_alphanet"))
-        .arg("merge")
-        .arg(&out)
-        .output()
-        .unwrap());
+    ok(alphanet().arg("merge").arg(&out).output().unwrap());
     let (base, _) = unsharded();
     for v in VARIANTS {
         assert!(
@@ -231,11 +227,7 @@ fn killed_run_resumes_without_redoing_finished_jobs() {
         done.len()
     );
 
-    let merge = Command::new(env!("CARGO_BIN_EXE_alphanet"))
-        .arg("merge")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let merge = alphanet().arg("merge").arg(&out).output().unwrap();
     assert!(!merge.status.success());
     assert!(String::from_utf8_lossy(&merge.stderr).contains("are not finished"));
 

@@ -14,6 +14,9 @@ use alphanet::train::trainer::{LabelNorm, SelectBy, TrainConfig};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+mod common;
+use common::alphanet;
+
 /// One small panel shared by the tests of this file (written once).
 fn panel_dir() -> PathBuf {
     static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
@@ -376,7 +379,7 @@ fn select_by_rejects_an_unknown_metric_clearly() {
         "{err}"
     );
     // And on the command line, before any data is read.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_alphanet"))
+    let out = alphanet()
         .args(["train", "--panel"])
         .arg(panel_dir())
         .args([

@@ -1,9 +1,13 @@
 //! What the test files share: one tiny synthetic panel per test binary, the binary under test
 //! and the check that a command succeeded, the shared real-data folder, the gradient-check
-//! verdict, random draws and bit patterns.
+//! verdict, random draws and bit patterns; for the CPU-vs-CUDA binaries, the comparison of GPU
+//! and CPU outputs (`gpu`) and the model setups they train (`model_steps`).
 
 // Each test binary compiles its own copy of this module and uses only part of it.
 #![allow(dead_code)]
+
+pub mod gpu;
+pub mod model_steps;
 
 use alphanet::data::synth::{write_synth, SynthConfig};
 use alphanet::ops::gradcheck::CheckResult;
