@@ -3,6 +3,7 @@
 //! channels, 30 hidden units). Run: `cargo bench --bench ops [-- FILTER]`.
 
 use alphanet::autograd::adam::adam_update;
+use alphanet::ops::elementwise::Activation;
 use alphanet::ops::recurrent::Recurrent;
 use alphanet::ops::ts_features::{all_pairs, ts_features_backward, ts_features_forward};
 use alphanet::ops::ts_features::{FeatureSpec, OpSet};
@@ -180,13 +181,15 @@ fn heads(c: &mut Criterion) {
     });
     let n = B * o;
     let mut y = vec![0.0f32; n];
-    c.bench_function("relu_forward [30000]", |bch| {
-        bch.iter(|| elementwise::relu_forward(&mut y, &out, n))
-    });
     let mut dr = vec![0.0f32; n];
-    c.bench_function("relu_backward [30000]", |bch| {
-        bch.iter(|| elementwise::relu_backward(&mut dr, &dy, &out, n))
-    });
+    for act in Activation::ALL {
+        c.bench_function(&format!("{}_forward [30000]", act.name()), |bch| {
+            bch.iter(|| elementwise::activation_forward(act, &mut y, &out, n))
+        });
+        c.bench_function(&format!("{}_backward [30000]", act.name()), |bch| {
+            bch.iter(|| elementwise::activation_backward(act, &mut dr, &dy, &out, &y, n))
+        });
+    }
     let mut mask = vec![0.0f32; n];
     c.bench_function("dropout_forward [30000]", |bch| {
         bch.iter(|| elementwise::dropout_forward(&mut y, &mut mask, &out, n, 0.5, 7))

@@ -1,4 +1,4 @@
-// Element-wise ops: ReLU, inverted dropout, concatenation along columns, the Adam update, the L2 term and the on-device
+// Element-wise ops: the activations (ReLU, tanh), inverted dropout, concatenation along columns, the Adam update, the L2 term and the on-device
 // gather of data pictures from the panel. One thread per element, except l2_penalty.
 #include "common.cuh"
 
@@ -6,15 +6,33 @@
     size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x;       \
     if (k >= (size_t)n) return;
 
-// y = max(x, 0); dx += dy·[x > 0].
-extern "C" __global__ void relu_forward(float* out, const float* inp, int n) {
-    ELEMENT_INDEX();
-    out[k] = inp[k] > 0.0f ? inp[k] : 0.0f;
+// The activations (ops::elementwise::Activation, codes in kernel_consts.rs): y = f(x), and
+// dx += dy·f'(x) given y. ACT_RELU: max(x, 0), f' = [x > 0] (dy added, or nothing, as on the
+// CPU); ACT_TANH: tanh x, f' = 1 − y².
+__device__ __forceinline__ float activate(int act, float x) {
+    switch (act) {
+        case ACT_TANH: return tanhf(x);
+        default: return x > 0.0f ? x : 0.0f;
+    }
 }
 
-extern "C" __global__ void relu_backward(float* dinp, const float* dout, const float* inp, int n) {
+__device__ __forceinline__ void accumulate_grad(int act, float* d, float dy, float x, float y) {
+    switch (act) {
+        case ACT_TANH: *d += dy * (1.0f - y * y); break;
+        default:
+            if (x > 0.0f) *d += dy;
+    }
+}
+
+extern "C" __global__ void activation_forward(int act, float* out, const float* inp, int n) {
     ELEMENT_INDEX();
-    if (inp[k] > 0.0f) dinp[k] += dout[k];
+    out[k] = activate(act, inp[k]);
+}
+
+extern "C" __global__ void activation_backward(int act, float* dinp, const float* dout, const float* inp,
+                                               const float* out, int n) {
+    ELEMENT_INDEX();
+    accumulate_grad(act, &dinp[k], dout[k], inp[k], out[k]);
 }
 
 // y = x·mask, mask = dropout_mask(seed, k, p) ∈ {0, 1/(1−p)}; dx += dy·mask.

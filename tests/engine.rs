@@ -15,7 +15,12 @@ fn loss_gradients_match_finite_differences() {
 #[test]
 fn whole_model_gradients_match_finite_differences() {
     let rows = alphanet::model::checks::checks();
-    assert_eq!(rows.len(), 12, "3 architectures × 4 losses");
+    assert_eq!(
+        rows.len(),
+        13,
+        "3 architectures × 4 losses, and v1 with tanh"
+    );
+    assert!(rows.iter().any(|r| r.name.contains("V1(tanh)")), "{rows:?}");
     assert_all_pass(&rows);
 }
 

@@ -5,7 +5,8 @@ use alphanet::ops::batchnorm::{
 };
 use alphanet::ops::dense::dense_forward;
 use alphanet::ops::elementwise::{
-    dropout_backward, dropout_forward, dropout_uniform, relu_backward, relu_forward,
+    activation_backward, activation_forward, dropout_backward, dropout_forward, dropout_uniform,
+    Activation,
 };
 use alphanet::ops::gru::{gru_backward, gru_cache_len, gru_forward};
 use alphanet::ops::lstm::{lstm_backward, lstm_cache_len, lstm_forward};
@@ -424,15 +425,32 @@ fn dense_forward_by_hand() {
 fn relu_values_and_accumulation() {
     let x = [-1.0, 0.0, 2.5, -0.1];
     let mut y = [9.0; 4];
-    relu_forward(&mut y, &x, 4);
+    activation_forward(Activation::Relu, &mut y, &x, 4);
     assert_eq!(y, [0.0, 0.0, 2.5, 0.0]);
     let mut d = [1.0; 4];
-    relu_backward(&mut d, &[3.0, 3.0, 3.0, 3.0], &x, 4);
+    activation_backward(Activation::Relu, &mut d, &[3.0; 4], &x, &y, 4);
     assert_eq!(
         d,
         [1.0, 1.0, 4.0, 1.0],
         "relu backward must accumulate, 0 at the kink"
     );
+}
+
+#[test]
+fn tanh_values_and_accumulation() {
+    let x: [f64; 4] = [-1.0, 0.0, 2.5, -0.1];
+    let mut y = [9.0; 4];
+    activation_forward(Activation::Tanh, &mut y, &x, 4);
+    for k in 0..4 {
+        assert_eq!(y[k], x[k].tanh());
+    }
+    let mut d = [1.0; 4];
+    activation_backward(Activation::Tanh, &mut d, &[3.0; 4], &x, &y, 4);
+    for k in 0..4 {
+        // d/dx tanh x = sech² x = 1 / cosh² x, computed another way.
+        let want = 1.0 + 3.0 / x[k].cosh().powi(2);
+        assert!((d[k] - want).abs() < 1e-12, "{k}: {} vs {want}", d[k]);
+    }
 }
 
 #[test]

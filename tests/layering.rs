@@ -1,8 +1,8 @@
-//! The layout is the architecture (docs/engine.md#layers): no file of `src/` imports, through a
-//! chain of others, a file that imports it back. A file's imports are the `crate::…` and
-//! `super::…` paths it names (in `use` lines or inline), each resolved to the longest module
-//! path that is a file; a folder's `mod.rs` declaring and re-exporting its children is the
-//! folder's index, not an import of them.
+//! The layout is the architecture (docs/engine.md#layers-of-the-code): no file of `src/`
+//! imports, through a chain of others, a file that imports it back, and none is over 600 lines.
+//! A file's imports are the `crate::…` and `super::…` paths it names (in `use` lines or inline),
+//! each resolved to the longest module path that is a file; a folder's `mod.rs` declaring and
+//! re-exporting its children is the folder's index, not an import of them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -204,4 +204,35 @@ fn the_check_finds_a_circle_when_there_is_one() {
     let (_, pairs) = import_graph(src);
     let has = |a: &str, b: &str| pairs.iter().any(|p| p.0 == a && p.1 == b);
     assert!(has("a::x", "b") && has("b", "a::x"), "{pairs:?}");
+}
+
+/// One concept per file: a file that grows past this is split where its concepts part.
+const MAX_LINES: usize = 600;
+
+#[test]
+fn no_file_of_src_is_over_600_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut dirs = vec![src.clone()];
+    let mut long = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let n = std::fs::read_to_string(&p).unwrap().lines().count();
+                if n > MAX_LINES {
+                    long.push(format!(
+                        "{} ({n} lines)",
+                        p.strip_prefix(&src).unwrap().display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "over {MAX_LINES} lines: {}",
+        long.join(", ")
+    );
 }

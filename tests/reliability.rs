@@ -323,6 +323,19 @@ fn qlib_copy(root: &Path, codes: &[&str]) {
     }
 }
 
+/// `alphanet import qlib --src root --out out --start 2015-01-01`, which must succeed; its stderr.
+fn import_qlib_from_2015(root: &Path, out: &Path) -> String {
+    let o = ok(alphanet()
+        .args(["import", "qlib", "--src"])
+        .arg(root)
+        .arg("--out")
+        .arg(out)
+        .args(["--start", "2015-01-01"])
+        .output()
+        .unwrap());
+    text(&o).1
+}
+
 /// Sets element `e` (1-based after the start index) of a `.day.bin` to `v`.
 fn set_bin(path: &Path, e: usize, v: f32) {
     let mut b = std::fs::read(path).unwrap();
@@ -351,15 +364,7 @@ fn qlib_import_counts_impossible_and_missing_values_and_says_beta_falls_back() {
     set_bin(&f("SH600000", "close"), 3100, f32::NAN);
     set_bin(&f("SH600036", "volume"), 3200, -1.0);
     let out = tmp.path().join("panel");
-    let o = ok(alphanet()
-        .args(["import", "qlib", "--src"])
-        .arg(&root)
-        .arg("--out")
-        .arg(&out)
-        .args(["--start", "2015-01-01"])
-        .output()
-        .unwrap());
-    let (_, err) = text(&o);
+    let err = import_qlib_from_2015(&root, &out);
     assert!(
         err.contains("2 stock-days of 2 stocks have impossible prices")
             && err.contains("SH600000 (1)"),
@@ -1117,15 +1122,7 @@ fn qlib_import_names_the_field_of_an_infinite_price_or_a_zero_factor() {
         set_bin(&f("factor"), e, 0.0);
     }
     let out = tmp.path().join("panel");
-    let o = ok(alphanet()
-        .args(["import", "qlib", "--src"])
-        .arg(&root)
-        .arg("--out")
-        .arg(&out)
-        .args(["--start", "2015-01-01"])
-        .output()
-        .unwrap());
-    let (_, err) = text(&o);
+    let err = import_qlib_from_2015(&root, &out);
     assert!(
         err.contains("11 stock-days of 1 stocks have impossible prices or volume")
             && err.contains("factor is not positive: 10")
@@ -1171,4 +1168,18 @@ fn a_baostock_turnover_of_zero_on_a_traded_day_is_missing_not_infinite() {
     for (j, name) in p.meta().feature_names.iter().enumerate() {
         assert_eq!(row[j].is_nan(), name.contains("turn"), "{name}: {}", row[j]);
     }
+}
+
+#[test]
+fn an_activation_only_v1_can_use_or_that_does_not_exist_is_refused() {
+    let err = train_refused(&["--activation", "tanh"], "tanh-v2");
+    assert!(
+        err.contains("--activation tanh: only v1 has a hidden Dense layer"),
+        "{err}"
+    );
+    let err = train_refused(&["--variant", "v1", "--activation", "sigmoid"], "sigmoid");
+    assert!(
+        err.contains("--activation sigmoid: expected one of relu, tanh"),
+        "{err}"
+    );
 }

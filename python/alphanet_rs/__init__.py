@@ -550,6 +550,7 @@ def train(
     dropout: float = 0.0,
     hidden: int = 30,
     input_norm: str = "none",
+    activation: str = "relu",
     epochs: int = 100,
     patience: int = 10,
     select_by: str = "rankic",
@@ -578,7 +579,7 @@ def train(
             str(p.path),
             variant=variant, model=model, pair_sample=pair_sample, neutralize_loss=neutralize_loss,
             long_weight=long_weight, ops=ops, dropout=dropout, hidden=hidden,
-            input_norm=input_norm, epochs=epochs,
+            input_norm=input_norm, activation=activation, epochs=epochs,
             patience=patience, select_by=select_by, **_label(label), batch=batch, lr=lr, seed=seed,
             start=_date(start), end=_date(end), sample_every=sample_every, split=split,
             device=device, progress=terminal, on_epoch=bar,
@@ -634,6 +635,7 @@ def run(
     dropout: float = 0.0,
     hidden: int = 30,
     input_norm: str = "none",
+    activation: str = "relu",
     epochs: int = 100,
     patience: int = 10,
     select_by: str = "rankic",
@@ -659,7 +661,7 @@ def run(
                 end=None if end is None else _date(end), variants=variants, seeds=seeds,
                 retrain_every=retrain_every, insample_days=insample_days, sample_every=sample_every,
                 split=split, shard=shard, device=device, ops=ops, dropout=dropout, hidden=hidden,
-                input_norm=input_norm, epochs=epochs, patience=patience, select_by=select_by, **_label(label), batch=batch, lr=lr, seed=seed,
+                input_norm=input_norm, activation=activation, epochs=epochs, patience=patience, select_by=select_by, **_label(label), batch=batch, lr=lr, seed=seed,
             )
         )
     out = Path(out)

@@ -7,11 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use alphanet::app::args::{init_threads, parse_ratio, ModelArgs, NetArgs, TrainArgs};
+use alphanet::app::args::{
+    init_threads, parse_activation, parse_ratio, ModelArgs, NetArgs, TrainArgs,
+};
 use alphanet::app::eval::{self as app_eval, EvalOptions};
 use alphanet::app::predict::prediction_dates;
-use alphanet::rolling::driver::{self, RunOptions};
-use alphanet::rolling::record::RunSpec;
 use alphanet::app::train::fit_insample;
 use alphanet::cuda::{Backend, DeviceChoice};
 use alphanet::data::import_qlib::{import_qlib as qlib_import, QlibOptions};
@@ -21,7 +21,9 @@ use alphanet::eval::baselines::Baseline;
 use alphanet::eval::factor::FactorSpec;
 use alphanet::eval::layered::LayerConfig;
 use alphanet::model::{Arch, LossConfig, Model};
+use alphanet::rolling::driver::{self, RunOptions};
 use alphanet::rolling::jobs::Shard;
+use alphanet::rolling::record::RunSpec;
 use alphanet::rolling::schedule::{Period, ScheduleConfig};
 use alphanet::train::checkpoint;
 use alphanet::train::predict::{predict_factor, Output};
@@ -285,8 +287,8 @@ impl PyModel {
 #[pyfunction]
 #[pyo3(signature = (
     panel, *, variant="v2", model=None, pair_sample=None, neutralize_loss=false,
-    long_weight=None, ops=DEFAULT_OPS, dropout=0.0, hidden=30, input_norm="none", epochs=100,
-    patience=10, select_by="rankic", label=DEFAULT_LABEL, batch=1000, lr=1e-4, seed=0, start=None, end=None,
+    long_weight=None, ops=DEFAULT_OPS, dropout=0.0, hidden=30, input_norm="none", activation="relu",
+    epochs=100, patience=10, select_by="rankic", label=DEFAULT_LABEL, batch=1000, lr=1e-4, seed=0, start=None, end=None,
     sample_every=1, split="4:1", device="auto", progress=false, on_epoch=None
 ))]
 #[allow(clippy::too_many_arguments)]
@@ -302,6 +304,7 @@ fn train(
     dropout: f64,
     hidden: usize,
     input_norm: &str,
+    activation: &str,
     epochs: usize,
     patience: usize,
     select_by: &str,
@@ -329,6 +332,7 @@ fn train(
             dropout,
             hidden,
             input_norm: input_norm.parse().py_err()?,
+            activation: activation.to_string(),
         },
     };
     let targs = TrainArgs {
@@ -379,8 +383,8 @@ fn train(
 #[pyo3(signature = (
     panel, out, *, start, end=None, variants="v2,v2.1,v2.2,v2.3", seeds=10, retrain_every="6M",
     insample_days=1500, sample_every=2, split="4:1", shard="0/1", device="auto", ops=DEFAULT_OPS,
-    dropout=0.0, hidden=30, input_norm="none", epochs=100, patience=10, select_by="rankic", label=DEFAULT_LABEL,
-    batch=1000, lr=1e-4, seed=0, on_epoch=None
+    dropout=0.0, hidden=30, input_norm="none", activation="relu", epochs=100, patience=10, select_by="rankic",
+    label=DEFAULT_LABEL, batch=1000, lr=1e-4, seed=0, on_epoch=None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn run(
@@ -401,6 +405,7 @@ fn run(
     dropout: f64,
     hidden: usize,
     input_norm: &str,
+    activation: &str,
     epochs: usize,
     patience: usize,
     select_by: &str,
@@ -439,6 +444,7 @@ fn run(
         dropout,
         ops: ops.to_string(),
         input_norm: input_norm.parse().py_err()?,
+        activation: parse_activation(activation).py_err()?,
         train: train.config().py_err()?,
     };
     let opts = RunOptions {

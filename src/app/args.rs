@@ -3,6 +3,7 @@
 use crate::autograd::adam::AdamConfig;
 use crate::cuda::DeviceChoice;
 use crate::model::{variant_configs, Arch, InputNorm, LossConfig, ModelConfig};
+use crate::ops::elementwise::Activation;
 use crate::ops::ts_features::OpSet;
 use crate::train::trainer::{LabelNorm, SelectBy, TrainConfig};
 use crate::{Error, Result};
@@ -47,6 +48,26 @@ pub struct NetArgs {
     /// (prices over the last close, volumes over their 30-day mean; docs/models.md).
     #[arg(long, value_enum, default_value_t = InputNorm::None)]
     pub input_norm: InputNorm,
+    /// Activation of v1's hidden Dense layer: relu (the report's) or tanh.
+    #[arg(long, default_value = "relu")]
+    pub activation: String,
+}
+
+impl NetArgs {
+    pub fn activation(&self) -> Result<Activation> {
+        parse_activation(&self.activation)
+    }
+}
+
+/// An `--activation` value.
+pub fn parse_activation(s: &str) -> Result<Activation> {
+    Activation::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = Activation::ALL.iter().map(|a| a.name()).collect();
+        Error::Config(format!(
+            "--activation {s}: expected one of {}",
+            names.join(", ")
+        ))
+    })
 }
 
 /// What `train` and `demo` both take, in this order: the device, the model, the training settings.
@@ -81,6 +102,7 @@ impl ModelArgs {
             dropout: self.net.dropout,
             hidden: self.net.hidden,
             input_norm: self.net.input_norm,
+            activation: self.net.activation()?,
             ops: OpSet::parse(&self.net.ops)?,
             ..ModelConfig::default()
         };

@@ -55,6 +55,7 @@ pub struct RunCommand {
 
 impl RunCommand {
     pub fn options(self) -> Result<RunOptions> {
+        let activation = self.net.activation()?;
         let spec = RunSpec {
             variants: self
                 .variants
@@ -75,6 +76,7 @@ impl RunCommand {
             dropout: self.net.dropout,
             ops: self.net.ops,
             input_norm: self.net.input_norm,
+            activation,
             train: self.train.config()?,
         };
         Ok(RunOptions {

@@ -16,7 +16,8 @@ use crate::data::panel::Panel;
 use crate::data::samples::{N_FEATURES, PICTURE_DAYS};
 use crate::device::{Device, DeviceBatch};
 use crate::error::{Error, Result};
-use crate::model::LossConfig;
+use crate::ops::elementwise::Activation;
+use crate::ops::loss::LossConfig;
 use crate::ops::recurrent::Recurrent;
 use crate::ops::ts_features::FeatureSpec;
 use crate::ops::{gru, lstm};
@@ -34,20 +35,6 @@ pub struct Source {
     features: Owned,
     first: usize,
     n_stocks: usize,
-}
-
-/// `d`, or for an input gradient the model does not need, a zeroed buffer in `tmp` (the wrapper
-/// always writes one, accumulating into it).
-fn or_zeros<'a>(
-    gpu: &Gpu,
-    d: Option<&'a mut Buf>,
-    n: usize,
-    tmp: &'a mut Option<Owned>,
-) -> Result<&'a mut Buf> {
-    match d {
-        Some(d) => Ok(d),
-        None => Ok(tmp.insert(gpu.zeros(n)?)),
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -492,17 +479,36 @@ impl Device for Gpu {
         i: usize,
         o: usize,
     ) -> Result<()> {
+        // An input gradient the model does not need: a zeroed buffer (the wrapper always writes
+        // one, accumulating into it).
         let mut tmp = None;
-        let dinp = or_zeros(self, dinp, b * i, &mut tmp)?;
+        let dinp = match dinp {
+            Some(d) => d,
+            None => tmp.insert(self.zeros(b * i)?),
+        };
         Gpu::dense_backward(self, dinp, dw, dbias, dout, inp, w, b, i, o)
     }
 
-    fn relu_forward(&self, out: &mut Buf, inp: &Buf, n: usize) -> Result<()> {
-        Gpu::relu_forward(self, out, inp, n)
+    fn activation_forward(
+        &self,
+        act: Activation,
+        out: &mut Buf,
+        inp: &Buf,
+        n: usize,
+    ) -> Result<()> {
+        Gpu::activation_forward(self, act, out, inp, n)
     }
 
-    fn relu_backward(&self, dinp: &mut Buf, dout: &Buf, inp: &Buf, n: usize) -> Result<()> {
-        Gpu::relu_backward(self, dinp, dout, inp, n)
+    fn activation_backward(
+        &self,
+        act: Activation,
+        dinp: &mut Buf,
+        dout: &Buf,
+        inp: &Buf,
+        out: &Buf,
+        n: usize,
+    ) -> Result<()> {
+        Gpu::activation_backward(self, act, dinp, dout, inp, out, n)
     }
 
     fn dropout_forward(

@@ -6,7 +6,8 @@ use crate::autograd::adam::{adam_step, AdamConfig};
 use crate::autograd::params::{ParamEntry, ParamId, ParamStore};
 use crate::data::panel::Panel;
 use crate::data::samples::{gather_pictures, N_FEATURES, PICTURE_DAYS};
-use crate::model::LossConfig;
+use crate::ops::elementwise::Activation;
+use crate::ops::loss::LossConfig;
 use crate::ops::loss::{mse_loss, neutralized_mse_loss};
 use crate::ops::recurrent::Recurrent;
 use crate::ops::ts_features::FeatureSpec;
@@ -410,13 +411,27 @@ impl<T: Float> Device for Cpu<T> {
         Ok(())
     }
 
-    fn relu_forward(&self, out: &mut [T], inp: &[T], n: usize) -> Result<()> {
-        elementwise::relu_forward(out, inp, n);
+    fn activation_forward(
+        &self,
+        act: Activation,
+        out: &mut [T],
+        inp: &[T],
+        n: usize,
+    ) -> Result<()> {
+        elementwise::activation_forward(act, out, inp, n);
         Ok(())
     }
 
-    fn relu_backward(&self, dinp: &mut [T], dout: &[T], inp: &[T], n: usize) -> Result<()> {
-        elementwise::relu_backward(dinp, dout, inp, n);
+    fn activation_backward(
+        &self,
+        act: Activation,
+        dinp: &mut [T],
+        dout: &[T],
+        inp: &[T],
+        out: &[T],
+        n: usize,
+    ) -> Result<()> {
+        elementwise::activation_backward(act, dinp, dout, inp, out, n);
         Ok(())
     }
 

@@ -12,6 +12,7 @@ pub use cpu::Cpu;
 use crate::autograd::adam::AdamConfig;
 use crate::autograd::params::{ParamEntry, ParamId};
 use crate::data::panel::Panel;
+use crate::ops::elementwise::Activation;
 use crate::ops::loss::LossConfig;
 use crate::ops::recurrent::Recurrent;
 use crate::ops::ts_features::FeatureSpec;
@@ -289,12 +290,20 @@ pub trait Device: Sync {
         i: usize,
         o: usize,
     ) -> Result<()>;
-    fn relu_forward(&self, out: &mut Self::Slice, inp: &Self::Slice, n: usize) -> Result<()>;
-    fn relu_backward(
+    fn activation_forward(
         &self,
+        act: Activation,
+        out: &mut Self::Slice,
+        inp: &Self::Slice,
+        n: usize,
+    ) -> Result<()>;
+    fn activation_backward(
+        &self,
+        act: Activation,
         dinp: &mut Self::Slice,
         dout: &Self::Slice,
         inp: &Self::Slice,
+        out: &Self::Slice,
         n: usize,
     ) -> Result<()>;
     fn dropout_forward(

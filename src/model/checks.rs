@@ -1,6 +1,7 @@
 //! Whole-model gradient checks in f64: every architecture × every loss, every parameter.
 
 use super::{Arch, LossConfig, Model, ModelConfig};
+use crate::ops::elementwise::Activation;
 use crate::ops::gradcheck::{check, CheckResult};
 use crate::ops::ts_features::OpSet;
 use crate::train::step::{loss_and_grad, Batch};
@@ -35,20 +36,28 @@ pub fn checks() -> Vec<CheckResult> {
                 },
             ),
         ] {
-            out.push(model_check(arch, Some(4), tag, loss));
+            out.push(model_check(arch, Activation::Relu, tag, loss));
         }
+    }
+    // v1's hidden activation, the other choice (ReLU above).
+    for act in Activation::ALL
+        .into_iter()
+        .filter(|&a| a != Activation::Relu)
+    {
+        out.push(model_check(Arch::V1, act, "mse", LossConfig::default()));
     }
     out
 }
 
-fn model_check(arch: Arch, pair_sample: Option<usize>, tag: &str, loss: LossConfig) -> CheckResult {
+fn model_check(arch: Arch, activation: Activation, tag: &str, loss: LossConfig) -> CheckResult {
     let cfg = ModelConfig {
         arch,
+        activation,
         n_features: 6,
         hidden: 4,
         dense_hidden: 5,
         ops: OpSet::ALL,
-        pair_sample,
+        pair_sample: Some(4),
         dropout: 0.2,
         seed: 3,
         ..ModelConfig::default()
@@ -75,7 +84,10 @@ fn model_check(arch: Arch, pair_sample: Option<usize>, tag: &str, loss: LossConf
     let analytic = model.store.grad.clone();
     let theta = model.store.data.clone();
     let mut probe = model.clone();
-    let name = format!("model {arch:?} + {tag}");
+    let name = match activation {
+        Activation::Relu => format!("model {arch:?} + {tag}"),
+        act => format!("model {arch:?}({}) + {tag}", act.name()),
+    };
     let shape = format!("{} params, batch {b}", theta.len());
     check(&name, &shape, &theta, &analytic, |p| {
         probe.store.data.copy_from_slice(p);

@@ -1,5 +1,6 @@
 //! Model and loss configuration: the architectures of docs/models.md and the v2.1–v2.3 options.
 
+use crate::ops::elementwise::Activation;
 pub use crate::ops::loss::LossConfig;
 use crate::ops::ts_features::OpSet;
 use crate::{Error, Result};
@@ -63,6 +64,10 @@ pub struct ModelConfig {
     pub hidden: usize,
     /// v1's hidden Dense width.
     pub dense_hidden: usize,
+    /// v1's hidden Dense activation (ReLU in the report); checkpoints written before the option
+    /// existed used ReLU.
+    #[serde(default)]
+    pub activation: Activation,
     /// Dropout before the output Dense (v1 uses `v1_dropout` after its hidden Dense).
     pub dropout: f64,
     pub v1_dropout: f64,
@@ -87,6 +92,7 @@ impl Default for ModelConfig {
             pair_sample: None,
             hidden: 30,
             dense_hidden: 30,
+            activation: Activation::Relu,
             dropout: 0.0,
             v1_dropout: 0.5,
             l2: 1e-3,
@@ -120,6 +126,13 @@ impl ModelConfig {
                 self.hidden
             )));
         }
+        if self.activation != Activation::Relu && self.arch != Arch::V1 {
+            return Err(Error::Config(format!(
+                "--activation {}: only v1 has a hidden Dense layer to apply it to (v2 and v3 end in \
+                 Dense(1)); use it with --variant v1",
+                self.activation.name()
+            )));
+        }
         if !(1..=MAX_WIDTH).contains(&self.dense_hidden) {
             return Err(Error::Config(format!(
                 "dense_hidden {}: must be 1 to {MAX_WIDTH}",
@@ -145,7 +158,10 @@ pub fn display_name(model: &ModelConfig, loss: &LossConfig) -> String {
         Arch::V2 => "v2",
         Arch::V3 => "v3",
     };
-    let mut parts = vec![arch.to_string()];
+    let mut parts = vec![match model.activation {
+        Activation::Relu => arch.to_string(),
+        act => format!("{arch}({})", act.name()),
+    }];
     match model.pair_sample {
         Some(8) => parts.push("v2.1".into()),
         Some(n) => parts.push(format!("v2.1(pairs {n})")),

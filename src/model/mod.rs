@@ -387,7 +387,7 @@ impl<D: Device> Net<D> {
                 let pb = self.bn(tape, p, bn_pool)?;
                 let cat = tape.concat(&[a, pb])?;
                 let z = tape.dense(cat, &self.store, hidden)?;
-                let z = tape.relu(z)?;
+                let z = tape.activation(self.cfg.activation, z)?;
                 let z = tape.dropout(z, self.cfg.v1_dropout, dropout_seed)?;
                 tape.dense(z, &self.store, out)
             }

@@ -1,28 +1,95 @@
-//! Elementwise ops: ReLU and inverted dropout.
+//! Elementwise ops: the activations (ReLU, tanh) and inverted dropout.
 
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::ops::gradcheck::{check, weighted_sum, CheckResult};
+use crate::ops::kernel_consts::{ACT_RELU, ACT_TANH};
 use crate::util::float::Float;
 
-/// `out = max(x, 0)`.
-pub fn relu_forward<T: Float>(out: &mut [T], inp: &[T], n: usize) {
-    assert!(out.len() == n && inp.len() == n, "relu_forward: length");
-    for (y, &x) in out.iter_mut().zip(inp) {
-        *y = if x > T::zero() { x } else { T::zero() };
+/// An elementwise activation `y = f(x)`. The CPU op ([`activation_forward`],
+/// [`activation_backward`]) and the kernels of the same names (kernels/elementwise.cu) switch on
+/// one code (ops/kernel_consts.rs), so every layer above (device, tape, models, the CUDA
+/// cross-check, the gradient checks) takes a new activation unchanged. Adding one is three edits
+/// (docs/engine.md#adding-an-activation): a variant here with its `f`, `f'` and name, its code in
+/// kernel_consts.rs, and the same two formulas in the kernel's `activate`/`activation_grad`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// `max(x, 0)`; `f' = [x > 0]`, 0 at the kink as in TF. The report's.
+    #[default]
+    Relu,
+    /// `tanh x`; `f' = 1 − y²`.
+    Tanh,
+}
+
+impl Activation {
+    pub const ALL: [Activation; 2] = [Activation::Relu, Activation::Tanh];
+
+    /// The code the kernels switch on.
+    pub fn code(self) -> u32 {
+        match self {
+            Activation::Relu => ACT_RELU,
+            Activation::Tanh => ACT_TANH,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Activation> {
+        Self::ALL.into_iter().find(|a| a.name() == s)
+    }
+
+    fn f<T: Float>(self, x: T) -> T {
+        match self {
+            Activation::Relu if x > T::zero() => x,
+            Activation::Relu => T::zero(),
+            Activation::Tanh => x.tanh(),
+        }
+    }
+
+    /// `d += g · f'(x)`, given `y = f(x)`. ReLU adds `g` or nothing (not `g · 0`, which would
+    /// turn an infinite `g` into NaN).
+    fn accumulate<T: Float>(self, d: &mut T, g: T, x: T, y: T) {
+        match self {
+            Activation::Relu if x > T::zero() => *d += g,
+            Activation::Relu => {}
+            Activation::Tanh => *d += g * (T::one() - y * y),
+        }
     }
 }
 
-/// `dinp += dout · [x > 0]` (the subgradient at 0 is taken as 0, as in TF).
-pub fn relu_backward<T: Float>(dinp: &mut [T], dout: &[T], inp: &[T], n: usize) {
+/// `out = f(inp)`.
+pub fn activation_forward<T: Float>(act: Activation, out: &mut [T], inp: &[T], n: usize) {
     assert!(
-        dinp.len() == n && dout.len() == n && inp.len() == n,
-        "relu_backward: length"
+        out.len() == n && inp.len() == n,
+        "activation_forward: length"
     );
-    for ((d, &g), &x) in dinp.iter_mut().zip(dout).zip(inp) {
-        if x > T::zero() {
-            *d += g;
-        }
+    for (y, &x) in out.iter_mut().zip(inp) {
+        *y = act.f(x);
+    }
+}
+
+/// `dinp += dout · f'(inp)`, with `out = f(inp)` from the forward pass.
+pub fn activation_backward<T: Float>(
+    act: Activation,
+    dinp: &mut [T],
+    dout: &[T],
+    inp: &[T],
+    out: &[T],
+    n: usize,
+) {
+    assert!(
+        dinp.len() == n && dout.len() == n && inp.len() == n && out.len() == n,
+        "activation_backward: length"
+    );
+    for (((d, &g), &x), &y) in dinp.iter_mut().zip(dout).zip(inp).zip(out) {
+        act.accumulate(d, g, x, y);
     }
 }
 
@@ -124,8 +191,9 @@ pub fn concat_backward<T: Float>(
     }
 }
 
-/// f64 central-difference checks of ReLU and dropout input gradients. ReLU inputs are kept
-/// at least 0.1 from the kink; dropout uses a fixed seed, so its mask is a constant of the loss.
+/// f64 central-difference checks of every activation's and dropout's input gradients. Inputs are
+/// kept at least 0.1 from ReLU's kink; dropout uses a fixed seed, so its mask is a constant of the
+/// loss.
 pub fn checks() -> Vec<CheckResult> {
     let n = 40;
     let mut rng = crate::util::rng::stream(7, "check-elementwise");
@@ -141,13 +209,23 @@ pub fn checks() -> Vec<CheckResult> {
         .collect();
     let w: Vec<f64> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
 
-    let mut drelu = vec![0.0; n];
-    relu_backward(&mut drelu, &w, &x, n);
-    let relu_loss = |v: &[f64]| {
-        let mut y = vec![0.0; n];
-        relu_forward(&mut y, v, n);
-        weighted_sum(&y, &w)
-    };
+    let mut out = Vec::new();
+    for act in Activation::ALL {
+        let forward = |v: &[f64]| {
+            let mut y = vec![0.0; n];
+            activation_forward(act, &mut y, v, n);
+            y
+        };
+        let mut d = vec![0.0; n];
+        activation_backward(act, &mut d, &w, &x, &forward(&x), n);
+        out.push(check(
+            &format!("{} dinp", act.name()),
+            &format!("[{n}]"),
+            &x,
+            &d,
+            |v| weighted_sum(&forward(v), &w),
+        ));
+    }
 
     let (p, seed) = (0.3, 11);
     let dropout = |v: &[f64]| {
@@ -157,11 +235,8 @@ pub fn checks() -> Vec<CheckResult> {
     };
     let mut ddrop = vec![0.0; n];
     dropout_backward(&mut ddrop, &w, &dropout(&x).1, n);
-
-    vec![
-        check("relu dinp", &format!("[{n}]"), &x, &drelu, relu_loss),
-        check("dropout dinp", &format!("[{n}]"), &x, &ddrop, |v| {
-            weighted_sum(&dropout(v).0, &w)
-        }),
-    ]
+    out.push(check("dropout dinp", &format!("[{n}]"), &x, &ddrop, |v| {
+        weighted_sum(&dropout(v).0, &w)
+    }));
+    out
 }

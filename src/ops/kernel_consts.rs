@@ -44,3 +44,7 @@ pub const OP_MEAN: u32 = 64;
 pub const CLOSE_FEATURE: usize = 2;
 pub const NORM_BY_LAST_CLOSE: u32 = 94;
 pub const NORM_BY_WINDOW_MEAN: u32 = 4000;
+
+/// The activations (src/ops/elementwise.rs `Activation`), as the kernels switch on them.
+pub const ACT_RELU: u32 = 0;
+pub const ACT_TANH: u32 = 1;

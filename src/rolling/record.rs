@@ -6,6 +6,7 @@
 use crate::data::fingerprint::FileFingerprint;
 use crate::data::panel::Panel;
 use crate::model::{variant_configs, InputNorm, LossConfig, ModelConfig};
+use crate::ops::elementwise::Activation;
 use crate::ops::ts_features::OpSet;
 use crate::rolling::claim::LOCKS;
 use crate::rolling::schedule::ScheduleConfig;
@@ -30,6 +31,9 @@ pub struct RunSpec {
     /// Runs started before the option existed fed raw pictures.
     #[serde(default)]
     pub input_norm: InputNorm,
+    /// v1's hidden activation; runs started before the option existed used ReLU.
+    #[serde(default)]
+    pub activation: Activation,
     /// Its `seed` is the ensemble's base seed: seed index k trains with `job_seed(seed, k)`.
     pub train: TrainConfig,
 }
@@ -45,6 +49,7 @@ impl RunSpec {
             dropout: self.dropout,
             hidden: self.hidden,
             input_norm: self.input_norm,
+            activation: self.activation,
             ops: OpSet::parse(&self.ops)?,
             ..ModelConfig::default()
         };
@@ -333,6 +338,7 @@ fn flag_of(path: &str) -> String {
         "dropout" => "--dropout",
         "ops" => "--ops",
         "input_norm" => "--input-norm",
+        "activation" => "--activation",
         "train.epochs" => "--epochs",
         "train.patience" => "--patience",
         "train.batch_size" => "--batch",

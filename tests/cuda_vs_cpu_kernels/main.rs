@@ -10,6 +10,7 @@
 //! a missing real GPU is a failure.
 
 use alphanet::cuda::{CudaSlice, Gpu, Pooled};
+use alphanet::ops::elementwise::Activation;
 use alphanet::util::rng::{stream, Rng};
 use alphanet::Result;
 
@@ -25,7 +26,7 @@ mod losses;
 
 use features::{feature_cases, features, FeatureData};
 use inputs::{gather, normalize};
-use layers::{batchnorm, concat, dense, dropout, fold, pool, recurrent, relu};
+use layers::{activation, batchnorm, concat, dense, dropout, fold, pool, recurrent};
 use losses::{adam, mse, neutralized};
 
 type Buf = CudaSlice<f32>;
@@ -52,7 +53,7 @@ fn cases() -> Vec<(String, Case)> {
             (name, case)
         })
         .collect();
-    let others: [(&str, CaseFn); 20] = [
+    let others: [(&str, CaseFn); 21] = [
         ("pool v1: 3 steps, window 3, stride 3", |g, r| {
             pool(g, r, 3, 285, 3, 3)
         }),
@@ -96,7 +97,8 @@ fn cases() -> Vec<(String, Case)> {
             "bn_recurrent_fold gru: 45 channels, 3·30 gates, 2 biases",
             |g, r| fold(g, r, 45, 90, 180),
         ),
-        ("relu", relu),
+        ("activation relu", |g, r| activation(g, r, Activation::Relu)),
+        ("activation tanh", |g, r| activation(g, r, Activation::Tanh)),
         ("concat: 3 inputs of 37 rows", concat),
         ("normalize_pictures", normalize),
         ("dropout p = 0.3", dropout),
@@ -112,7 +114,7 @@ fn cases() -> Vec<(String, Case)> {
     cases
 }
 
-/// The length of the element-wise cases (relu, dropout, adam).
+/// The length of the element-wise cases (activations, dropout, adam).
 pub(crate) const N: usize = 3001;
 
 /// Runs every case with its own random stream; returns the GPU outputs of each, and the lines

@@ -9,6 +9,7 @@ use crate::autograd::adam::AdamConfig;
 use crate::cuda::{driver_calls, Backend, DeviceChoice, Gpu};
 use crate::device::{Cpu, Device};
 use crate::model::{LossConfig, Model, ModelConfig};
+use crate::ops::elementwise::Activation;
 use crate::ops::loss::long_side_weights;
 use crate::ops::ts_features::OpSet;
 use crate::train::step::{train_step_on, Batch};
@@ -84,6 +85,7 @@ pub fn model_configs(model: &str, ops: &str, seed: u64) -> Result<(ModelConfig, 
             dropout: 0.0,
             hidden: 30,
             input_norm: Default::default(),
+            activation: Activation::default().name().into(),
         },
     }
     .configs(seed)

@@ -177,17 +177,19 @@ impl<D: Device> Tape<'_, D> {
                     o,
                 )
             }
-            Node::Relu { x, y } => {
+            Node::Activation { act, x, y } => {
                 let dy = self.take_dy(*y)?;
                 let n = D::len(dy.borrow());
                 self.ensure_grad(*x)?;
                 let Some(dx) = self.grads[x.0].as_mut() else {
                     return Ok(());
                 };
-                dev.relu_backward(
+                dev.activation_backward(
+                    *act,
                     dx.borrow_mut(),
                     dy.borrow(),
                     self.values[x.0].get().borrow(),
+                    self.values[y.0].get().borrow(),
                     n,
                 )
             }

@@ -5,6 +5,7 @@ use super::{dims3, BnState, Node, Tape, Var};
 use crate::autograd::params::ParamId;
 use crate::device::{Device, Params};
 use crate::error::Result;
+use crate::ops::elementwise::Activation;
 use crate::ops::pooling::pooled_steps;
 use crate::ops::recurrent::Recurrent;
 use std::borrow::{Borrow, BorrowMut};
@@ -222,12 +223,14 @@ impl<D: Device> Tape<'_, D> {
         Ok(y)
     }
 
-    pub fn relu(&mut self, x: Var) -> Result<Var> {
+    /// `y = act(x)` elementwise (ReLU, tanh: `ops::elementwise::Activation`).
+    pub fn activation(&mut self, act: Activation, x: Var) -> Result<Var> {
         let n = D::len(self.val(x));
         let mut out = self.dev.scratch(n)?;
-        self.dev.relu_forward(out.borrow_mut(), self.val(x), n)?;
+        self.dev
+            .activation_forward(act, out.borrow_mut(), self.val(x), n)?;
         let y = self.push(out, self.shapes[x.0].clone(), self.needs_grad[x.0]);
-        self.record(Node::Relu { x, y });
+        self.record(Node::Activation { act, x, y });
         Ok(y)
     }
 

@@ -15,6 +15,7 @@
 
 use super::params::ParamId;
 use crate::device::Device;
+use crate::ops::elementwise::Activation;
 use crate::ops::recurrent::Recurrent;
 use std::borrow::Borrow;
 
@@ -90,7 +91,8 @@ enum Node<D: Device> {
         w: ParamId,
         b: ParamId,
     },
-    Relu {
+    Activation {
+        act: Activation,
         x: Var,
         y: Var,
     },
@@ -199,7 +201,7 @@ impl<D: Device> Node<D> {
             | Node::Recurrent { y, .. }
             | Node::BnRecurrent { y, .. }
             | Node::Dense { y, .. }
-            | Node::Relu { y, .. }
+            | Node::Activation { y, .. }
             | Node::Dropout { y, .. }
             | Node::Concat { y, .. } => *y,
         }

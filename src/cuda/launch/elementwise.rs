@@ -1,4 +1,4 @@
-//! kernels/elementwise.cu: one thread per element (ReLU, dropout, concatenation, Adam, the L2
+//! kernels/elementwise.cu: one thread per element (the activations, dropout, concatenation, Adam, the L2
 //! term, the picture gather).
 
 use cudarc::driver::{CudaSlice, CudaViewMut, LaunchConfig};
@@ -6,23 +6,44 @@ use cudarc::driver::{CudaSlice, CudaViewMut, LaunchConfig};
 use super::{grid1, int, ints, Buf, Gpu, BLOCK};
 use crate::cuda::host_maths::{PICTURE_DAYS, PICTURE_FEATURES};
 use crate::error::Result;
+use crate::ops::elementwise::Activation;
 
 impl Gpu {
-    /// out = max(inp, 0).
-    pub fn relu_forward(&self, out: &mut Buf, inp: &Buf, n: usize) -> Result<()> {
-        check!("relu_forward", out >= n, inp >= n);
-        let n32 = int(n)?;
-        self.launch("relu_forward", grid1(n), |l| {
-            args!(l, out, inp, &n32);
+    /// out = f(inp) for activation `act`.
+    pub fn activation_forward(
+        &self,
+        act: Activation,
+        out: &mut Buf,
+        inp: &Buf,
+        n: usize,
+    ) -> Result<()> {
+        check!("activation_forward", out >= n, inp >= n);
+        let (code, n32) = (act.code() as i32, int(n)?);
+        self.launch("activation_forward", grid1(n), |l| {
+            args!(l, &code, out, inp, &n32);
         })
     }
 
-    /// dinp += dout where inp > 0.
-    pub fn relu_backward(&self, dinp: &mut Buf, dout: &Buf, inp: &Buf, n: usize) -> Result<()> {
-        check!("relu_backward", dinp >= n, dout >= n, inp >= n);
-        let n32 = int(n)?;
-        self.launch("relu_backward", grid1(n), |l| {
-            args!(l, dinp, dout, inp, &n32);
+    /// dinp += dout·f'(inp), with out = f(inp).
+    pub fn activation_backward(
+        &self,
+        act: Activation,
+        dinp: &mut Buf,
+        dout: &Buf,
+        inp: &Buf,
+        out: &Buf,
+        n: usize,
+    ) -> Result<()> {
+        check!(
+            "activation_backward",
+            dinp >= n,
+            dout >= n,
+            inp >= n,
+            out >= n
+        );
+        let (code, n32) = (act.code() as i32, int(n)?);
+        self.launch("activation_backward", grid1(n), |l| {
+            args!(l, &code, dinp, dout, inp, out, &n32);
         })
     }
 
