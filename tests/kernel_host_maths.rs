@@ -42,7 +42,7 @@ fn features_from_windows(spec: &FeatureSpec, x: &[f32], dout: &[f32]) -> (Vec<f3
         let at = |f: usize| f * days + step * spec.stride;
         let mut g = g.iter();
         for op in spec.ops.iter() {
-            let bit = 1u32 << op as u32;
+            let bit = op.bit();
             if op.is_pair() {
                 for &(i, j) in &spec.pairs {
                     let (i, j) = (at(i as usize), at(j as usize));
@@ -162,12 +162,9 @@ fn degenerate_windows_give_zero_and_no_gradient() {
 
 #[test]
 fn channel_count_and_op_bits_match_feature_spec() {
-    assert_eq!(ops_mask(OpSet::ALL), 127);
-    assert_eq!(ops_mask(OpSet::PEER6), 127 & !OP_MEAN);
-    assert_eq!(
-        ops_mask(OpSet::parse("corr,cov").unwrap()),
-        OP_CORR | OP_COV
-    );
+    assert_eq!(OpSet::ALL.mask(), 127);
+    assert_eq!(OpSet::PEER6.mask(), 127 & !OP_MEAN);
+    assert_eq!(OpSet::parse("corr,cov").unwrap().mask(), OP_CORR | OP_COV);
     for (ops, n_features, pairs) in [
         (OpSet::ALL, 15, all_pairs(15)),
         (OpSet::PEER6, 15, all_pairs(15)),
@@ -183,10 +180,7 @@ fn channel_count_and_op_bits_match_feature_spec() {
             pairs,
         };
         let want = spec.channels();
-        assert_eq!(
-            ts_channels(ops_mask(ops), n_features, spec.pairs.len()),
-            want
-        );
+        assert_eq!(ts_channels(ops.mask(), n_features, spec.pairs.len()), want);
     }
 }
 

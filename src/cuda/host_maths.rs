@@ -4,17 +4,10 @@
 
 use std::os::raw::{c_float, c_int};
 
-use crate::ops::ts_features::OpSet;
-
 pub use crate::ops::kernel_consts::{
     MAX_WINDOW, OP_CORR, OP_COV, OP_DECAYLINEAR, OP_MEAN, OP_RETURN, OP_STDDEV, OP_ZSCORE,
     PICTURE_DAYS, PICTURE_FEATURES,
 };
-
-/// The `ops` mask of an op set.
-pub fn ops_mask(ops: OpSet) -> u32 {
-    ops.iter().map(|op| 1u32 << op as u32).sum()
-}
 
 extern "C" {
     fn khm_splitmix64(x: u64) -> u64;

@@ -3,7 +3,6 @@
 use cudarc::driver::{LaunchArgs, LaunchConfig};
 
 use super::{ints, Buf, Gpu};
-use crate::cuda::host_maths::ops_mask;
 use crate::cuda::pool::Pooled;
 use crate::error::Result;
 use crate::ops::ts_features::FeatureSpec;
@@ -26,7 +25,7 @@ fn ts_launch(b: usize, s: &FeatureSpec) -> Result<(LaunchConfig, [i32; 7])> {
         block_dim: (128, 1, 1),
         shared_mem_bytes: (4 * floats) as u32,
     };
-    let ops = ops_mask(s.ops) as usize;
+    let ops = s.ops.mask() as usize;
     let args = ints([
         b,
         s.n_features,

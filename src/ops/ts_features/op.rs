@@ -3,6 +3,9 @@
 //! travels on its own: in the model config, the run record and the kernels' op mask.
 
 use crate::error::{Error, Result};
+use crate::ops::kernel_consts::{
+    OP_CORR, OP_COV, OP_DECAYLINEAR, OP_MEAN, OP_RETURN, OP_STDDEV, OP_ZSCORE,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -52,24 +55,47 @@ impl Op {
         matches!(self, Op::Corr | Op::Cov)
     }
 
-    const fn bit(self) -> u8 {
-        1 << self as u8
+    /// The op's bit in an [`OpSet`] and in the kernels' op mask: defined once, in
+    /// ops/kernel_consts.rs, which the kernels read too.
+    pub const fn bit(self) -> u32 {
+        match self {
+            Op::Corr => OP_CORR,
+            Op::Cov => OP_COV,
+            Op::Stddev => OP_STDDEV,
+            Op::Zscore => OP_ZSCORE,
+            Op::Return => OP_RETURN,
+            Op::DecayLinear => OP_DECAYLINEAR,
+            Op::Mean => OP_MEAN,
+        }
     }
 }
 
 /// A set of [`Op`]s; serialized as the list of their names in channel order.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "Vec<String>", into = "Vec<String>")]
-pub struct OpSet(u8);
+pub struct OpSet(u32);
 
 impl OpSet {
     /// All seven ops (the default model).
-    pub const ALL: OpSet = OpSet((1 << Op::ALL.len()) - 1);
+    pub const ALL: OpSet = OpSet(
+        Op::Corr.bit()
+            | Op::Cov.bit()
+            | Op::Stddev.bit()
+            | Op::Zscore.bit()
+            | Op::Return.bit()
+            | Op::DecayLinear.bit()
+            | Op::Mean.bit(),
+    );
     /// The six ops of the public Python `alphanet` package: all but mean.
     pub const PEER6: OpSet = OpSet(OpSet::ALL.0 & !Op::Mean.bit());
 
     pub fn contains(self, op: Op) -> bool {
-        self.0 & op.bit() != 0
+        self.mask() & op.bit() != 0
+    }
+
+    /// The kernels' `ops` mask: the OR of the ops' bits.
+    pub fn mask(self) -> u32 {
+        self.0
     }
 
     /// The ops of the set, in channel order.
