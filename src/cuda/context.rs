@@ -195,7 +195,8 @@ pub struct Gpu {
     pool: Arc<Pool>,
     /// γ = 1 and β = 0 for at least `.0` channels, uploaded once ([`Gpu::with_unit_affine`]).
     unit_affine: Mutex<Option<UnitAffine>>,
-    functions: HashMap<&'static str, CudaFunction>,
+    /// Every kernel, at `Kernel as usize`.
+    functions: Vec<CudaFunction>,
     /// Per-kernel timing, off unless turned on (`alphanet bench`).
     pub timer: KernelTimer,
 }
@@ -223,7 +224,7 @@ impl Gpu {
         unsafe { ctx.disable_event_tracking() };
         let (major, minor) = info.compute_capability;
         let mut kernels_from = "fatbin";
-        let mut functions = HashMap::new();
+        let mut loaded = HashMap::new();
         for m in MODULES {
             let (module, from) =
                 load_module(&ctx, m, &format!("compute_{major}{minor}")).map_err(Error::Cuda)?;
@@ -231,9 +232,16 @@ impl Gpu {
                 kernels_from = from;
             }
             for &name in m.kernels {
-                functions.insert(name, module.load_function(name).map_err(Error::cuda)?);
+                loaded.insert(name, module.load_function(name).map_err(Error::cuda)?);
             }
         }
+        let functions = (Kernel::ALL.iter())
+            .map(|k| {
+                loaded.remove(k.name()).ok_or_else(|| {
+                    Error::Cuda(format!("kernel {} is in no loaded module", k.name()))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let stream = ctx.default_stream();
         Ok(Gpu {
             pool: Pool::new(stream.clone(), info.emulated, info.total_mem / 4),
@@ -250,11 +258,8 @@ impl Gpu {
         &self.stream
     }
 
-    pub(crate) fn function(&self, name: &str) -> &CudaFunction {
-        // Names come from the wrappers in launch/, which match the kernel files.
-        self.functions
-            .get(name)
-            .unwrap_or_else(|| panic!("kernel {name} not loaded"))
+    pub(crate) fn function(&self, kernel: Kernel) -> &CudaFunction {
+        &self.functions[kernel as usize]
     }
 
     /// A copy of `host` on the device.

@@ -21,8 +21,8 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use context::{
-    compile_nvrtc, nvrtc_available, open_for_tests, probe, DeviceInfo, Gpu, KernelModule, MODULES,
-    PTXAS_REPORT,
+    compile_nvrtc, nvrtc_available, open_for_tests, probe, DeviceInfo, Gpu, Kernel, KernelModule,
+    MODULES, PTXAS_REPORT,
 };
 pub use cudarc::driver::CudaSlice;
 pub use emulator::driver_calls;

@@ -2,6 +2,7 @@
 //! of SPLIT_ROWS rows, then the chunks in order, `splitk_combine` in dense.rs).
 
 use super::{chunked_columns, grid1, int, ints, splits, Buf, Gpu, Owned};
+use crate::cuda::context::Kernel;
 use crate::error::Result;
 
 impl Gpu {
@@ -58,7 +59,7 @@ impl Gpu {
             moving_var >= c,
         );
         let (nr, nc) = (int(r)?, int(c)?);
-        self.launch("batchnorm_inference", grid1(r * c), |l| {
+        self.launch(Kernel::BatchnormInference, grid1(r * c), |l| {
             args!(l, out, inp, gamma, beta, moving_mean, moving_var);
             args!(l, &nr, &nc, &eps);
         })
@@ -84,7 +85,7 @@ impl Gpu {
         check!("batchnorm_backward", dinp >= r * c, gamma >= c);
         let sums = self.batchnorm_param_grads(dgamma, dbeta, dout, inp, mean, var, r, c, eps)?;
         let (nr, nc) = (int(r)?, int(c)?);
-        self.launch("batchnorm_backward_apply", grid1(r * c), |l| {
+        self.launch(Kernel::BatchnormBackwardApply, grid1(r * c), |l| {
             args!(l, dinp, dout, inp, mean, var, gamma, &sums, &nr, &nc, &eps);
         })
     }
@@ -116,9 +117,13 @@ impl Gpu {
         let z = splits(r);
         let mut partial = self.scratch(z * 2 * c)?;
         let (nr, nc) = (int(r)?, int(c)?);
-        self.launch("batchnorm_backward_partials", chunked_columns(c, z), |l| {
-            args!(l, &mut partial, dout, inp, mean, var, &nr, &nc, &eps);
-        })?;
+        self.launch(
+            Kernel::BatchnormBackwardPartials,
+            chunked_columns(c, z),
+            |l| {
+                args!(l, &mut partial, dout, inp, mean, var, &nr, &nc, &eps);
+            },
+        )?;
         let mut sums = self.scratch(2 * c)?;
         self.splitk_combine(&mut sums, &partial, 2 * c, 2 * c, z, 1.0, false)?;
         self.splitk_combine(dbeta, &partial, c, 2 * c, z, 1.0, true)?;
@@ -144,7 +149,7 @@ impl Gpu {
             var >= c,
         );
         let nc = int(c)?;
-        self.launch("batchnorm_update_moving", grid1(c), |l| {
+        self.launch(Kernel::BatchnormUpdateMoving, grid1(c), |l| {
             args!(l, moving_mean, moving_var, mean, var, &nc, &momentum);
         })
     }
@@ -180,7 +185,7 @@ impl Gpu {
             db_local >= g,
         );
         let [nc, ng, nnb] = ints([c, g, nb])?;
-        self.launch("bn_recurrent_fold", grid1(c.max(nb)), |l| {
+        self.launch(Kernel::BnRecurrentFold, grid1(c.max(nb)), |l| {
             args!(l, dgamma, dbeta, dwi, db, nmat, db_local, gamma, beta, wi);
             args!(l, &nc, &ng, &nnb);
         })

@@ -2,6 +2,7 @@
 //! passes share: `matmul_acc`, split-K `matmul_tn_acc`, the chunked column sums and
 //! `splitk_combine`.
 
+use crate::cuda::context::Kernel;
 use cudarc::driver::{DevicePtr, DevicePtrMut, DeviceSlice};
 
 use super::{chunked_columns, grid1, grid_tiles, ints, splits, view, Buf, Gpu, View};
@@ -28,7 +29,7 @@ impl Gpu {
             out >= b * o,
         );
         let [nb, ni, no] = ints([b, i, o])?;
-        self.launch("dense_forward", grid_tiles(b, o, 1), |l| {
+        self.launch(Kernel::DenseForward, grid_tiles(b, o, 1), |l| {
             args!(l, out, inp, w, bias, &nb, &ni, &no);
         })
     }
@@ -79,12 +80,16 @@ impl Gpu {
             return Ok(());
         }
         let [ldc, m, n, k] = ints([ldc, m, n, k])?;
-        self.launch("matmul_acc", grid_tiles(m as usize, n as usize, 1), |l| {
-            args!(l, c, &ldc);
-            a.push(l);
-            b.push(l);
-            args!(l, &m, &n, &k);
-        })
+        self.launch(
+            Kernel::MatmulAcc,
+            grid_tiles(m as usize, n as usize, 1),
+            |l| {
+                args!(l, c, &ldc);
+                a.push(l);
+                b.push(l);
+                args!(l, &m, &n, &k);
+            },
+        )
     }
 
     /// c[M, N] += aᵀ·b over `k` rows (a row stride lda, b row stride ldb): split-K, each range of
@@ -112,7 +117,7 @@ impl Gpu {
         let [m32, n32, k32] = ints([m, n, k])?;
         let mut cfg = grid_tiles(m, n, 1);
         cfg.grid_dim.2 = z as u32;
-        self.launch("matmul_splitk", cfg, |l| {
+        self.launch(Kernel::MatmulSplitk, cfg, |l| {
             args!(l, &mut partial);
             av.push(l);
             bv.push(l);
@@ -163,7 +168,7 @@ impl Gpu {
         let mut partial = self.scratch(z * n)?;
         let [r32, n32, lda] = ints([rows, n, lda])?;
         let (center_ptr, _sync) = self.optional_ptr(center);
-        self.launch("column_partials", chunked_columns(n, z), |l| {
+        self.launch(Kernel::ColumnPartials, chunked_columns(n, z), |l| {
             args!(l, &mut partial, a, &center_ptr, &r32, &n32, &lda);
         })?;
         self.splitk_combine(out, &partial, n, n, z, scale, accumulate)
@@ -196,7 +201,7 @@ impl Gpu {
         // the guards keep the stream ordered with the buffers' other uses.
         let (c_ptr, _c_sync) = c.device_ptr_mut(&self.stream);
         let (p_ptr, _p_sync) = partial.device_ptr(&self.stream);
-        self.launch("splitk_combine", grid1(len), |l| {
+        self.launch(Kernel::SplitkCombine, grid1(len), |l| {
             args!(l, &c_ptr, &p_ptr, &len32, &stride, &z, &scale, &acc);
         })
     }

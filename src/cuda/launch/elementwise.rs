@@ -1,6 +1,7 @@
 //! kernels/elementwise.cu: one thread per element (the activations, dropout, concatenation, Adam, the L2
 //! term, the picture gather).
 
+use crate::cuda::context::Kernel;
 use cudarc::driver::{CudaSlice, CudaViewMut, LaunchConfig};
 
 use super::{grid1, int, ints, Buf, Gpu, BLOCK};
@@ -19,7 +20,7 @@ impl Gpu {
     ) -> Result<()> {
         check!("activation_forward", out >= n, inp >= n);
         let (code, n32) = (act.code() as i32, int(n)?);
-        self.launch("activation_forward", grid1(n), |l| {
+        self.launch(Kernel::ActivationForward, grid1(n), |l| {
             args!(l, &code, out, inp, &n32);
         })
     }
@@ -42,7 +43,7 @@ impl Gpu {
             out >= n
         );
         let (code, n32) = (act.code() as i32, int(n)?);
-        self.launch("activation_backward", grid1(n), |l| {
+        self.launch(Kernel::ActivationBackward, grid1(n), |l| {
             args!(l, &code, dinp, dout, inp, out, &n32);
         })
     }
@@ -60,7 +61,7 @@ impl Gpu {
     ) -> Result<()> {
         check!("dropout_forward", out >= n, mask >= n, inp >= n);
         let n32 = int(n)?;
-        self.launch("dropout_forward", grid1(n), |l| {
+        self.launch(Kernel::DropoutForward, grid1(n), |l| {
             args!(l, out, mask, inp, &n32, &p, &seed);
         })
     }
@@ -69,7 +70,7 @@ impl Gpu {
     pub fn dropout_backward(&self, dinp: &mut Buf, dout: &Buf, mask: &Buf, n: usize) -> Result<()> {
         check!("dropout_backward", dinp >= n, dout >= n, mask >= n);
         let n32 = int(n)?;
-        self.launch("dropout_backward", grid1(n), |l| {
+        self.launch(Kernel::DropoutBackward, grid1(n), |l| {
             args!(l, dinp, dout, mask, &n32);
         })
     }
@@ -91,7 +92,7 @@ impl Gpu {
         );
         check!("concat_forward", out >= rows * total, inp >= rows * width);
         let [r, w, t, c] = ints([rows, width, total, col])?;
-        self.launch("concat_forward", grid1(rows * width), |l| {
+        self.launch(Kernel::ConcatForward, grid1(rows * width), |l| {
             args!(l, out, inp, &r, &w, &t, &c);
         })
     }
@@ -117,7 +118,7 @@ impl Gpu {
             dinp >= rows * width
         );
         let [r, w, t, c] = ints([rows, width, total, col])?;
-        self.launch("concat_backward", grid1(rows * width), |l| {
+        self.launch(Kernel::ConcatBackward, grid1(rows * width), |l| {
             args!(l, dinp, dout, &r, &w, &t, &c);
         })
     }
@@ -138,7 +139,7 @@ impl Gpu {
     ) -> Result<()> {
         check!("adam_update", params >= n, m >= n, v >= n, grad >= n);
         let n32 = int(n)?;
-        self.launch("adam_update", grid1(n), |l| {
+        self.launch(Kernel::AdamUpdate, grid1(n), |l| {
             args!(l, params, m, v, grad, &n32, &lr_t, &beta1, &beta2, &eps);
         })
     }
@@ -160,7 +161,7 @@ impl Gpu {
             block_dim: (BLOCK, 1, 1),
             shared_mem_bytes: 0,
         };
-        self.launch("l2_penalty", cfg, |l| {
+        self.launch(Kernel::L2Penalty, cfg, |l| {
             args!(l, grad, sumsq, theta, &n32, &coef);
         })
     }
@@ -179,7 +180,7 @@ impl Gpu {
         let b = samples.len() / 2;
         check!("gather_pictures", out >= b * per);
         let [n, nb] = ints([n_stocks, b])?;
-        self.launch("gather_pictures", grid1(b * per), |l| {
+        self.launch(Kernel::GatherPictures, grid1(b * per), |l| {
             args!(l, features, &n, samples, &nb, out);
         })
     }

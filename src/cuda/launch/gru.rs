@@ -2,6 +2,7 @@
 
 use super::recurrent::rnn_config;
 use super::{ints, Buf, Gpu};
+use crate::cuda::context::Kernel;
 use crate::error::Result;
 use crate::ops::kernel_consts::RNN_SAMPLES;
 
@@ -32,7 +33,7 @@ impl Gpu {
         let zx = self.input_projection(x, w_ih, w_hh, bias, b * s, i, h, g)?;
         let [nb, ns, nh] = ints([b, s, h])?;
         let cfg = rnn_config(b, g, h * g + RNN_SAMPLES * (2 * g + h));
-        self.launch("gru_forward", cfg, |l| {
+        self.launch(Kernel::GruForward, cfg, |l| {
             args!(l, h_out, cache, &zx, w_hh, bias, &nb, &ns, &nh);
         })
     }
@@ -72,7 +73,7 @@ impl Gpu {
         let mut hprev = self.scratch(rows * h)?;
         let cfg = rnn_config(b, g, h * g + RNN_SAMPLES * (2 * g + h));
         let [nb, ns, nh] = ints([b, s, h])?;
-        self.launch("gru_backward_steps", cfg, |l| {
+        self.launch(Kernel::GruBackwardSteps, cfg, |l| {
             args!(l, &mut dzx, &mut dzh, &mut hprev, dh_out, cache, w_hh, &nb, &ns, &nh);
         })?;
         self.input_side_backward(dx, dw_ih, &dzx, x, w_ih, rows, i, g)?;

@@ -1,6 +1,7 @@
 //! kernels/loss.cu: the losses, value and gradient in one pass; the value returned as the CPU
 //! ones do (one small download of the partials, summed on the host in order).
 
+use crate::cuda::context::Kernel;
 use cudarc::driver::{CudaSlice, LaunchConfig};
 
 use super::{blocks, grid1, int, ints, Buf, Gpu, Owned, BLOCK, MAX_STYLES};
@@ -38,7 +39,7 @@ impl Gpu {
         let mut partials = self.scratch(blocks(n, BLOCK) as usize)?;
         let n32 = int(n)?;
         let (w_ptr, _w_sync) = self.optional_ptr(w);
-        self.launch("mse_loss", grid1(n), |l| {
+        self.launch(Kernel::MseLoss, grid1(n), |l| {
             args!(l, dpred, pred, y, &w_ptr, &n32, &mut partials);
         })?;
         Ok(partials)
@@ -106,7 +107,7 @@ impl Gpu {
             block_dim: (BLOCK, 1, 1),
             shared_mem_bytes: 0,
         };
-        self.launch("neutralized_mse_loss", cfg, |l| {
+        self.launch(Kernel::NeutralizedMseLoss, cfg, |l| {
             args!(l, dpred, pred, y, &w_ptr, styles, offsets);
             args!(l, &n32, &k32, &mut partials);
         })?;

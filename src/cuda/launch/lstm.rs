@@ -2,6 +2,7 @@
 
 use super::recurrent::rnn_config;
 use super::{ints, Buf, Gpu};
+use crate::cuda::context::Kernel;
 use crate::error::Result;
 use crate::ops::kernel_consts::RNN_SAMPLES;
 
@@ -31,7 +32,7 @@ impl Gpu {
         let zx = self.input_projection(x, w_ih, w_hh, bias, b * s, i, h, g)?;
         let [nb, ns, nh] = ints([b, s, h])?;
         let cfg = rnn_config(b, g, h * g + RNN_SAMPLES * (g + 2 * h));
-        self.launch("lstm_forward", cfg, |l| {
+        self.launch(Kernel::LstmForward, cfg, |l| {
             args!(l, h_out, cache, &zx, w_hh, &nb, &ns, &nh);
         })
     }
@@ -70,7 +71,7 @@ impl Gpu {
         let mut hprev = self.scratch(rows * h)?;
         let cfg = rnn_config(b, g, h * g + RNN_SAMPLES * (g + 2 * h));
         let [nb, ns, nh] = ints([b, s, h])?;
-        self.launch("lstm_backward_steps", cfg, |l| {
+        self.launch(Kernel::LstmBackwardSteps, cfg, |l| {
             args!(l, &mut dz, &mut hprev, dh_out, cache, w_hh, &nb, &ns, &nh);
         })?;
         self.input_side_backward(dx, dw_ih, &dz, x, w_ih, rows, i, g)?;

@@ -15,7 +15,7 @@
 use cudarc::driver::sys::CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
 use cudarc::driver::{CudaSlice, DevicePtr, LaunchArgs, LaunchConfig};
 
-use super::context::Gpu;
+use super::context::{Gpu, Kernel};
 use crate::error::{Error, Result};
 
 /// Pushes kernel arguments in order: `args!(l, out, inp, &n)` is `l.arg(out); l.arg(inp);
@@ -142,11 +142,11 @@ impl<'a> View<'a> {
 impl Gpu {
     fn launch<'a>(
         &'a self,
-        name: &str,
+        kernel: Kernel,
         cfg: LaunchConfig,
         args: impl FnOnce(&mut LaunchArgs<'a>),
     ) -> Result<()> {
-        let f = self.function(name);
+        let (f, name) = (self.function(kernel), kernel.name());
         if cfg.shared_mem_bytes > DEFAULT_SMEM {
             f.set_attribute(
                 CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,

@@ -1,6 +1,7 @@
 //! kernels/normalize.cu: per-picture input normalisation (src/ops/normalize.rs).
 
 use super::{grid1, int, Buf, Gpu};
+use crate::cuda::context::Kernel;
 use crate::error::Result;
 use crate::ops::kernel_consts::{PICTURE_DAYS, PICTURE_FEATURES};
 
@@ -10,8 +11,12 @@ impl Gpu {
         let n = b * PICTURE_FEATURES * PICTURE_DAYS;
         check!("normalize_pictures", inp >= n, out >= n);
         let nb = int(b)?;
-        self.launch("normalize_pictures", grid1(b * PICTURE_FEATURES), |l| {
-            args!(l, out, inp, &nb);
-        })
+        self.launch(
+            Kernel::NormalizePictures,
+            grid1(b * PICTURE_FEATURES),
+            |l| {
+                args!(l, out, inp, &nb);
+            },
+        )
     }
 }

@@ -1,6 +1,7 @@
 //! kernels/pooling.cu: v1's temporal pooling (mean, max, min over each window).
 
 use super::{grid1, ints, Buf, Gpu};
+use crate::cuda::context::Kernel;
 use crate::error::Result;
 use crate::ops::pooling::pooled_steps;
 
@@ -24,7 +25,7 @@ impl Gpu {
             out >= b * s * 3 * channels,
         );
         let [nb, st, c, w, sd] = ints([b, steps, channels, window, stride])?;
-        self.launch("pool_forward", grid1(b * channels), |l| {
+        self.launch(Kernel::PoolForward, grid1(b * channels), |l| {
             args!(l, out, inp, &nb, &st, &c, &w, &sd);
         })
     }
@@ -50,7 +51,7 @@ impl Gpu {
             dout >= b * s * 3 * channels,
         );
         let [nb, st, c, w, sd] = ints([b, steps, channels, window, stride])?;
-        self.launch("pool_backward", grid1(b * channels), |l| {
+        self.launch(Kernel::PoolBackward, grid1(b * channels), |l| {
             args!(l, dinp, dout, inp, &nb, &st, &c, &w, &sd);
         })
     }

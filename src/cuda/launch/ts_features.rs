@@ -1,5 +1,6 @@
 //! kernels/ts_features.cu: the feature extraction layer.
 
+use crate::cuda::context::Kernel;
 use cudarc::driver::{LaunchArgs, LaunchConfig};
 
 use super::{ints, Buf, Gpu};
@@ -71,7 +72,7 @@ impl Gpu {
             out >= b * s.steps() * s.channels(),
         );
         let (cfg, args) = ts_launch(b, s)?;
-        self.launch("ts_features_forward", cfg, |l| {
+        self.launch(Kernel::TsFeaturesForward, cfg, |l| {
             args!(l, out, inp);
             push_ts_args(l, &args, &spec.pairs);
         })
@@ -94,7 +95,7 @@ impl Gpu {
             dout >= b * s.steps() * s.channels(),
         );
         let (cfg, args) = ts_launch(b, s)?;
-        self.launch("ts_features_backward", cfg, |l| {
+        self.launch(Kernel::TsFeaturesBackward, cfg, |l| {
             args!(l, dinp, dout, inp);
             push_ts_args(l, &args, &spec.pairs);
         })
