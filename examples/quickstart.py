@@ -19,7 +19,9 @@ work = Path(tempfile.mkdtemp(prefix="alphanet-quickstart-"))
 market = an.synth(stocks=80, days=400, seed=7)
 price = np.load(market.path / "price.npy")  # [T, N, fields]
 fields = market.meta["price_fields"]
-volume = np.load(market.path / "features.npy")[:, :, 5]  # shares traded; NaN on suspended days
+# Shares traded: the panel's feature is NaN on suspended days, which from_arrays would read as a
+# missing row (and warn about); a suspension is volume 0.
+volume = np.nan_to_num(np.load(market.path / "features.npy")[:, :, 5], nan=0.0)
 arrays = {f: price[:, :, fields.index(f)] for f in ("open", "high", "low", "close")}
 dates, codes = market.meta["dates"], market.meta["codes"]
 print(f"{len(dates)} dates x {len(codes)} stocks, {dates[0]} .. {dates[-1]}")

@@ -1,8 +1,6 @@
 //! The GPU as a [`Device`]: each op is its launch wrapper (src/cuda/launch/), which takes the
 //! CPU op's arguments on device buffers; the parameters are [`GpuParams`] (src/cuda/params.rs).
 
-use std::ops::Range;
-
 use cudarc::driver::CudaSlice;
 
 use super::context::Gpu;
@@ -12,8 +10,6 @@ use super::pool::Pooled;
 use super::DeviceFeatureSpec;
 use crate::autograd::adam::AdamConfig;
 use crate::autograd::params::ParamEntry;
-use crate::data::panel::Panel;
-use crate::data::samples::{N_FEATURES, PICTURE_DAYS};
 use crate::device::{Device, DeviceBatch};
 use crate::error::{Error, Result};
 use crate::ops::elementwise::Activation;
@@ -30,13 +26,6 @@ type Owned = Pooled<f32>;
 /// The neutralized loss's date groups as the kernel reads them: offsets [groups + 1] as `int`.
 pub struct Groups(Option<Pooled<i32>>);
 
-/// The panel's features `[T', N, 15]` on the device for dates `first..`, where pictures are cut.
-pub struct Source {
-    features: Owned,
-    first: usize,
-    n_stocks: usize,
-}
-
 #[allow(clippy::too_many_arguments)]
 impl Device for Gpu {
     type T = f32;
@@ -45,7 +34,6 @@ impl Device for Gpu {
     type Spec = DeviceFeatureSpec;
     type Params = GpuParams;
     type Groups = Groups;
-    type Source = Source;
     type Pending = Pending;
 
     fn describe(&self) -> String {
@@ -171,49 +159,6 @@ impl Device for Gpu {
 
     fn spec_dims(spec: &DeviceFeatureSpec) -> &FeatureSpec {
         &spec.spec
-    }
-
-    fn source(&self, panel: &Panel, dates: Range<usize>) -> Result<Source> {
-        let first = dates.start.saturating_sub(PICTURE_DAYS - 1);
-        let row = panel.n_stocks() * N_FEATURES;
-        let features = &panel.view().features[first * row..dates.end * row];
-        Ok(Source {
-            features: self.upload(features)?,
-            first,
-            n_stocks: panel.n_stocks(),
-        })
-    }
-
-    fn gather_pictures(
-        &self,
-        src: &Source,
-        panel: &Panel,
-        samples: &[(u32, u32)],
-    ) -> Result<Owned> {
-        let dates = src.features.len() / (src.n_stocks * N_FEATURES);
-        let mut flat = Vec::with_capacity(2 * samples.len());
-        for &(t, i) in samples {
-            let t = t as usize;
-            if t < src.first + PICTURE_DAYS - 1
-                || t >= src.first + dates
-                || i as usize >= src.n_stocks
-            {
-                return Err(Error::Data(format!(
-                    "sample (date {t}, stock {i}) lies outside the dates uploaded from panel {} ({} .. {})",
-                    panel.dir().display(),
-                    src.first + PICTURE_DAYS - 1,
-                    src.first + dates
-                )));
-            }
-            flat.extend([(t - src.first) as u32, i]);
-        }
-        let mut out = Gpu::scratch(self, samples.len() * N_FEATURES * PICTURE_DAYS)?;
-        if samples.is_empty() {
-            return Ok(out);
-        }
-        let samples = Gpu::upload(self, &flat)?;
-        Gpu::gather_pictures(self, &src.features, src.n_stocks, &samples, &mut out)?;
-        Ok(out)
     }
 
     fn batch(&self, host: &Batch<f32>, x: Owned) -> Result<DeviceBatch<Self>> {

@@ -15,6 +15,7 @@ pub mod host_maths;
 mod kernel_times;
 mod launch;
 mod params;
+mod pictures;
 mod pool;
 
 use std::fmt;

@@ -12,6 +12,7 @@ pub mod industry;
 pub mod limits;
 pub mod npy;
 pub mod panel;
+pub mod pictures;
 pub mod samples;
 pub mod styles;
 pub mod synth;

@@ -1,22 +1,19 @@
 //! The CPU backend: every op is the reference op of `src/ops/*`, on host slices, in `T` (f32 for
 //! training, f64 for gradient checks).
 
-use super::{disjoint_mut, Device, DeviceBatch, Params};
+use super::{disjoint_mut, Batch, Device, DeviceBatch, Params};
 use crate::autograd::adam::{adam_step, AdamConfig};
 use crate::autograd::params::{ParamEntry, ParamId, ParamStore};
-use crate::data::panel::Panel;
-use crate::data::samples::{gather_pictures, N_FEATURES, PICTURE_DAYS};
 use crate::ops::elementwise::Activation;
 use crate::ops::loss::LossConfig;
 use crate::ops::loss::{mse_loss, neutralized_mse_loss};
 use crate::ops::recurrent::Recurrent;
 use crate::ops::ts_features::FeatureSpec;
 use crate::ops::{batchnorm, dense, elementwise, normalize, pooling, recurrent_ops, ts_features};
-use crate::train::step::Batch;
+
 use crate::util::float::Float;
 use crate::Result;
 use std::marker::PhantomData;
-use std::ops::Range;
 
 /// The host, computing in `T`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -57,7 +54,6 @@ impl<T: Float> Device for Cpu<T> {
     type Spec = FeatureSpec;
     type Params = ParamStore<T>;
     type Groups = ();
-    type Source = ();
     type Pending = (f64, usize);
 
     fn scope<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
@@ -131,17 +127,6 @@ impl<T: Float> Device for Cpu<T> {
 
     fn spec_dims(spec: &FeatureSpec) -> &FeatureSpec {
         spec
-    }
-
-    /// The panel is memory-mapped: pictures are cut from it directly.
-    fn source(&self, _panel: &Panel, _dates: Range<usize>) -> Result<()> {
-        Ok(())
-    }
-
-    fn gather_pictures(&self, _src: &(), panel: &Panel, samples: &[(u32, u32)]) -> Result<Vec<T>> {
-        let mut x = vec![T::zero(); samples.len() * N_FEATURES * PICTURE_DAYS];
-        gather_pictures(panel.view(), samples, &mut x);
-        Ok(x)
     }
 
     fn batch(&self, host: &Batch<T>, x: Vec<T>) -> Result<DeviceBatch<Self>> {

@@ -11,7 +11,6 @@ pub use cpu::Cpu;
 
 use crate::autograd::adam::AdamConfig;
 use crate::autograd::params::{ParamEntry, ParamId};
-use crate::data::panel::Panel;
 use crate::ops::elementwise::Activation;
 use crate::ops::loss::LossConfig;
 use crate::ops::recurrent::Recurrent;
@@ -86,8 +85,6 @@ pub trait Device: Sync {
     type Params: Params<Self> + Send;
     /// A batch's date-group offsets as the neutralized loss reads them.
     type Groups: Sync;
-    /// The panel's feature tensor for a span of dates, where pictures are cut from.
-    type Source;
     /// A scalar (loss, L2 term) the device may still be computing.
     type Pending: Send;
 
@@ -129,15 +126,6 @@ pub trait Device: Sync {
     fn feature_spec(&self, spec: &FeatureSpec) -> Result<Self::Spec>;
     fn spec_dims(spec: &Self::Spec) -> &FeatureSpec;
 
-    /// The dates `dates` (and the 29 before, the first picture's history) of the panel's features.
-    fn source(&self, panel: &Panel, dates: Range<usize>) -> Result<Self::Source>;
-    /// Pictures `[B, 15, 30]` of (date, stock) pairs, dates inside the source's span.
-    fn gather_pictures(
-        &self,
-        src: &Self::Source,
-        panel: &Panel,
-        samples: &[(u32, u32)],
-    ) -> Result<Self::Buf>;
     /// A host batch on the device (`x` as given, already there).
     fn batch(&self, host: &Batch<Self::T>, x: Self::Buf) -> Result<DeviceBatch<Self>>;
 

@@ -8,6 +8,7 @@ use super::step::{eval_predict_on, queue_train_step, Batch, Queued};
 use crate::autograd::adam::AdamConfig;
 use crate::cuda::Backend;
 use crate::data::panel::Panel;
+use crate::data::pictures::Pictures;
 use crate::data::samples::{average_ranks, gather_styles, spearman, SampleIndex};
 use crate::device::{Cpu, Device, DeviceBatch};
 use crate::model::{LossConfig, Model, ModelConfig};
@@ -199,7 +200,7 @@ impl<'a> Part<'a> {
 
     /// Gathers the pictures (on the device), labels, weights and styles of the given chunks; the
     /// batch, and its labels on the host.
-    fn batch<D: Device<T = f32>>(
+    fn batch<D: Device<T = f32> + Pictures>(
         &self,
         dev: &D,
         src: &D::Source,
@@ -270,7 +271,7 @@ pub fn train(
 /// [`train`] on device `dev`: the panel's pictures for the window uploaded once, batches
 /// gathered there, validation and the best epoch's copy kept there.
 #[allow(clippy::too_many_arguments)]
-pub fn train_on<D: Device<T = f32>>(
+pub fn train_on<D: Device<T = f32> + Pictures>(
     dev: &D,
     panel: &Panel,
     model_cfg: &ModelConfig,
