@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -777,6 +778,9 @@ def evaluate(
             msg = str(e)
             for name, path in files:
                 if path.startswith(folder):
+                    # "PATH:LINE:" of the CSV written from a Series: its (LINE − 1)-th finite value.
+                    msg = re.sub(re.escape(path) + r":(\d+)",
+                                 lambda m: f"factor {name!r}, finite value {int(m.group(1)) - 1}", msg)
                     msg = msg.replace(path, f"factor {name!r}")
             raise type(e)(msg) from None
     dates = pd.to_datetime(res["dates"])
