@@ -1,8 +1,9 @@
 //! The layout is the architecture (docs/engine.md#layers-of-the-code): no file of `src/`
 //! imports, through a chain of others, a file that imports it back, and none is over 600 lines.
 //! A file's imports are the `crate::…` and `super::…` paths it names (in `use` lines or inline),
-//! each resolved to the longest module path that is a file; a folder's `mod.rs` declaring and
-//! re-exporting its children is the folder's index, not an import of them.
+//! each resolved to the longest module path that is a file and followed through a folder's
+//! `pub use` re-exports to the file that defines the item; a `mod.rs` declaring and re-exporting
+//! its children is the folder's index, not an import of them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -84,12 +85,73 @@ fn named_paths(module: &str, code: &str) -> Vec<String> {
     paths
 }
 
-fn resolve<'a>(path: &str, files: &'a BTreeMap<String, String>) -> Option<&'a str> {
-    let parts: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();
-    (1..=parts.len())
-        .rev()
-        .map(|k| parts[..k].join("::"))
-        .find_map(|m| files.get_key_value(&m).map(|(k, _)| k.as_str()))
+/// `(module, item)` → the path a `pub use` in that module re-exports it from: `pub use
+/// child::{A, B};`, `pub use child::A;`, `pub(crate) use crate::x::A;`.
+fn re_exports(files: &BTreeMap<String, String>) -> BTreeMap<(String, String), String> {
+    let mut out = BTreeMap::new();
+    for (m, code) in files {
+        for stmt in code.split(';') {
+            let stmt = stmt.trim();
+            let Some(rest) = ["pub use ", "pub(crate) use ", "pub(super) use "]
+                .iter()
+                .find_map(|p| stmt.strip_prefix(p))
+            else {
+                continue;
+            };
+            let (base, items) = match rest.split_once("::{") {
+                Some((base, group)) => (base, group.trim_end_matches('}').split(',').collect()),
+                None => match rest.rsplit_once("::") {
+                    Some((base, item)) => (base, vec![item]),
+                    None => continue,
+                },
+            };
+            let target = if let Some(p) = base.strip_prefix("crate::") {
+                p.to_string()
+            } else if let Some(p) = base.strip_prefix("super::") {
+                let mut parent: Vec<&str> = m.split("::").filter(|s| !s.is_empty()).collect();
+                parent.pop();
+                parent.push(p);
+                parent.join("::")
+            } else if m.is_empty() {
+                base.to_string()
+            } else {
+                format!("{m}::{base}")
+            };
+            for item in items {
+                let name = item.trim().rsplit(" as ").next().unwrap().trim();
+                if !name.is_empty() && name != "self" && !name.contains('{') {
+                    let source = item.trim().split(" as ").next().unwrap().trim();
+                    out.insert((m.clone(), name.to_string()), format!("{target}::{source}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The file a path names: the longest module prefix that is a file, followed through the
+/// re-exports of a folder's `mod.rs` to the file that defines the item.
+fn resolve<'a>(
+    path: &str,
+    files: &'a BTreeMap<String, String>,
+    re: &BTreeMap<(String, String), String>,
+) -> Option<&'a str> {
+    let mut path = path.to_string();
+    for _ in 0..8 {
+        let parts: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();
+        let k = (1..=parts.len())
+            .rev()
+            .find(|&k| files.contains_key(&parts[..k].join("::")))?;
+        let module = parts[..k].join("::");
+        match parts
+            .get(k)
+            .and_then(|item| re.get(&(module.clone(), item.to_string())))
+        {
+            Some(next) => path = next.clone(),
+            None => return files.get_key_value(&module).map(|(m, _)| m.as_str()),
+        }
+    }
+    None
 }
 
 /// The strongly connected components of more than one module (Tarjan).
@@ -147,10 +209,11 @@ fn circles(edges: &BTreeMap<&str, BTreeSet<&str>>) -> Vec<Vec<String>> {
 
 fn import_graph(src: &Path) -> (BTreeMap<String, String>, Vec<(String, String)>) {
     let files = modules(src);
+    let re = re_exports(&files);
     let mut pairs = Vec::new();
     for (m, code) in &files {
         for p in named_paths(m, code) {
-            if let Some(t) = resolve(&p, &files) {
+            if let Some(t) = resolve(&p, &files, &re) {
                 if t != m && !t.is_empty() {
                     pairs.push((m.clone(), t.to_string()));
                 }
@@ -204,6 +267,13 @@ fn the_check_finds_a_circle_when_there_is_one() {
     let (_, pairs) = import_graph(src);
     let has = |a: &str, b: &str| pairs.iter().any(|p| p.0 == a && p.1 == b);
     assert!(has("a::x", "b") && has("b", "a::x"), "{pairs:?}");
+    // Through a re-export: `crate::a::Y` is a/y.rs's item, re-exported by a/mod.rs.
+    std::fs::write(src.join("a/mod.rs"), "pub mod x;\nmod y;\npub use y::Y;\n").unwrap();
+    std::fs::write(src.join("a/y.rs"), "use crate::b::Thing;\n").unwrap();
+    std::fs::write(src.join("b.rs"), "use crate::a::Y;\n").unwrap();
+    let (_, pairs) = import_graph(src);
+    let has = |a: &str, b: &str| pairs.iter().any(|p| p.0 == a && p.1 == b);
+    assert!(has("a::y", "b") && has("b", "a::y"), "{pairs:?}");
 }
 
 /// One concept per file: a file that grows past this is split where its concepts part.
