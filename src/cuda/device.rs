@@ -1,15 +1,14 @@
 //! The GPU as a [`Device`]: each op is its launch wrapper (src/cuda/launch/), which takes the
 //! CPU op's arguments on device buffers; the parameters are [`GpuParams`] (src/cuda/params.rs).
 
-use cudarc::driver::CudaSlice;
-
 use super::context::Gpu;
 use super::launch::Pending;
 use super::params::{layout, GpuParams};
-use super::pool::Pooled;
+use super::pool::{Buf, Owned, Pooled};
 use super::DeviceFeatureSpec;
 use crate::autograd::adam::AdamConfig;
 use crate::autograd::params::ParamEntry;
+use crate::device::Batch;
 use crate::device::{Device, DeviceBatch};
 use crate::error::{Error, Result};
 use crate::ops::elementwise::Activation;
@@ -17,11 +16,6 @@ use crate::ops::loss::LossConfig;
 use crate::ops::recurrent::Recurrent;
 use crate::ops::ts_features::FeatureSpec;
 use crate::ops::{gru, lstm};
-use crate::train::step::Batch;
-
-/// A borrowed device tensor (the ops' arguments) and an owned one (from the pool).
-type Buf = CudaSlice<f32>;
-type Owned = Pooled<f32>;
 
 /// The neutralized loss's date groups as the kernel reads them: offsets [groups + 1] as `int`.
 pub struct Groups(Option<Pooled<i32>>);

@@ -5,15 +5,12 @@
 use std::mem::ManuallyDrop;
 use std::ops::Range;
 
-use cudarc::driver::{CudaSlice, DevicePtr};
+use cudarc::driver::DevicePtr;
 
 use super::context::Gpu;
-use super::pool::Pooled;
+use super::pool::{Buf, Owned};
 use crate::autograd::params::{ParamEntry, ParamId};
 use crate::device::Params;
-
-type Buf = CudaSlice<f32>;
-type Owned = Pooled<f32>;
 
 /// Each tensor starts on a multiple of this many floats (256 bytes) of the flat buffers, so every
 /// view is as aligned as a fresh allocation.

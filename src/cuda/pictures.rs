@@ -2,14 +2,12 @@
 //! pictures cut from them by a kernel.
 
 use super::context::Gpu;
-use super::pool::Pooled;
+use super::pool::Owned;
 use crate::data::panel::Panel;
 use crate::data::pictures::Pictures;
 use crate::data::samples::{N_FEATURES, PICTURE_DAYS};
 use crate::error::{Error, Result};
 use std::ops::Range;
-
-type Owned = Pooled<f32>;
 
 /// The panel's features `[T', N, 15]` on the device for dates `first..`, where pictures are cut.
 pub struct Source {

@@ -170,6 +170,11 @@ impl Pool {
     }
 }
 
+/// A borrowed device tensor (the ops' arguments) and an owned one, taken from the pool: the
+/// names every file of `cuda/` uses for them.
+pub(crate) type Buf = cudarc::driver::CudaSlice<f32>;
+pub(crate) type Owned = Pooled<f32>;
+
 /// A device buffer of the pool: a `CudaSlice<T>` (through `Deref`) whose memory goes back to the
 /// pool when it drops.
 pub struct Pooled<T: DeviceRepr> {

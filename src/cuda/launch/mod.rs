@@ -13,7 +13,7 @@
 //! `View`, `Gpu::launch`, `Gpu::optional_ptr` and the `args!` and `check!` macros.
 
 use cudarc::driver::sys::CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
-use cudarc::driver::{CudaSlice, DevicePtr, LaunchArgs, LaunchConfig};
+use cudarc::driver::{DevicePtr, LaunchArgs, LaunchConfig};
 
 use super::context::{Gpu, Kernel};
 use crate::error::{Error, Result};
@@ -58,9 +58,7 @@ mod ts_features;
 pub(crate) use loss::Pending;
 pub use ts_features::DeviceFeatureSpec;
 
-type Buf = CudaSlice<f32>;
-/// A buffer a wrapper allocates and returns (from the memory pool).
-type Owned = super::pool::Pooled<f32>;
+use super::pool::{Buf, Owned};
 
 /// Shapes shared with the kernels (src/kernel_consts.rs), as the launch code uses them.
 const BLOCK: u32 = kernel_consts::BLOCK as u32;
