@@ -12,39 +12,44 @@ use std::path::Path;
 /// and comments.
 fn modules(src: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let mut dirs = vec![src.to_path_buf()];
+    for p in rust_files(src) {
+        let rel = p.strip_prefix(src).unwrap().with_extension("");
+        let mut parts: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        if parts
+            .last()
+            .is_some_and(|l| l == "mod" || l == "lib" || l == "main")
+        {
+            parts.pop();
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+        let code: String = code
+            .lines()
+            .map(|l| l.split("//").next().unwrap())
+            .collect::<Vec<_>>()
+            .join("\n");
+        out.insert(parts.join("::"), code);
+    }
+    out
+}
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let (mut files, mut dirs) = (Vec::new(), vec![dir.to_path_buf()]);
     while let Some(dir) = dirs.pop() {
         for e in std::fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();
             if p.is_dir() {
                 dirs.push(p);
-                continue;
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
             }
-            if p.extension().is_none_or(|x| x != "rs") {
-                continue;
-            }
-            let rel = p.strip_prefix(src).unwrap().with_extension("");
-            let mut parts: Vec<String> = rel
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect();
-            if parts
-                .last()
-                .is_some_and(|l| l == "mod" || l == "lib" || l == "main")
-            {
-                parts.pop();
-            }
-            let text = std::fs::read_to_string(&p).unwrap();
-            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
-            let code: String = code
-                .lines()
-                .map(|l| l.split("//").next().unwrap())
-                .collect::<Vec<_>>()
-                .join("\n");
-            out.insert(parts.join("::"), code);
         }
     }
-    out
+    files
 }
 
 /// The module paths a file names: `crate::a::b::C`, `super::x`, and each item of a
@@ -282,22 +287,14 @@ const MAX_LINES: usize = 600;
 #[test]
 fn no_file_of_src_is_over_600_lines() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut dirs = vec![src.clone()];
     let mut long = Vec::new();
-    while let Some(dir) = dirs.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                let n = std::fs::read_to_string(&p).unwrap().lines().count();
-                if n > MAX_LINES {
-                    long.push(format!(
-                        "{} ({n} lines)",
-                        p.strip_prefix(&src).unwrap().display()
-                    ));
-                }
-            }
+    for p in rust_files(&src) {
+        let n = std::fs::read_to_string(&p).unwrap().lines().count();
+        if n > MAX_LINES {
+            long.push(format!(
+                "{} ({n} lines)",
+                p.strip_prefix(&src).unwrap().display()
+            ));
         }
     }
     assert!(
